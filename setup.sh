@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up a fresh machine (Linux: Debian/Ubuntu; macOS: Homebrew) for building and testing.
+# Idempotent: run it again after pulling.  SETUP_SKIP_SYSTEM=1 skips the system packages.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+system_packages() {
+  if [ "${SETUP_SKIP_SYSTEM:-0}" = 1 ]; then return; fi
+  if command -v apt-get >/dev/null 2>&1; then
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends \
+      python3-venv git patch make qemu-utils mtools ninja-build >/dev/null
+  elif command -v brew >/dev/null 2>&1; then
+    brew install qemu mtools ninja
+  fi
+}
+
+python_env() {
+  local python=${PYTHON:-python3}
+  [ -x .venv/bin/python ] || "$python" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test]'
+}
+
+system_packages
+python_env
+echo "setup done: use .venv/bin/doit (or activate .venv)"

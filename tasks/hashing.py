@@ -1,0 +1,53 @@
+"""The one hasher: xxh3-128, hex encoded.
+
+Content signatures are not security boundaries (pkgar uses BLAKE3 because its format says so), so the
+fastest well-kept 128-bit hash serves every signature, stat-cache entry and output hash.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+CHUNK = 1 << 20
+
+
+def new_hasher() -> "xxhash.xxh3_128":
+    return xxhash.xxh3_128()
+
+
+def hash_bytes(data: bytes) -> str:
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def hash_text(text: str) -> str:
+    return hash_bytes(text.encode())
+
+
+def hash_file(path: str | os.PathLike[str]) -> str:
+    hasher = new_hasher()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal values give equal text, whatever their key order."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def hash_value(value: Any) -> str:
+    """Hash of a JSON-able value (dicts, lists, strings, numbers, paths) independent of key order."""
+    return hash_text(canonical_json(value))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"cannot hash value of type {type(value).__name__}")

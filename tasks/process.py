@@ -1,0 +1,97 @@
+"""The one command runner.
+
+Every external program (cargo, bash, qemu-img, redox_installer, …) runs through :func:`run`, built on ``sh``
+with ``_tty_out=False`` so children see a pipe, never a terminal (a TTY changes cargo's output and makes
+tools wait for input). ``sh`` command objects do not pickle, so none is kept beyond a call.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import sh
+
+from .errors import CommandError, display_path
+
+TAIL_LINES = 40
+
+Argv = Sequence[str | os.PathLike[str]]
+
+
+def command_line(argv: Argv) -> str:
+    """The command as a user could paste it into a shell."""
+    return shlex.join(str(arg) for arg in argv)
+
+
+def child_env(set: Mapping[str, str] | None = None, unset: Sequence[str] = (),
+              base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An environment for a child: ``base`` (default: ours) with ``set`` applied and ``unset`` removed."""
+    env = dict(os.environ if base is None else base)
+    env.update(set or {})
+    for name in unset:
+        env.pop(name, None)
+    return env
+
+
+def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
+        log: str | os.PathLike[str] | None = None, stdin: str | bytes | None = None,
+        capture: bool = False, ok_codes: Sequence[int] = (0,)) -> str:
+    """Run ``argv`` to completion.
+
+    Output goes to ``log`` (appended, after a line with the command) or, with ``capture``, is returned as text.
+    A failure raises :class:`CommandError` carrying the exit status, the last lines of output and the log path.
+    """
+    program, *args = (str(arg) for arg in argv)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    captured: list[str] = []
+    log_file = _open_log(log, argv, cwd) if log is not None else None
+
+    def sink(line: str) -> None:
+        tail.append(line.rstrip("\n"))
+        if capture:
+            captured.append(line)
+        if log_file is not None:
+            log_file.write(line)
+
+    try:
+        command = sh.Command(program)
+        command(*args, _cwd=None if cwd is None else str(cwd), _env=dict(os.environ if env is None else env),
+                _in=stdin, _out=sink, _err=sink if not capture else (lambda line: _log_only(line, log_file, tail)),
+                _tty_out=False, _ok_code=list(ok_codes), _bg_exc=False)
+    except sh.CommandNotFound:
+        raise CommandError(f"command not found: {program} (is it installed and on PATH?)") from None
+    except sh.ErrorReturnCode as failure:
+        raise CommandError(_failure_reason(argv, failure.exit_code, tail, log)) from None
+    finally:
+        if log_file is not None:
+            log_file.close()
+    return "".join(captured)
+
+
+def _log_only(line: str, log_file, tail: deque[str]) -> None:
+    tail.append(line.rstrip("\n"))
+    if log_file is not None:
+        log_file.write(line)
+
+
+def _open_log(log: str | os.PathLike[str], argv: Argv, cwd) -> "object":
+    path = Path(log)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stream = open(path, "a", encoding="utf-8", errors="replace")
+    where = f" (in {cwd})" if cwd else ""
+    stream.write(f"$ {command_line(argv)}{where}\n")
+    stream.flush()
+    return stream
+
+
+def _failure_reason(argv: Argv, status: int, tail: deque[str], log) -> str:
+    lines = [f"`{command_line(argv)}` failed with exit status {status}"]
+    if tail:
+        lines.append(f"last {len(tail)} lines of output:")
+        lines.extend("  " + line for line in tail)
+    if log is not None:
+        lines.append(f"full log: {display_path(log)}")
+    return "\n".join(lines)
