@@ -188,6 +188,8 @@ class GraphBuilder:
     def _runtime_dep_refs(self, step: Step, ref: PackageRef) -> list[tuple[PackageRef, Origin]]:
         """Runtime dependencies of the package ``ref`` (the recipe's own, or one of its optional packages)."""
         recipe = step.recipe
+        if step.rule == "ignore":
+            return []  # an ignored package is never installed, so neither is what it would pull in
         if ref.optional is None:
             names = [(f"package.dependencies[{i}]", name) for i, name in enumerate(recipe.file.package.dependencies)]
         else:
