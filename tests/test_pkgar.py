@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks import hosttools
-from tasks.errors import CommandError, FormatError
+from tasks.errors import CommandError, FormatError, InputError
 from tasks.formats import pkgar
 from tasks.formats.pkgkeys import KeyPair, ensure_keys, generate
 from tasks.process import run
@@ -57,16 +57,25 @@ def snapshot(root: Path) -> dict[str, tuple]:
     return result
 
 
-def forge(archive: Path, key: KeyPair, files: list[tuple[bytes, bytes, int]], flags: int = 0) -> None:
-    """Write a correctly signed package with arbitrary entries ``(path, content, mode)``, bypassing create()'s
-    checks, the way a hostile or buggy packager could."""
+def forge(archive: Path, key: KeyPair, files: list[tuple[bytes, bytes, int]], flags: int = 0,
+          encode=lambda content: content) -> None:
+    """Write a correctly signed package with arbitrary entries ``(path, content, mode)``, each stored as
+    ``encode(content)``, bypassing create() the way a hostile, buggy or merely different packager could."""
     entries, data = [], b""
     for path, content, mode in files:
-        entries.append(pkgar.Entry(blake3.blake3(content).digest(), len(data), len(content), mode, path))
-        data += content
+        stored = encode(content)
+        entries.append(pkgar.Entry(blake3.blake3(content).digest(), len(data), len(stored), mode, path))
+        data += stored
     table = b"".join(entry.pack() for entry in entries)
     signed = key.public_key + blake3.blake3(table).digest() + struct.pack("<II", len(entries), flags)
     archive.write_bytes(key.sign(signed) + signed + table + data)
+
+
+def xz_raw_lzma2(content: bytes, trailer: bytes = b"") -> bytes:
+    """An LZMA2 entry as pkgar stores it, made by xz's raw encoder with a smaller dictionary than upstream's."""
+    compressed = lzma.compress(content, format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2,
+                                                                          "dict_size": 1 << 16}])
+    return struct.pack("<Q", len(content)) + compressed + trailer
 
 
 def flip_byte(path: Path, offset: int) -> None:
@@ -166,17 +175,31 @@ def test_flags_hold_packaging_and_architecture(tmp_path: Path, stage: Path, key:
 
 
 def test_lzma2_entries_are_raw_lzma2_after_a_length_prefix(tmp_path: Path, key: KeyPair) -> None:
-    """Entries compressed independently of our writer (other dictionary size, xz's raw encoder) still read."""
+    """Entries compressed independently of our writer still read."""
     content = b"redox " * 10000
-    stored = struct.pack("<Q", len(content)) + lzma.compress(
-        content, format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1 << 16}])
-    entry = pkgar.Entry(blake3.blake3(content).digest(), 0, len(stored), 0o100644, b"f")
-    table = entry.pack()
-    signed = key.public_key + blake3.blake3(table).digest() + struct.pack("<II", 1, 1 << 16)
-    (tmp_path / "p.pkgar").write_bytes(key.sign(signed) + signed + table + stored)
+    forge(tmp_path / "p.pkgar", key, [(b"f", content, 0o100644)], flags=1 << 16, encode=xz_raw_lzma2)
     package = pkgar.verify(tmp_path / "p.pkgar", key.public_key)
     assert package.read(package.entries[0]) == content
     assert package.installed_size() == 136 + 308 + len(content)
+
+
+def test_bytes_after_the_lzma2_end_marker_are_ignored_like_upstream(tmp_path: Path, key: KeyPair,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pkgar, "CHUNK_SIZE", 64)  # so that the trailer arrives after the end of the stream
+    content = bytes(range(256)) * 50
+    forge(tmp_path / "p.pkgar", key, [(b"f", content, 0o100644)], flags=1 << 16,
+          encode=lambda data: xz_raw_lzma2(data, trailer=b"trailer" * 50))
+    package = pkgar.open_package(tmp_path / "p.pkgar", key.public_key)
+    assert package.read(package.entries[0]) == content
+
+
+@pytest.mark.parametrize("stored, message", [(lambda content: xz_raw_lzma2(content)[:-20], "ends before"),
+                                             (lambda content: xz_raw_lzma2(content)[:9] + b"garbage", "bad LZMA2"),
+                                             (lambda content: b"1234", "too short")])
+def test_broken_lzma2_entries_are_rejected(tmp_path: Path, key: KeyPair, stored, message: str) -> None:
+    forge(tmp_path / "p.pkgar", key, [(b"f", bytes(range(256)) * 50, 0o100644)], flags=1 << 16, encode=stored)
+    with pytest.raises(FormatError, match=message):
+        pkgar.verify(tmp_path / "p.pkgar", key.public_key)
 
 
 def test_installed_size_of_an_uncompressed_package_is_its_file_size(tmp_path: Path, stage: Path,
@@ -262,6 +285,17 @@ def test_unsafe_paths_are_rejected(tmp_path: Path, key: KeyPair, path: bytes) ->
     with pytest.raises(FormatError, match="entry path"):
         pkgar.extract(tmp_path / "p.pkgar", key.public_key, tmp_path / "out" / "root")
     assert snapshot(tmp_path) == {"p.pkgar": ("file", (tmp_path / "p.pkgar").read_bytes(), 0o644)}
+
+
+def test_repeated_paths_are_rejected(tmp_path: Path, key: KeyPair) -> None:
+    forge(tmp_path / "p.pkgar", key, [(b"a/b", b"1", 0o100644), (b"a//b", b"2", 0o100644)])
+    with pytest.raises(FormatError, match="same path"):
+        pkgar.extract(tmp_path / "p.pkgar", key.public_key, tmp_path / "out")
+
+
+def test_missing_stage_is_an_input_error(tmp_path: Path, key: KeyPair) -> None:
+    with pytest.raises(InputError, match="stage directory"):
+        pkgar.create(tmp_path / "nowhere", tmp_path / "p.pkgar", key)
 
 
 @pytest.mark.parametrize("path, expected", [(b"a//b", "a/b"), (b"a/./b", "a/b"), (b"a/b/", "a/b")])

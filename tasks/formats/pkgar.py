@@ -24,7 +24,7 @@ import blake3
 import nacl.exceptions
 import nacl.signing
 
-from ..errors import FormatError
+from ..errors import FormatError, InputError
 from .atomic import atomic_output
 from .pkgkeys import KeyPair
 
@@ -231,8 +231,10 @@ def create(stage: Path, archive: Path, key: KeyPair, *, header_format: HeaderFor
     """
     flags = HeaderFlags(packaging, architecture)
     if header_format == HeaderFormat.COUNT_U64 and flags.to_int() != 0:
-        raise FormatError(f"the old pkgar header (count: u64) has no flags, so it cannot record {flags}",
-                          path=archive)
+        raise FormatError(f"the old pkgar header (count: u64) has no flags, so it cannot record packaging "
+                          f"{packaging.name} or architecture {architecture.name}", path=archive)
+    if not stage.is_dir():
+        raise InputError("the stage directory to package does not exist", path=stage)
     sources = list(_walk(stage, stage))
     head_size = HEADER_SIZE + ENTRY_SIZE * len(sources)
     with atomic_output(archive) as stream:
@@ -416,6 +418,8 @@ def extract(archive: Path, trusted_key: bytes, destination: Path) -> Package:
     root = destination.resolve()
     root.mkdir(parents=True, exist_ok=True)
     targets = [_target(root, entry, archive) for entry in package.entries]
+    if len(set(targets)) != len(targets):
+        raise FormatError("two entries have the same path", path=archive)
     staged: list[tuple[Path, Path]] = []
     try:
         with open(archive, "rb") as stream:

@@ -89,7 +89,7 @@ def write_key_files(pair: KeyPair, public_path: Path, secret_path: Path) -> None
     secret = {"salt": nacl.utils.random(SALT_SIZE).hex(), "nonce": nacl.utils.random(NONCE_SIZE).hex(),
               "skey": pair.secret_key.hex()}
     write_atomically(secret_path, tomli_w.dumps(secret), mode=0o600)
-    write_atomically(public_path, tomli_w.dumps({"pkey": pair.public_key.hex()}), mode=0o644)
+    _write_public_key(pair, public_path)
 
 
 def ensure_keys(build_dir: Path) -> KeyPair:
@@ -98,7 +98,7 @@ def ensure_keys(build_dir: Path) -> KeyPair:
     if secret_path.exists():
         pair = load_secret_key(secret_path)
         if not public_path.exists():
-            write_atomically(public_path, tomli_w.dumps({"pkey": pair.public_key.hex()}), mode=0o644)
+            _write_public_key(pair, public_path)
         elif load_public_key(public_path) != pair.public_key:
             raise InputError(f"does not hold the public key of {secret_path.name}; delete both files to start "
                              "over (packages signed with the old key will no longer verify)", path=public_path)
@@ -111,6 +111,10 @@ def ensure_keys(build_dir: Path) -> KeyPair:
     pair = generate()
     write_key_files(pair, public_path, secret_path)
     return pair
+
+
+def _write_public_key(pair: KeyPair, path: Path) -> None:
+    write_atomically(path, tomli_w.dumps({"pkey": pair.public_key.hex()}), mode=0o644)
 
 
 def _open_sealed(sealed: bytes, salt: bytes, nonce: bytes, passphrase: str | None, path: Path) -> bytes:
