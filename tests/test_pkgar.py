@@ -89,6 +89,8 @@ SAMPLE_TREE = {
     "usr": {"bin": {"tool": (b"\x7fELF" + bytes(range(256)) * 40, 0o4755)},
             "lib": {"libc.so": ("->", "libc.so.6"), "libc.so.6": (b"lib" * 5000, 0o755)}},
     "abs-link": ("->", "/usr/bin/tool"),
+    # Over 2 MiB: several read chunks, and several LZMA2 chunks (each holds at most 2 MiB uncompressed).
+    "words": b"".join(b"%d redox\n" % number for number in range(300_000)),
 }
 
 
