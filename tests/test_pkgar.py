@@ -281,6 +281,13 @@ def test_truncated_package_is_rejected(tmp_path: Path, stage: Path, key: KeyPair
         pkgar.open_package(tmp_path / "p.pkgar", key.public_key)
 
 
+def test_a_signed_but_absurd_entry_count_is_rejected_without_reading(tmp_path: Path, key: KeyPair) -> None:
+    signed = key.public_key + blake3.blake3(b"").digest() + struct.pack("<II", 0xFFFF_FFFF, 0)
+    (tmp_path / "p.pkgar").write_bytes(key.sign(signed) + signed)
+    with pytest.raises(FormatError, match="announces"):
+        pkgar.open_package(tmp_path / "p.pkgar", key.public_key)
+
+
 @pytest.mark.parametrize("path", [b"../evil", b"a/../../evil", b"/etc/passwd", b"./evil", b"a/..", b""])
 def test_unsafe_paths_are_rejected(tmp_path: Path, key: KeyPair, path: bytes) -> None:
     forge(tmp_path / "p.pkgar", key, [(b"fine", b"ok", 0o100644), (path, b"evil", 0o100644)])

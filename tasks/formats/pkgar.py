@@ -271,7 +271,8 @@ def _entry_mode(path: Path, st_mode: int) -> int:
 
 
 def _kind_name(st_mode: int) -> str:
-    kinds = {stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFBLK: "block device", stat.S_IFCHR: "character device"}
+    kinds = {stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFBLK: "block device",
+             stat.S_IFCHR: "character device"}
     return kinds.get(stat.S_IFMT(st_mode), f"file type {stat.S_IFMT(st_mode):o}")
 
 
@@ -322,6 +323,8 @@ def open_package(archive: Path, trusted_key: bytes) -> Package:
     with open(archive, "rb") as stream:
         raw_header = _read_exactly(stream, HEADER_SIZE, archive)
         header = _verify_header(raw_header, trusted_key, archive)
+        if header.head_size > os.fstat(stream.fileno()).st_size:  # before allocating a table that cannot exist
+            raise FormatError(f"truncated: the header announces {header.count} entries", path=archive)
         table = _read_exactly(stream, ENTRY_SIZE * header.count, archive)
     if blake3.blake3(table).digest() != header.blake3:
         raise FormatError("the entry table does not match the header's BLAKE3 (tampered or corrupt)", path=archive)
