@@ -23,6 +23,12 @@ class HostTool:
 
 PINNED: dict[str, HostTool] = {
     "pkgar": HostTool("pkgar", "0.2.4", ("pkgar",), features=("cli",)),
+    # The last release with the old header (count: u64, no flags), the format the fork's installer 0.2.40 reads.
+    # Same crate and binary name as "pkgar": install it under a different build dir, or one replaces the other.
+    "pkgar-0.1": HostTool("pkgar", "0.1.19", ("pkgar",)),
+    # Key generation is a crate of its own. 0.2.4 cannot encrypt a secret key (its dryoc 1 rejects the 32-byte
+    # salt); 0.1.19 can, and writes the same TOML otherwise.
+    "pkgar-keys-0.1": HostTool("pkgar-keys", "0.1.19", ("pkgar-keys",)),
 }
 
 

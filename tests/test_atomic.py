@@ -1,0 +1,32 @@
+"""Atomic outputs: the target appears complete or not at all."""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tasks.formats.atomic import atomic_output, write_atomically
+
+
+def test_write_replaces_the_file_with_the_requested_mode(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.write_text("old")
+    previous_umask = os.umask(0o077)
+    try:
+        write_atomically(target, "new", mode=0o644)
+    finally:
+        os.umask(previous_umask)
+    assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_failure_leaves_the_previous_file_and_no_partial(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as stream:
+            stream.write(b"half")
+            raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
