@@ -261,6 +261,9 @@ def write_initfs(tree: Path, output: Path, *, bootstrap: Path | None, max_size: 
         raise InputError("the initfs source is not a directory", path=tree)
     seconds, nanoseconds = creation_time(mtime)
     root = _scan_dir(tree, tree.resolve(strict=True), tree.stat().st_mode & MODE_MASK)
+    if not root.entries:
+        # Its root entry table would start past the end of the file, which the bootstrap's reader refuses.
+        raise InputError("the initfs source directory is empty", path=tree)
     inode_count = _count_inodes(root)
     if inode_count > U16_MAX:
         raise InputError(f"{inode_count} files, directories and links; an initfs holds at most {U16_MAX}", path=tree)
@@ -333,7 +336,9 @@ def _check_limits(layout: _Layout, root: _Dir, bootstrap: _File | None, output: 
 
 
 def _human(size: int) -> str:
-    return f"{size / MIB:.1f} MiB" if size >= MIB else f"{size / 1024:.1f} KiB"
+    if size >= MIB:
+        return f"{size / MIB:.1f} MiB"
+    return f"{size / 1024:.1f} KiB" if size >= 1024 else f"{size} B"
 
 
 def _write_pieces(layout: _Layout, output: Path) -> None:
