@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError
 from .process import run
@@ -82,8 +82,11 @@ class InitfsLayout(BaseModel):
 
 def load_layout(target: str, board: str | None = None, path: Path = LAYOUT_FILE) -> InitfsLayout:
     """The layout of ``target``, with ``board``'s keys replacing the target's."""
-    with open(path, "rb") as stream:
-        targets = tomllib.load(stream).get("targets", {})
+    try:
+        with open(path, "rb") as stream:
+            targets = tomllib.load(stream).get("targets", {})
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"not valid TOML: {error}", path=path) from None
     if target not in targets:
         raise InputError(f"no initfs layout for this target (known: {', '.join(sorted(targets))})", path=path,
                          key=f"targets.{target}")
@@ -95,9 +98,15 @@ def load_layout(target: str, board: str | None = None, path: Path = LAYOUT_FILE)
     try:
         return InitfsLayout(target=target, board=board, **(table | boards.get(board, {})))
     except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
-        raise InputError(problem["msg"], path=path, key=f"targets.{target}{'.' + where if where else ''}") from None
+        where, reason = _first_problem(error)
+        raise InputError(reason, path=path, key=f"targets.{target}{'.' + where if where else ''}") from None
+
+
+def _first_problem(error: ValidationError) -> tuple[str, str]:
+    """(dotted key, reason) of a validation error, without pydantic's "Value error, " prefix."""
+    problem = error.errors()[0]
+    reason = str(problem["ctx"]["error"]) if "error" in problem.get("ctx", {}) else problem["msg"]
+    return ".".join(str(part) for part in problem["loc"]), reason
 
 
 class BuildStamp(BaseModel):
@@ -105,9 +114,23 @@ class BuildStamp(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    commit: str = Field(pattern=r"^[^\s|]+$")
+    commit: str
     dirty: bool = False
-    date: str = Field(pattern=r"^[^\r\n|]+$")
+    date: str
+
+    @field_validator("commit")
+    @classmethod
+    def _one_word(cls, commit: str) -> str:
+        if not commit or any(char.isspace() or char == "|" for char in commit):
+            raise ValueError(f"{commit!r} must be one word without '|'")
+        return commit
+
+    @field_validator("date")
+    @classmethod
+    def _one_line(cls, date: str) -> str:
+        if not date or any(char in "\r\n|" for char in date):
+            raise ValueError(f"{date!r} must be one line without '|'")
+        return date
 
     @property
     def label(self) -> str:
@@ -129,8 +152,8 @@ def render_init_rc(manifest: Mapping[str, object] | BuildStamp, rust_log: str = 
     try:
         stamp = manifest if isinstance(manifest, BuildStamp) else BuildStamp.model_validate(dict(manifest))
     except ValidationError as error:
-        problem = error.errors()[0]
-        raise InputError(f"{problem['msg']} (stamp for init.rc)", key=".".join(map(str, problem["loc"]))) from None
+        where, reason = _first_problem(error)
+        raise InputError(f"{reason} (the build stamp on init.rc's second line)", key=where) from None
     return _environment().get_template("init.rc.j2").render(stamp=stamp, rust_log=rust_log)
 
 
