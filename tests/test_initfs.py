@@ -488,4 +488,6 @@ def test_extract_recreates_files_modes_and_links(tmp_path):
     assert (tmp_path / "out" / "etc" / "init.rc").read_text() == "rtcd\n"
     assert os.readlink(tmp_path / "out" / "usr" / "bin") == "../bin"
     assert (tmp_path / "out" / "usr" / "bin" / "init").read_bytes() == b"\x7fELF..."
+    with pytest.raises(InputError, match="already exists"):
+        extract(tmp_path / "initfs.img", tmp_path / "out")
     os.chmod(tmp_path / "out" / "etc", 0o755)

@@ -192,12 +192,12 @@ class _Layout:
         start = number * INODE.size
         self.inode_table[start:start + INODE.size] = record
 
-    def write_dir(self, directory: _Dir) -> tuple[int, int]:
+    def lay_out_dir(self, directory: _Dir) -> tuple[int, int]:
         """Entry table first, then each child's payload, inode and name, as upstream's ``allocate_and_write_dir``."""
         table = bytearray(DIR_ENTRY.size * len(directory.entries))
         table_offset = self.alloc(len(table))
         for index, (name, node) in enumerate(directory.entries):
-            kind, length, offset = self.write_node(node)
+            kind, length, offset = self.lay_out_node(node)
             self.inode_counter += 1
             self.set_inode(self.inode_counter, kind, node.mode, length, offset)
             name_offset = self.place(len(name), name)
@@ -206,9 +206,9 @@ class _Layout:
             self.pieces.append((table_offset, bytes(table)))
         return len(table), table_offset
 
-    def write_node(self, node: _Node) -> tuple[InodeKind, int, int]:
+    def lay_out_node(self, node: _Node) -> tuple[InodeKind, int, int]:
         if isinstance(node, _Dir):
-            return (InodeKind.DIR, *self.write_dir(node))
+            return (InodeKind.DIR, *self.lay_out_dir(node))
         if isinstance(node, _Link):
             return InodeKind.LINK, len(node.target), self.place(len(node.target), node.target)
         return InodeKind.FILE, node.size, self.place(node.size, node)
@@ -223,13 +223,13 @@ def _payload_size(payload: Payload) -> int:
     return payload.size if isinstance(payload, _File) else len(payload)
 
 
-def _lay_out(root: _Dir, bootstrap: _File | None) -> _Layout:
-    layout = _Layout(_count_inodes(root))
+def _lay_out(root: _Dir, inode_count: int, bootstrap: _File | None) -> _Layout:
+    layout = _Layout(inode_count)
     layout.alloc(PAGE_SIZE)  # the header page
     if bootstrap is not None:
         layout.place(bootstrap.size, bootstrap)
     layout.inode_table_offset = layout.alloc(len(layout.inode_table))
-    length, offset = layout.write_dir(root)
+    length, offset = layout.lay_out_dir(root)
     layout.set_inode(0, InodeKind.DIR, root.mode, length, offset)
     layout.pieces.append((layout.inode_table_offset, bytes(layout.inode_table)))
     return layout
@@ -260,7 +260,10 @@ def write_initfs(tree: Path, output: Path, *, bootstrap: Path | None, max_size: 
     if not tree.is_dir():
         raise InputError("the initfs source is not a directory", path=tree)
     seconds, nanoseconds = creation_time(mtime)
-    root = _scan_dir(tree, tree.resolve(strict=True), tree.stat().st_mode & MODE_MASK)
+    try:
+        root = _scan_dir(tree, tree.resolve(strict=True), tree.stat().st_mode & MODE_MASK)
+    except OSError as error:
+        raise InputError(f"cannot read the initfs source: {error.strerror}", path=error.filename) from None
     if not root.entries:
         # Its root entry table would start past the end of the file, which the bootstrap's reader refuses.
         raise InputError("the initfs source directory is empty", path=tree)
@@ -269,7 +272,7 @@ def write_initfs(tree: Path, output: Path, *, bootstrap: Path | None, max_size: 
         raise InputError(f"{inode_count} files, directories and links; an initfs holds at most {U16_MAX}", path=tree)
     boot = _bootstrap_file(Path(bootstrap)) if bootstrap is not None else None
     entry = elf_entry(boot.path) if boot is not None else NO_BOOTSTRAP
-    layout = _lay_out(root, boot)
+    layout = _lay_out(root, inode_count, boot)
     _check_limits(layout, root, boot, output, max_size)
     header = HEADER.pack(MAGIC, layout.inode_table_offset, seconds, nanoseconds, inode_count, entry,
                          layout.image_size, PAGE_SIZE)
@@ -529,6 +532,8 @@ def extract(path: Path, destination: Path) -> None:
     so the extracted link points at the same entry."""
     image = read_initfs(path, page_size=None)
     destination = Path(destination)
+    if destination.exists():
+        raise InputError("the extraction directory already exists", path=destination)
     destination.mkdir(parents=True)
     directories = []
     for relative, inode in image.walk():
