@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks.errors import FormatError, InputError
-from tasks.formats.initfs import (NO_BOOTSTRAP, Initfs, InodeKind, dump, elf_entry, extract, read_initfs,
-                                  write_initfs)
+from tasks.formats.initfs import (NO_BOOTSTRAP, Initfs, InodeKind, check_bootstrap_format, dump, elf_entry, extract,
+                                  read_initfs, write_initfs)
 from tasks.process import run
 
 EPOCH = 1_700_000_000
@@ -491,3 +491,65 @@ def test_extract_recreates_files_modes_and_links(tmp_path):
     with pytest.raises(InputError, match="already exists"):
         extract(tmp_path / "initfs.img", tmp_path / "out")
     os.chmod(tmp_path / "out" / "etc", 0o755)
+
+
+# --- which layout the bootstrap reads ------------------------------------------------------------------------------
+
+TYPES_RS = """
+#[repr(C, packed)]
+pub struct Header {
+    pub magic: Magic,
+    pub inode_table_offset: Offset,
+    pub creation_time: Timespec,
+    pub inode_count: U16,
+    /// read by the kernel at 0x1A
+    pub bootstrap_entry: U64,
+    pub initfs_size: U64,
+    pub page_size: U16,
+}
+#[repr(C, packed)]
+pub struct InodeHeader {
+    pub type_and_mode: U32,
+    pub length: U32,
+    pub offset: Offset,
+    pub uid: U32,
+    pub gid: U32,
+}
+#[repr(u8)]
+pub enum InodeType {
+    RegularFile = 0x0,
+    Dir = 0x1,
+    Link = 0x2,
+    // All other bit patterns are reserved
+}
+#[repr(C, packed)]
+pub struct DirEntry {
+    pub inode: U16,
+    pub name_len: U16,
+    pub name_offset: Offset,
+}
+"""
+# A later revision of the crate: 12-byte inodes without mode/uid/gid, and an executable-file type.
+TYPES_RS_12_BYTE_INODES = TYPES_RS.replace("""    pub type_and_mode: U32,
+    pub length: U32,
+    pub offset: Offset,
+    pub uid: U32,
+    pub gid: U32,""", """    pub type_: U32,
+    pub length: Length,
+    pub offset: Offset,""")
+
+
+def test_bootstrap_format_check_accepts_the_layout_written_here(tmp_path):
+    (tmp_path / "types.rs").write_text(TYPES_RS)
+    check_bootstrap_format(tmp_path / "types.rs")
+
+
+@pytest.mark.parametrize("text, message", [
+    (TYPES_RS_12_BYTE_INODES, r"`struct InodeHeader` is \(type_, length, offset\).*redox-initfs-ar"),
+    (TYPES_RS.replace("Link = 0x2", "ExecutableFile = 0x2,\n    Link = 0x3"), r"`enum InodeType` is"),
+    (TYPES_RS.replace("pub struct DirEntry", "pub struct Entry"), r"no `pub struct DirEntry` found"),
+])
+def test_bootstrap_format_check_rejects_other_layouts(tmp_path, text, message):
+    (tmp_path / "types.rs").write_text(text)
+    with pytest.raises(FormatError, match=message):
+        check_bootstrap_format(tmp_path / "types.rs")

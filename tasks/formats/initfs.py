@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import stat
 import struct
 import time
@@ -367,6 +368,45 @@ def _copy_exactly(file: _File, stream: BinaryIO) -> None:
             remaining -= len(chunk)
         if remaining or source.read(1):
             raise InputError("file changed size while the initfs was being written", path=file.path)
+
+
+# --- the layout the bootstrap was built for -------------------------------------------------------------------
+
+# Field order of the structs in the initfs crate's src/types.rs that this module writes (spec §1.1, §1.2, §1.3)
+# and the inode type values. Other revisions of the crate use other layouts (12-byte inodes without mode, uid and gid;
+# a root inode number in the header), which this writer must not be used for.
+EXPECTED_TYPES_RS = {
+    "struct Header": ("magic", "inode_table_offset", "creation_time", "inode_count", "bootstrap_entry",
+                      "initfs_size", "page_size"),
+    "struct InodeHeader": ("type_and_mode", "length", "offset", "uid", "gid"),
+    "struct DirEntry": ("inode", "name_len", "name_offset"),
+    "enum InodeType": ("RegularFile = 0x0", "Dir = 0x1", "Link = 0x2"),
+}
+
+
+def check_bootstrap_format(types_rs: Path) -> None:
+    """Check that the initfs crate the bootstrap is built from (``<base source>/initfs/src/types.rs``) declares the
+    layout this writer produces; otherwise the bootstrap would misread the image, so use ``redox-initfs-ar``."""
+    text = Path(types_rs).read_text(encoding="utf-8")
+    for item, expected in EXPECTED_TYPES_RS.items():
+        body = re.search(rf"pub {item} \{{(.*?)\}}", text, re.DOTALL)
+        if body is None:
+            raise FormatError(f"no `pub {item}` found; cannot tell which initfs layout the bootstrap reads",
+                              path=types_rs)
+        members = tuple(_declared_members(body.group(1)))
+        if members != expected:
+            raise FormatError(f"`{item}` is ({', '.join(members)}), but this writer produces "
+                              f"({', '.join(expected)}): the bootstrap would misread the image; archive it with "
+                              f"the tree's own redox-initfs-ar instead", path=types_rs)
+
+
+def _declared_members(body: str) -> Iterator[str]:
+    """Struct field names, or enum variants with their values, without comments and attributes."""
+    for line in body.splitlines():
+        line = line.split("//")[0].strip().rstrip(",")
+        if not line or line.startswith("#"):
+            continue
+        yield line.removeprefix("pub ").split(":")[0].strip() if ":" in line else " ".join(line.split())
 
 
 # --- reader ------------------------------------------------------------------------------------------------------
