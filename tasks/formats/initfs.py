@@ -1,17 +1,19 @@
 """The initfs archive ("RedoxFtw") that the kernel hands to the bootstrap: writer, reader, dump and extract.
 
-Byte layout: ``shared/specs/redox-formats.md`` §1. The writer reproduces the fork's ``redox-initfs-ar`` byte for byte
-(bump allocator with 4 KiB pages, names included; bootstrap ELF verbatim at offset 4096; post-order inode numbers with
-the root written last as inode 0; symlink targets made relative to the archive root), except for two deliberate
-choices that make two builds of the same tree byte-identical:
+Byte layout: ``shared/specs/redox-formats.md`` §1. The writer reproduces the revision of ``redox-initfs-ar`` described
+there byte for byte: bump allocator with 4 KiB pages, names included; bootstrap ELF verbatim at offset 4096; post-order
+inode numbers with the root written last as inode 0; symlink targets made relative to the archive root. Other
+revisions of the format exist; :func:`check_bootstrap_format` tells whether a bootstrap's source reads this one.
+
+Two deliberate differences make two builds of the same tree byte-identical:
 
 * directory entries are sorted by name bytes (upstream keeps the host's ``read_dir`` order, which differs between
   file systems and even between two copies of one tree);
 * the creation time comes from ``mtime``, else ``SOURCE_DATE_EPOCH``, else the clock (upstream: always the clock).
 
 It is also stricter than upstream where upstream would produce an image that cannot boot: no bootstrap is an error
-(the kernel would jump to 0xFFFF_FFFF_FFFF_FFFF), and so are an ELF entry point of 0 and names that are not UTF-8
-(the bootstrap rejects them).
+(the kernel would jump to 0xFFFF_FFFF_FFFF_FFFF), and so are an ELF entry point of 0, names that are not UTF-8
+(the bootstrap rejects them) and an empty tree (its root entry table would lie past the end of the image).
 """
 from __future__ import annotations
 
@@ -32,7 +34,6 @@ from .atomic import atomic_output
 
 MAGIC = b"RedoxFtw"
 PAGE_SIZE = 4096
-BOOTSTRAP_OFFSET = PAGE_SIZE
 NO_BOOTSTRAP = 0xFFFF_FFFF_FFFF_FFFF
 MIB = 1 << 20
 # Release builds of redox-initfs-ar default to 64 MiB; the fork's recipe runs a debug build, which allows 128 MiB.
