@@ -1,0 +1,230 @@
+"""The initfs tree: which built binaries go where, and the configuration files init reads from it.
+
+``tasks/templates/initfs/layout.toml`` says what goes in per target and board; ``init.rc.j2``,
+``init_drivers.rc.j2`` and ``pcid-initfs.toml.j2`` render ``etc/``. :func:`assemble_tree` puts it all in a
+directory that :func:`tasks.formats.initfs.write_initfs` then archives.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import InputError
+from .process import run
+
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "initfs"
+LAYOUT_FILE = TEMPLATES / "layout.toml"
+DRIVERS_DIR = "/scheme/initfs/lib/drivers/"
+RUST_LOG_ALLOWED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-=,.:/")
+EXECUTABLE = 0o755
+REGULAR = 0o644
+
+
+class PcidDriver(BaseModel):
+    """One ``[[drivers]]`` entry of pcid-spawner's configuration; unset keys match any device."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str
+    class_: int | None = Field(None, alias="class")
+    subclass: int | None = None
+    vendor: int | None = None
+    device: int | None = None
+    command: tuple[str, ...] = Field(min_length=1)
+
+
+class InitfsLayout(BaseModel):
+    """What one target/board's initfs holds (see the comment at the top of layout.toml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: str
+    board: str | None = None
+    bin: tuple[str, ...]
+    board_bin: tuple[str, ...] = ()
+    drivers: tuple[str, ...] = ()
+    copies: dict[str, str] = {}
+    init_drivers: tuple[str, ...]
+    pcid: tuple[PcidDriver, ...] = ()
+
+    @property
+    def daemons(self) -> tuple[str, ...]:
+        return self.bin + self.board_bin
+
+    @property
+    def binaries(self) -> tuple[str, ...]:
+        """Every binary the build must provide."""
+        return self.daemons + self.drivers
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "InitfsLayout":
+        for names, where in ((self.daemons, "bin/"), (self.drivers, "lib/drivers/")):
+            if duplicates := sorted({name for name in names if names.count(name) > 1}):
+                raise ValueError(f"listed twice in {where}: {', '.join(duplicates)}")
+        for copy, source in self.copies.items():
+            if source not in self.daemons or copy in self.daemons:
+                raise ValueError(f"copies: bin/{copy} must be a new name copied from a daemon in bin/ ({source})")
+        for driver in self.pcid:
+            program = driver.command[0]
+            if not program.startswith(DRIVERS_DIR) or program[len(DRIVERS_DIR):] not in self.drivers:
+                raise ValueError(f"pcid entry {driver.name!r} runs {program}, which is not one of the drivers "
+                                 f"({DRIVERS_DIR}<name> for a name in 'drivers')")
+        return self
+
+
+def load_layout(target: str, board: str | None = None, path: Path = LAYOUT_FILE) -> InitfsLayout:
+    """The layout of ``target``, with ``board``'s keys replacing the target's."""
+    try:
+        with open(path, "rb") as stream:
+            targets = tomllib.load(stream).get("targets", {})
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"not valid TOML: {error}", path=path) from None
+    if target not in targets:
+        raise InputError(f"no initfs layout for this target (known: {', '.join(sorted(targets))})", path=path,
+                         key=f"targets.{target}")
+    table = dict(targets[target])
+    boards = table.pop("boards", {})
+    if board is not None and board not in boards:
+        raise InputError(f"no such board (known: {', '.join(sorted(boards)) or 'none'})", path=path,
+                         key=f"targets.{target}.boards.{board}")
+    try:
+        return InitfsLayout(target=target, board=board, **(table | boards.get(board, {})))
+    except ValidationError as error:
+        where, reason = _first_problem(error)
+        raise InputError(reason, path=path, key=f"targets.{target}{'.' + where if where else ''}") from None
+
+
+def _first_problem(error: ValidationError) -> tuple[str, str]:
+    """(dotted key, reason) of a validation error, without pydantic's "Value error, " prefix."""
+    problem = error.errors()[0]
+    reason = str(problem["ctx"]["error"]) if "error" in problem.get("ctx", {}) else problem["msg"]
+    return ".".join(str(part) for part in problem["loc"]), reason
+
+
+class BuildStamp(BaseModel):
+    """The build identity written on init.rc's second line (from the build manifest; extra keys are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    commit: str
+    dirty: bool = False
+    date: str
+
+    @field_validator("commit")
+    @classmethod
+    def _one_word(cls, commit: str) -> str:
+        if not commit or any(char.isspace() or char == "|" for char in commit):
+            raise ValueError(f"{commit!r} must be one word without '|'")
+        return commit
+
+    @field_validator("date")
+    @classmethod
+    def _one_line(cls, date: str) -> str:
+        if not date or any(char in "\r\n|" for char in date):
+            raise ValueError(f"{date!r} must be one line without '|'")
+        return date
+
+    @property
+    def label(self) -> str:
+        return f"{self.commit}-dirty" if self.dirty else self.commit
+
+
+def _environment() -> jinja2.Environment:
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                                     keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                                     autoescape=False)
+    environment.filters["toml_string"] = lambda text: json.dumps(text, ensure_ascii=False)  # JSON ⊂ TOML strings
+    return environment
+
+
+def render_init_rc(manifest: Mapping[str, object] | BuildStamp, rust_log: str = "warn") -> str:
+    """``etc/init.rc``: ``rust_log`` is the ``RUST_LOG`` filter users change (``warn``, ``info``, ``pcid=debug``…)."""
+    if not rust_log or not set(rust_log) <= RUST_LOG_ALLOWED:
+        raise InputError(f"{rust_log!r} is not a RUST_LOG filter (letters, digits and _-=,.:/ only)", key="rust_log")
+    try:
+        stamp = manifest if isinstance(manifest, BuildStamp) else BuildStamp.model_validate(dict(manifest))
+    except ValidationError as error:
+        where, reason = _first_problem(error)
+        raise InputError(f"{reason} (the build stamp on init.rc's second line)", key=where) from None
+    return _environment().get_template("init.rc.j2").render(stamp=stamp, rust_log=rust_log)
+
+
+def render_init_drivers_rc(layout: InitfsLayout) -> str:
+    return _environment().get_template("init_drivers.rc.j2").render(
+        target=layout.target, board=layout.board, lines=layout.init_drivers)
+
+
+def render_pcid_config(layout: InitfsLayout) -> str:
+    return _environment().get_template("pcid-initfs.toml.j2").render(
+        target=layout.target, board=layout.board, drivers=layout.pcid)
+
+
+@dataclass(frozen=True)
+class InitfsTree:
+    root: Path
+    files: tuple[str, ...]  # paths relative to the root, sorted
+
+
+def assemble_tree(destination: Path, layout: InitfsLayout, binaries: Mapping[str, Path], *,
+                  manifest: Mapping[str, object] | BuildStamp, rust_log: str = "warn", strip: Path | None = None,
+                  log: Path | None = None) -> InitfsTree:
+    """Fill ``destination`` (replaced as a whole) with the layout's binaries and the rendered ``etc/`` files.
+
+    ``binaries`` maps each name of ``layout.binaries`` to its built file. With ``strip`` (the toolchain's
+    llvm-strip, or any tool taking ``-o OUT IN``) every binary is stripped on the way in; without it, copied."""
+    sources = _built_binaries(layout, binaries)
+    files = {
+        "etc/init.rc": render_init_rc(manifest, rust_log),
+        "etc/init_drivers.rc": render_init_drivers_rc(layout),
+        "etc/pcid/initfs.toml": render_pcid_config(layout),
+    }
+    partial = destination.with_name(destination.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        for directory in ("bin", "lib/drivers", "etc/pcid"):
+            (partial / directory).mkdir(parents=True)
+        for name in layout.binaries:
+            place = "bin" if name in layout.daemons else "lib/drivers"
+            _install_binary(sources[name], partial / place / name, strip, log)
+        for copy, source in layout.copies.items():
+            shutil.copyfile(partial / "bin" / source, partial / "bin" / copy)
+            os.chmod(partial / "bin" / copy, EXECUTABLE)
+        for relative, text in files.items():
+            (partial / relative).write_text(text, encoding="utf-8")
+            os.chmod(partial / relative, REGULAR)
+        for directory in [partial, *(path for path in partial.rglob("*") if path.is_dir())]:
+            os.chmod(directory, EXECUTABLE)  # independent of the umask, since modes are archived
+        shutil.rmtree(destination, ignore_errors=True)
+        os.replace(partial, destination)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return InitfsTree(destination, tuple(sorted(str(path.relative_to(destination))
+                                                for path in destination.rglob("*") if path.is_file())))
+
+
+def _built_binaries(layout: InitfsLayout, binaries: Mapping[str, Path]) -> dict[str, Path]:
+    missing = [name for name in layout.binaries if name not in binaries]
+    if missing:
+        raise InputError(f"no built binary for {', '.join(missing)} (needed by the initfs layout of "
+                         f"{layout.target}{' / ' + layout.board if layout.board else ''})", key="initfs.binaries")
+    absent = [f"{name} ({binaries[name]})" for name in layout.binaries if not Path(binaries[name]).is_file()]
+    if absent:
+        raise InputError(f"built binaries missing on disk: {', '.join(absent)}", key="initfs.binaries")
+    return {name: Path(binaries[name]) for name in layout.binaries}
+
+
+def _install_binary(source: Path, target: Path, strip: Path | None, log: Path | None) -> None:
+    if strip is None:
+        shutil.copyfile(source, target)
+    else:
+        run([strip, "-o", target, source], log=log)
+    os.chmod(target, EXECUTABLE)
