@@ -1,0 +1,265 @@
+"""The build graph: from an installer config (or any set of packages) to every recipe needed to build it.
+
+Edges: build dependencies and dev-dependencies (cook order; their stages form the sysroot), runtime package
+dependencies (installed alongside), ``same_as`` sources (fetch order), ``host:`` recipes (their own dependencies
+rewritten to ``host:``, as upstream does) and optional packages (``recipe.opt``). Config rules change a recipe:
+``binary`` takes the package prebuilt, ``ignore`` leaves it out, ``local`` keeps its source as it is.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BuildError, GraphError, InputError
+from .model.config import Config
+from .model.index import RecipeIndex
+from .model.names import PackageRef, parse_package_name
+from .model.recipe import Recipe, SameAsSource
+
+
+@dataclass(frozen=True, order=True)
+class Node:
+    """One recipe built for one triple: the target, or the host (``host:``)."""
+
+    recipe: str
+    host: bool = False
+
+    def __str__(self) -> str:
+        return f"host:{self.recipe}" if self.host else self.recipe
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who asked for a package: a file and the key in it (for error messages)."""
+
+    path: Path
+    key: str
+
+
+@dataclass
+class Step:
+    node: Node
+    recipe: Recipe
+    rule: str
+    build_deps: list[Node] = field(default_factory=list)
+    runtime_deps: list[Node] = field(default_factory=list)
+    source_from: str | None = None
+    in_image: bool = False
+    build_dep_keys: dict[Node, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def template(self) -> str:
+        return {"binary": "remote", "ignore": "none"}.get(self.rule, self.recipe.template)
+
+    @property
+    def builds_from_source(self) -> bool:
+        return self.template not in ("none", "remote")
+
+
+@dataclass
+class Graph:
+    steps: dict[Node, Step]
+    """Every recipe to build, in dependency order (dependencies first)."""
+    sources: dict[str, Recipe]
+    """Every recipe whose source is fetched: the steps' own, plus ``same_as`` targets."""
+    problems: list[BuildError] = field(default_factory=list)
+
+    def image_steps(self) -> list[Step]:
+        return [step for step in self.steps.values() if step.in_image]
+
+
+def graph_for_config(index: RecipeIndex, config: Config) -> Graph:
+    roots = [(name, Origin(config.package_origin.get(name, config.path), f"packages.{name}"))
+             for name in config.wanted_packages]
+    return GraphBuilder(index, config.rule).build(roots)
+
+
+def graph_for_packages(index: RecipeIndex, names: list[str], origin: Origin, strict: bool = True) -> Graph:
+    """The graph of arbitrary packages (every recipe of a tree, for checks and benchmarks)."""
+    return GraphBuilder(index, lambda name: "source", strict=strict).build([(name, origin) for name in names])
+
+
+class GraphBuilder:
+    def __init__(self, index: RecipeIndex, rule_of, strict: bool = True):
+        self.index = index
+        self.rule_of = rule_of
+        self.strict = strict
+        self.steps: dict[Node, Step] = {}
+        self.sources: dict[str, Recipe] = {}
+        self.problems: list[BuildError] = []
+        self.failed: set[Node] = set()
+
+    def build(self, roots: list[tuple[str, Origin]]) -> Graph:
+        queue: deque[tuple[PackageRef, Origin, bool]] = deque()
+        for name, origin in roots:
+            if (ref := self._parse(name, origin)) is not None:
+                queue.append((ref, origin, True))
+        # A package's runtime dependencies are followed once, or twice when it is first reached as a build
+        # dependency and later as part of the image (runtime cycles are legal and must terminate).
+        expanded: dict[PackageRef, bool] = {}
+        while queue:
+            ref, origin, in_image = queue.popleft()
+            node = Node(ref.recipe, ref.host)
+            if node in self.failed or expanded.get(ref, False) >= in_image and ref in expanded:
+                continue
+            step = self.steps.get(node)
+            if step is None:
+                step = self._visit(node, ref, origin)
+                if step is None:
+                    continue
+                queue.extend((dep_ref, dep_origin, False) for dep_ref, dep_origin in self._build_dep_refs(step))
+            expanded[ref] = in_image
+            step.in_image = step.in_image or in_image
+            queue.extend((dep_ref, dep_origin, in_image) for dep_ref, dep_origin in self._runtime_dep_refs(step, ref))
+        ordered = self._ordered()
+        return Graph(ordered, self.sources, self.problems)
+
+    # --- visiting one node -------------------------------------------------------------------------------------
+
+    def _visit(self, node: Node, ref: PackageRef, origin: Origin) -> Step | None:
+        try:
+            recipe = self.index.load(node.recipe)
+        except InputError as error:
+            return self._fail(node, error)
+        except GraphError as error:
+            return self._fail(node, GraphError(error.reason, path=origin.path, key=origin.key))
+        rule = self.rule_of(str(ref)) if str(ref) != node.recipe else self.rule_of(node.recipe)
+        step = Step(node, recipe, rule)
+        if step.builds_from_source and (error := recipe.build_error()) is not None:
+            return self._fail(node, error)
+        self.steps[node] = step
+        if step.rule not in ("binary", "ignore"):
+            self._add_source(step)
+        return step
+
+    def _fail(self, node: Node, error: BuildError) -> None:
+        if self.strict:
+            raise error
+        self.failed.add(node)
+        self.problems.append(error)
+        return None
+
+    def _add_source(self, step: Step) -> None:
+        recipe = step.recipe
+        self.sources[recipe.name] = recipe
+        seen = {recipe.name}
+        while isinstance(recipe.source, SameAsSource):
+            target = (recipe.dir / recipe.source.same_as).resolve()
+            name = self.index.name_of_dir(target)
+            if name is None:
+                self._fail(step.node, InputError(f"no recipe at {recipe.source.same_as!r}", path=recipe.path,
+                                                 key="source.same_as"))
+                return
+            if step.source_from is None:
+                step.source_from = name
+            if name in seen:
+                self._fail(step.node, GraphError(f"same_as cycle: {' -> '.join([*seen, name])}",
+                                                 path=recipe.path, key="source.same_as"))
+                return
+            seen.add(name)
+            try:
+                recipe = self.index.load(name)
+            except BuildError as error:
+                self._fail(step.node, error)
+                return
+            self.sources[name] = recipe
+
+    # --- edges ---------------------------------------------------------------------------------------------------
+
+    def _build_dep_refs(self, step: Step) -> list[tuple[PackageRef, Origin]]:
+        if not step.builds_from_source:
+            return []
+        build = step.recipe.build
+        refs = []
+        for key, names in (("build.dependencies", build.dependencies),
+                           ("build.dev-dependencies", build.dev_dependencies)):
+            for index, name in enumerate(names):
+                origin = Origin(step.recipe.path, f"{key}[{index}]")
+                ref = self._dependency(step.node, name)
+                if ref is not None:
+                    dep = Node(ref.recipe, ref.host)
+                    if dep not in step.build_deps:
+                        step.build_deps.append(dep)
+                        step.build_dep_keys[dep] = origin.key
+                    refs.append((ref, origin))
+        return refs
+
+    def _runtime_dep_refs(self, step: Step, ref: PackageRef) -> list[tuple[PackageRef, Origin]]:
+        """Runtime dependencies of the package ``ref`` (the recipe's own, or one of its optional packages)."""
+        recipe = step.recipe
+        if ref.optional is None:
+            names = [(f"package.dependencies[{i}]", name) for i, name in enumerate(recipe.file.package.dependencies)]
+        else:
+            optional = next((opt for opt in recipe.file.optional_packages if opt.name == ref.optional), None)
+            if optional is None:
+                self._fail(step.node, GraphError(f"recipe {recipe.name!r} has no optional package {ref.optional!r}",
+                                                 path=recipe.path, key="optional-packages"))
+                return []
+            index = recipe.file.optional_packages.index(optional)
+            names = [(f"optional-packages[{index}].dependencies[{i}]",
+                      f"{recipe.name}{name}" if name.startswith(".") else name)
+                     for i, name in enumerate(optional.dependencies)]
+        refs = []
+        for key, name in names:
+            dep_ref = self._dependency(step.node, name)
+            if dep_ref is not None:
+                dep = Node(dep_ref.recipe, dep_ref.host)
+                if dep != step.node and dep not in step.runtime_deps:
+                    step.runtime_deps.append(dep)
+                refs.append((dep_ref, Origin(recipe.path, key)))
+        return refs
+
+    def _dependency(self, node: Node, name: str) -> PackageRef | None:
+        """A dependency of ``node`` as a package reference; ``host:`` recipes depend on ``host:`` builds."""
+        ref = parse_package_name(name)
+        if node.host:
+            if name.startswith("target:") or ref.recipe == node.recipe:
+                return None
+            return PackageRef(ref.recipe, True, ref.optional)
+        return ref
+
+    def _parse(self, name: str, origin: Origin) -> PackageRef | None:
+        try:
+            return parse_package_name(name)
+        except ValueError as error:
+            self._fail(Node(name), InputError(str(error), path=origin.path, key=origin.key))
+            return None
+
+    # --- order and cycles ----------------------------------------------------------------------------------------
+
+    def _ordered(self) -> dict[Node, Step]:
+        """Dependencies first (depth-first post-order, deterministic); a build-dependency cycle is an error."""
+        done: dict[Node, Step] = {}
+        active: list[Node] = []
+        on_path: set[Node] = set()
+        for root in sorted(self.steps):
+            if root in done:
+                continue
+            stack: list[tuple[Node, int]] = [(root, 0)]
+            active.append(root)
+            on_path.add(root)
+            while stack:
+                node, position = stack[-1]
+                deps = [dep for dep in self.steps[node].build_deps if dep in self.steps]
+                if position < len(deps):
+                    stack[-1] = (node, position + 1)
+                    dep = deps[position]
+                    if dep in on_path:
+                        self._report_cycle(active[active.index(dep):] + [dep])
+                        continue
+                    if dep not in done:
+                        stack.append((dep, 0))
+                        active.append(dep)
+                        on_path.add(dep)
+                    continue
+                stack.pop()
+                active.pop()
+                on_path.discard(node)
+                done[node] = self.steps[node]
+        return done
+
+    def _report_cycle(self, cycle: list[Node]) -> None:
+        first = self.steps[cycle[0]]
+        self._fail(cycle[0], GraphError(f"dependency cycle: {' -> '.join(str(node) for node in cycle)}",
+                                        path=first.recipe.path, key=first.build_dep_keys[cycle[1]]))

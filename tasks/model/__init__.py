@@ -1,0 +1,1 @@
+"""Typed models of the upstream file formats: recipes (cookbook) and installer configs."""

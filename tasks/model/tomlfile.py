@@ -1,0 +1,121 @@
+"""Reading TOML files into pydantic models with one-line errors and warnings for unknown keys.
+
+Upstream parsers (serde without ``deny_unknown_fields``) ignore unknown keys; we accept them too but report each
+one, so a typo such as ``dependancies`` is visible.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomli
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
+
+_POSITION = re.compile(r"^(?P<message>.*?) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
+_POSITION_EOF = re.compile(r"^(?P<message>.*?) \(at end of document\)$")
+
+_TYPE_MESSAGES = {
+    "string_type": "expected a string",
+    "bool_type": "expected a boolean (true or false)",
+    "int_type": "expected an integer",
+    "list_type": "expected an array",
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
+    "model_attributes_type": "expected a table",
+    "missing": "missing required key",
+}
+
+
+class Table(BaseModel):
+    """Base of every TOML table model: no type coercion (as serde), unknown keys kept for warnings."""
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, populate_by_name=True)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read: {error}", path=path) from None
+    try:
+        return tomli.loads(text)
+    except tomli.TOMLDecodeError as error:
+        raise syntax_error(path, str(error)) from None
+
+
+def syntax_error(path: Path, message: str) -> InputError:
+    """A TOML syntax error as ``file: line L, column C: reason``."""
+    if match := _POSITION.match(message):
+        where = f"line {match['line']}, column {match['column']}"
+    elif match := _POSITION_EOF.match(message):
+        where = "end of file"
+    else:
+        return InputError(f"invalid TOML: {message}", path=path)
+    reason = match["message"]
+    return InputError(f"invalid TOML: {reason[0].lower()}{reason[1:]}", path=path, key=where)
+
+
+def validate(model: type[M], data: dict[str, Any], path: Path) -> tuple[M, list[str]]:
+    """Validate ``data`` as ``model``; return it with one warning per unknown key."""
+    try:
+        value = model.model_validate(data)
+    except ValidationError as error:
+        raise validation_error(error, path) from None
+    return value, [f"{key}: unknown key (ignored)" for key in unknown_keys(value)]
+
+
+def validation_error(error: ValidationError, path: Path) -> InputError:
+    """The first validation error as one line: file, dotted key path, reason."""
+    detail = error.errors(include_url=False)[0]
+    key = key_path(detail["loc"])
+    reason = detail.get("ctx", {}).get("reason") or _TYPE_MESSAGES.get(detail["type"]) or detail["msg"]
+    reason = reason.removeprefix("Value error, ")
+    if detail["type"] in _TYPE_MESSAGES and detail["type"] != "missing":
+        reason += f", got {_describe(detail['input'])}"
+    return InputError(reason, path=path, key=key or None)
+
+
+def key_path(loc: tuple[Any, ...]) -> str:
+    """``('build', 'dependencies', 0)`` → ``build.dependencies[0]``; tags of tagged unions are dropped."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif isinstance(part, str) and part.startswith("<"):
+            continue  # pydantic's marker for a union member
+        else:
+            text += ("." if text else "") + part
+    return text
+
+
+def unknown_keys(value: BaseModel, prefix: str = "") -> list[str]:
+    found = [f"{prefix}{key}" for key in (value.model_extra or {})]
+    for name, field in type(value).model_fields.items():
+        label = f"{prefix}{field.alias or name}"
+        child = getattr(value, name)
+        if isinstance(child, BaseModel):
+            found += unknown_keys(child, label + ".")
+        elif isinstance(child, (list, tuple)):
+            for index, item in enumerate(child):
+                if isinstance(item, BaseModel):
+                    found += unknown_keys(item, f"{label}[{index}].")
+        elif isinstance(child, dict):
+            for key, item in child.items():
+                if isinstance(item, BaseModel):
+                    found += unknown_keys(item, f"{label}.{key}.")
+    return found
+
+
+def _describe(value: Any) -> str:
+    kinds = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
+             dict: "a table"}
+    kind = kinds.get(type(value), type(value).__name__)
+    shown = repr(value)
+    return f"{kind} {shown}" if len(shown) <= 40 else kind
