@@ -2,6 +2,7 @@
 is an error instead of an empty string in a target spec or a build script."""
 from __future__ import annotations
 
+import shlex
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,15 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, autoescape=False)
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+                                     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    environment.filters["shquote"] = lambda value: shlex.quote(str(value))
+    return environment
 
 
 def render(name: str, **context: Any) -> str:
     return _environment().get_template(name).render(**context)
+
+
+def template_path(name: str) -> Path:
+    return TEMPLATES_DIR / name
