@@ -1,6 +1,7 @@
 """Cooking on the host triple with real cargo, make, bash and strip (no Redox toolchain exists here)."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -142,7 +143,7 @@ def test_failure_reports_the_log_tail_and_keeps_the_previous_stage(root: Path) -
         cook(recipe, paths, host_request())
     message = str(failure.value)
     assert message.startswith("cook flaky: `bash -ex` failed with exit status 1")
-    assert "about to fail" in message and f"full log: " in message and "cook-flaky.log" in message
+    assert "about to fail" in message and "full log: " in message and "cook-flaky.log" in message
     assert (paths.stage / "etc" / "v").read_text() == "one\n"
 
 
@@ -156,3 +157,47 @@ def test_none_template_stages_nothing_and_remote_is_not_yet_supported(root: Path
     staged = cook(remote, cook_paths(root, remote), host_request(),
                   remote=lambda name, stage: (stage / f"{name}.txt").write_text("from a repository\n")).stage
     assert (staged / "prebuilt.txt").is_file()
+
+
+RECORDING_CARGO = """#!/bin/sh
+# Stands in for the pinned nightly cargo, which cannot build for aarch64-unknown-redox here: records what the
+# cookbook runs, with the environment that matters, then stages a file as cargo install would.
+{ printf '%s\\n' "$@"; echo ---; env | grep -E '^(RUSTFLAGS|RUSTUP_TOOLCHAIN|CARGO_INCREMENTAL|CARGO_TARGET_DIR|TARGET|GNU_TARGET|COOKBOOK_CRANELIFT|CARGO_PROFILE_RELEASE_LTO|RUSTC_WRAPPER)=' | sort; } > "$CARGO_RECORD"
+mkdir -p "$COOKBOOK_STAGE/usr/bin" && echo binary > "$COOKBOOK_STAGE/usr/bin/kibi"
+"""
+
+
+def test_cranelift_aarch64_cook_runs_cargo_with_spec_build_std_and_flags(root: Path, tmp_path: Path) -> None:
+    from test_toolchain import SYSROOT, cranelift_toolchain
+    from tasks.cookbook import CookRequest, ScriptOptions
+    from tasks.toolchain import ArtifactKind, target_build
+
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    (fake / "cargo").write_text(RECORDING_CARGO)
+    (fake / "cargo").chmod(0o755)
+    record = tmp_path / "cargo-record.txt"
+    spec = Path("/work/build/aarch64/aarch64-unknown-redox-clif.json")
+    cargo = target_build(cranelift_toolchain(), ArtifactKind.USERSPACE, spec=spec, sysroot=SYSROOT, base={})
+    cargo = dataclasses.replace(cargo, set={**cargo.set, "PATH": f"{fake}:/usr/bin:/bin", "CARGO_RECORD": str(record)})
+    recipe = write_recipe(root, "kibi", '[build]\ntemplate = "cargo"\ncargoflags = ["--bin", "kibi"]\n')
+    (recipe.dir / "source").mkdir()
+    paths = cook_paths(root, recipe)
+    request = CookRequest(cargo=cargo, options=ScriptOptions(target="aarch64-unknown-redox", jobs=4))
+    stage = cook(recipe, paths, request).stage
+
+    build = paths.build.resolve()
+    argv, env = record.read_text().split("---\n")
+    assert argv.splitlines() == [
+        "install", "--target", str(spec), "-Zbuild-std=std,core,alloc,panic_abort",
+        "-Zbuild-std-features=compiler_builtins/no-f16-f128",
+        "--path", f"{paths.source.resolve()}/.", "--root", f"{(paths.target / 'stage.tmp').resolve()}/usr",
+        "-j", "4", "--no-track", "--locked", "--bin", "kibi"]
+    assert env.splitlines() == [
+        "CARGO_INCREMENTAL=0", "CARGO_PROFILE_RELEASE_LTO=off", f"CARGO_TARGET_DIR={build}/target",
+        "COOKBOOK_CRANELIFT=1", "GNU_TARGET=aarch64-unknown-redox",
+        f"RUSTFLAGS=-Zcodegen-backend=cranelift -L {SYSROOT}/lib -C panic=abort -C link-arg=-z -C link-arg=muldefs",
+        "RUSTUP_TOOLCHAIN=nightly-2026-01-02", "TARGET=aarch64-unknown-redox"]
+    # Scripts that copy from target/$TARGET find cargo's output for the spec.
+    assert (build / "target" / "aarch64-unknown-redox").resolve() == build / "target" / "aarch64-unknown-redox-clif"
+    assert (stage / "usr" / "bin" / "kibi").is_file()
