@@ -129,7 +129,7 @@ class GraphBuilder:
         if step.builds_from_source and (error := recipe.build_error()) is not None:
             return self._fail(node, error)
         self.steps[node] = step
-        if step.rule not in ("binary", "ignore"):
+        if step.rule not in ("binary", "ignore") and recipe.source is not None:
             self._add_source(step)
         return step
 

@@ -46,6 +46,16 @@ class Settings(BaseModel):
                    target=variables.get("target", DEFAULT_TARGET))
 
     @property
+    def config_file(self) -> Path:
+        """The config to load. As upstream's ``mk/config.mk``: ``config/<arch>/<name>.toml`` when it exists,
+        else the architecture-independent ``config/<name>.toml``."""
+        if not self.config.exists() and self.config.parent.parent.name == "config":
+            shared = self.config.parent.parent / self.config.name
+            if shared.exists():
+                return shared
+        return self.config
+
+    @property
     def recipes_dir(self) -> Path:
         return self.root / "recipes"
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
-from pydantic import field_validator
+from pydantic import BeforeValidator
 
 from ..errors import InputError
 from .names import PackageName, parse_package_name
@@ -38,7 +38,14 @@ class PackageSpec(Table):
     path: str | None = None
 
 
-PackageValue = Union[Rule, PackageSpec]
+def _check_rule(value: object) -> object:
+    # A precise message for a mistyped rule; pydantic's union error would list both variants' complaints.
+    if isinstance(value, str) and value not in RULES:
+        raise ValueError(f"unknown rule {value!r} (expected a table or one of: {', '.join(RULES)})")
+    return value
+
+
+PackageValue = Annotated[Union[Rule, PackageSpec], BeforeValidator(_check_rule)]
 
 
 class FileEntry(Table):
@@ -77,17 +84,6 @@ class ConfigFile(Table):
     files: list[FileEntry] = []
     users: dict[str, User] = {}
     groups: dict[str, Group] = {}
-
-    @field_validator("packages", mode="before")
-    @classmethod
-    def _check_rules(cls, packages: object) -> object:
-        # A precise message for a mistyped rule; pydantic's union error would list both variants' complaints.
-        if isinstance(packages, dict):
-            for name, value in packages.items():
-                if isinstance(value, str) and value not in RULES:
-                    raise ValueError(f"packages.{name}: unknown rule {value!r} (expected a table or one of: "
-                                     f"{', '.join(RULES)})")
-        return packages
 
 
 @dataclass

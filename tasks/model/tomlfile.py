@@ -88,8 +88,8 @@ def key_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif isinstance(part, str) and part.startswith("<"):
-            continue  # pydantic's marker for a union member
+        elif isinstance(part, str) and (part.startswith("<") or part == "[key]"):
+            continue  # pydantic's markers for a union member and for a dict key
         else:
             text += ("." if text else "") + part
     return text

@@ -1,0 +1,43 @@
+"""The pipeline stages: toolchain → relibc → base → initfs → image → qcow2."""
+from __future__ import annotations
+
+from ..graph import Node
+from .common import project
+from .pending import pending_action
+from .recipes import cook_name, pkg_name
+
+
+def _cook_if_present(*recipes: str) -> list[str]:
+    steps = project().graph.steps
+    return [cook_name(Node(name)) for name in recipes if Node(name) in steps]
+
+
+def task_toolchain():
+    """Check the pinned Rust toolchain and codegen backend; render the target specs"""
+    return {"actions": [pending_action("toolchain")]}
+
+
+def task_relibc():
+    """Build relibc and assemble the sysroot every userspace build links against"""
+    return {"actions": [pending_action("relibc")], "task_dep": ["toolchain", *_cook_if_present("relibc")]}
+
+
+def task_base():
+    """Build the base system: daemons and drivers (recipes core/base)"""
+    return {"actions": None, "task_dep": ["relibc", *_cook_if_present("base")]}
+
+
+def task_initfs():
+    """Pack the initfs: bootstrap, daemons, init.rc; size and header checked"""
+    return {"actions": [pending_action("initfs")], "task_dep": ["base", *_cook_if_present("base-initfs")]}
+
+
+def task_image():
+    """Assemble the disk image from the config with the upstream installer (no FUSE)"""
+    packages = [pkg_name(step.node.recipe) for step in project().graph.image_steps() if not step.node.host]
+    return {"actions": [pending_action("image")], "task_dep": ["initfs", *packages]}
+
+
+def task_qcow2():
+    """Convert the disk image to qcow2 (qemu-img), keeping the previous one as .bak"""
+    return {"actions": [pending_action("qcow2")], "task_dep": ["image"]}

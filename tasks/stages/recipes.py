@@ -1,0 +1,80 @@
+"""Per-recipe tasks: ``fetch:<recipe>``, ``cook:<recipe>`` (``cook:host:<recipe>`` for host builds), ``pkg:<recipe>``."""
+from __future__ import annotations
+
+from ..graph import Node, Step
+from ..model.recipe import GitSource, Recipe, TarSource
+from .common import project
+from .pending import pending_action
+
+
+def fetch_name(recipe: str) -> str:
+    return f"fetch:{recipe}"
+
+
+def cook_name(node: Node) -> str:
+    return f"cook:{node}"
+
+
+def pkg_name(recipe: str) -> str:
+    return f"pkg:{recipe}"
+
+
+def recipe_inputs(recipe: Recipe) -> list[str]:
+    """The files of a recipe that describe how to fetch it: the recipe and its patches."""
+    files = [str(recipe.path)]
+    if isinstance(recipe.source, (GitSource, TarSource)):
+        files += [str(recipe.dir / patch) for patch in recipe.source.patches]
+    return files
+
+
+def task_fetch():
+    """Fetch recipe sources (git, tar with blake3, path, same_as), then patches and scripts"""
+    yield {"basename": "fetch", "name": None, "doc": task_fetch.__doc__}
+    graph = project().graph
+    for name, recipe in graph.sources.items():
+        kind = type(recipe.source).__name__.removesuffix("Source").lower() if recipe.source else "none"
+        same_as = [fetch_name(step.source_from) for step in graph.steps.values()
+                   if step.recipe.name == name and step.source_from]
+        yield {
+            "basename": "fetch",
+            "name": name,
+            "doc": f"fetch the {kind} source of {name}",
+            "actions": [pending_action("fetch")],
+            "file_dep": recipe_inputs(recipe),
+            "task_dep": sorted(set(same_as)),
+        }
+
+
+def task_cook():
+    """Build recipes into their stage with the cookbook environment (cook:<recipe>, cook:host:<recipe>)"""
+    yield {"basename": "cook", "name": None, "doc": task_cook.__doc__}
+    for node, step in project().graph.steps.items():
+        yield {
+            "basename": "cook",
+            "name": str(node),
+            "doc": f"build {node} (template {step.template}, rule {step.rule})",
+            "actions": [pending_action("cook")],
+            "task_dep": cook_dependencies(step),
+        }
+
+
+def cook_dependencies(step: Step) -> list[str]:
+    deps = [cook_name(dep) for dep in step.build_deps]
+    if step.builds_from_source or step.template == "remote":
+        deps.insert(0, fetch_name(step.recipe.name)) if step.builds_from_source else None
+    return deps
+
+
+def task_pkg():
+    """Package recipe stages as signed pkgar files in the local repository (pkg:<recipe>)"""
+    yield {"basename": "pkg", "name": None, "doc": task_pkg.__doc__}
+    for node, step in project().graph.steps.items():
+        if node.host:
+            continue  # host builds are tools for other builds, never published
+        yield {
+            "basename": "pkg",
+            "name": node.recipe,
+            "doc": f"package {node.recipe} into repo/",
+            "actions": [pending_action("pkg")],
+            "task_dep": [cook_name(node)],
+        }

@@ -1,0 +1,41 @@
+"""Shared fixtures: the upstream corpus (read in place, never copied into the repo) and a CLI runner."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+CORPUS = PROJECT.parent / "shared" / "corpus" / "redox-upstream"
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.fail(f"the upstream corpus is missing: expected {CORPUS} (../shared beside the repo)")
+    return CORPUS
+
+
+@dataclass
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_doit(*args: str, cwd: Path = PROJECT, env: dict | None = None) -> Completed:
+    """Run the real ``doit`` CLI of this venv on the project's dodo.py."""
+    doit = Path(sys.executable).parent / "doit"
+    command = [str(doit), "-f", str(PROJECT / "dodo.py"), *args]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(PROJECT), **(env or {})}, timeout=300)
+    return Completed(result.returncode, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def doit():
+    return run_doit

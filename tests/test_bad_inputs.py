@@ -1,0 +1,124 @@
+"""A corpus of bad inputs: each gives one precise line (file, key, reason) on the real CLI and a non-zero exit."""
+from __future__ import annotations
+
+import pytest
+
+from tests.trees import cargo, make_tree
+
+OK = '[source]\ngit = "https://example.org/a.git"\n[build]\ntemplate = "cargo"\n'
+PACKAGE_A = '[packages]\na = {}\n'
+
+# name: (recipes, configs, expected message with {root} for the tree)
+CASES = {
+    "toml syntax": ({"a": '[build]\ntemplate = "cargo"\ndependencies = ["x",\n'}, {},
+                    "{root}/recipes/a/recipe.toml: end of file: invalid TOML: invalid value"),
+    "toml syntax line": ({"a": '[build]\ntemplate = = "cargo"\n'}, {},
+                         "{root}/recipes/a/recipe.toml: line 2, column 12: invalid TOML: invalid value"),
+    "wrong type": ({"a": '[build]\ntemplate = "cargo"\ndependencies = "x"\n'}, {},
+                   "{root}/recipes/a/recipe.toml: build.dependencies: expected an array, got a string 'x'"),
+    "unknown template": ({"a": '[build]\ntemplate = "carg"\n'}, {},
+                         "{root}/recipes/a/recipe.toml: build.template: unknown template 'carg' (expected one of: "
+                         "none, remote, cargo, configure, cmake, meson, python, custom)"),
+    "missing template": ({"a": '[build]\ndependencies = []\n'}, {},
+                         "{root}/recipes/a/recipe.toml: build.template: missing required key"),
+    "custom without script": ({"a": '[build]\ntemplate = "custom"\n'}, {},
+                              "{root}/recipes/a/recipe.toml: build.script: missing required key for template "
+                              "'custom'"),
+    "build not a table": ({"a": 'build = 3\n'}, {},
+                          "{root}/recipes/a/recipe.toml: build: expected a table, got an integer 3"),
+    "slash in name": ({"a": cargo("x/y")}, {},
+                      "{root}/recipes/a/recipe.toml: build.dependencies[0]: invalid package name 'x/y': must not "
+                      "contain '/' or NUL"),
+    "two dots": ({"a": cargo("x.y.z")}, {},
+                 "{root}/recipes/a/recipe.toml: build.dependencies[0]: invalid package name 'x.y.z': at most one "
+                 "'.' (the optional-package suffix)"),
+    "bad prefix": ({"a": cargo("foo:bar")}, {},
+                   "{root}/recipes/a/recipe.toml: build.dependencies[0]: invalid package name 'foo:bar': ':' is "
+                   "only allowed in the prefixes 'host:' and 'target:'"),
+    "double prefix": ({"a": cargo(runtime=("host:target:x",))}, {},
+                      "{root}/recipes/a/recipe.toml: package.dependencies[0]: invalid package name "
+                      "'host:target:x': ':' is only allowed in the prefixes 'host:' and 'target:'"),
+    "empty dependency": ({"a": cargo("")}, {},
+                         "{root}/recipes/a/recipe.toml: build.dependencies[0]: package name is empty"),
+    "source without kind": ({"a": '[source]\nurl = "https://example.org"\n'}, {},
+                            "{root}/recipes/a/recipe.toml: source: expected one of the keys same_as, path, git or "
+                            "tar"),
+    "bool as string": ({"a": '[source]\ngit = "https://example.org/a.git"\nshallow_clone = "yes"\n'}, {},
+                       "{root}/recipes/a/recipe.toml: source.shallow_clone: expected a boolean (true or false), "
+                       "got a string 'yes'"),
+    "patches not a list": ({"a": '[source]\ntar = "https://example.org/a.tar"\npatches = "a.patch"\n'}, {},
+                           "{root}/recipes/a/recipe.toml: source.patches: expected an array, got a string "
+                           "'a.patch'"),
+    "same_as nowhere": ({"a": '[source]\nsame_as = "../nope"\n[build]\ntemplate = "cargo"\n'}, {},
+                        "{root}/recipes/a/recipe.toml: source.same_as: no recipe at '../nope'"),
+    "optional package name": ({"a": OK + '[[optional-packages]]\nname = "x.y"\n'}, {},
+                              "{root}/recipes/a/recipe.toml: optional-packages[0].name: invalid optional package "
+                              "name 'x.y': must be non-empty without '.', '/', ':'"),
+    "optional package missing": ({"a": OK}, {"c.toml": '[packages]\n"a.doc" = {}\n'},
+                                 "{root}/recipes/a/recipe.toml: optional-packages: recipe 'a' has no optional "
+                                 "package 'doc'"),
+    "dependency cycle": ({"a": cargo("b"), "b": cargo("a")}, {},
+                         "{root}/recipes/a/recipe.toml: build.dependencies[0]: dependency cycle: a -> b -> a"),
+    "missing recipe from recipe": ({"a": cargo("nope")}, {},
+                                   "{root}/recipes/a/recipe.toml: build.dependencies[0]: no recipe named 'nope' "
+                                   "under {root}/recipes"),
+    "missing recipe from config": ({"a": OK}, {"c.toml": '[packages]\nnope = {}\n'},
+                                   "{root}/config/c.toml: packages.nope: no recipe named 'nope' under "
+                                   "{root}/recipes"),
+    "config syntax": ({"a": OK}, {"c.toml": '[packages\na = {}\n'},
+                      "{root}/config/c.toml: line 1, column 10: invalid TOML: expected ']' at the end of a table "
+                      "declaration"),
+    "include loop": ({"a": OK}, {"c.toml": 'include = ["d.toml"]\n', "d.toml": 'include = ["c.toml"]\n'},
+                     "{root}/config/d.toml: include[0]: include loop: {root}/config/c.toml -> {root}/config/d.toml "
+                     "-> {root}/config/c.toml"),
+    "missing include": ({"a": OK}, {"c.toml": 'include = ["nope.toml"]\n'},
+                        "{root}/config/c.toml: include[0]: included file 'nope.toml' not found (looked for "
+                        "{root}/config/nope.toml)"),
+    "include not a list": ({"a": OK}, {"c.toml": 'include = "d.toml"\n'},
+                           "{root}/config/c.toml: include: expected an array, got a string 'd.toml'"),
+    "unknown rule": ({"a": OK}, {"c.toml": '[packages]\na = "binari"\n'},
+                     "{root}/config/c.toml: packages.a: unknown rule 'binari' (expected a table or one of: "
+                     "ignore, source, binary, local)"),
+    "size as string": ({"a": OK}, {"c.toml": '[general]\nfilesystem_size = "big"\n'},
+                       "{root}/config/c.toml: general.filesystem_size: expected an integer, got a string 'big'"),
+    "bad package key": ({"a": OK}, {"c.toml": '[packages]\n"x/y" = {}\n'},
+                        "{root}/config/c.toml: packages.x/y: invalid package name 'x/y': must not contain '/' "
+                        "or NUL"),
+    "file without path": ({"a": OK}, {"c.toml": '[[files]]\ndata = "x"\n'},
+                          "{root}/config/c.toml: files[0].path: missing required key"),
+    "uid as string": ({"a": OK}, {"c.toml": '[users.root]\nuid = "0"\n'},
+                      "{root}/config/c.toml: users.root.uid: expected an integer, got a string '0'"),
+    "missing config": ({"a": OK}, {"other.toml": PACKAGE_A},
+                       "{root}/config/c.toml: config file not found (choose one with config=PATH)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_gives_one_precise_line(case, tmp_path, doit):
+    recipes, configs, expected = CASES[case]
+    root = make_tree(tmp_path / "tree", recipes, configs or {"c.toml": PACKAGE_A})
+    result = doit("list", f"root={root}", "config=config/c.toml")
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("warning: ")]
+    assert errors == ["ERROR: " + expected.format(root=root)], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_duplicate_recipe_name_is_a_warning_listing_both(tmp_path, doit):
+    root = make_tree(tmp_path / "tree", {"core/a": OK, "wip/a": cargo("nope")}, {"c.toml": PACKAGE_A})
+    result = doit("list", "--all", f"root={root}", "config=config/c.toml")
+    assert result.returncode == 0, result.stderr
+    assert (f"warning: recipe 'a' is defined 2 times: {root}/recipes/core/a, {root}/recipes/wip/a; "
+            f"using {root}/recipes/core/a") in result.stderr
+    assert "cook:a" in result.stdout
+
+
+def test_unknown_key_is_a_visible_warning(tmp_path, doit):
+    root = make_tree(tmp_path / "tree", {"a": OK + 'dependancies = ["x"]\n'}, {"c.toml": PACKAGE_A})
+    result = doit("list", f"root={root}", "config=config/c.toml")
+    assert result.returncode == 0
+    assert f"warning: {root}/recipes/a/recipe.toml: build.dependancies: unknown key (ignored)" in result.stderr
+
+
+def test_at_least_25_bad_inputs():
+    assert len(CASES) >= 25

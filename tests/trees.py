@@ -1,0 +1,24 @@
+"""Small recipe trees written by tests: ``make_tree(root, {"core/ion": "<recipe.toml>"}, {"x.toml": "..."})``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def make_tree(root: Path, recipes: dict[str, str], configs: dict[str, str] | None = None) -> Path:
+    for where, text in recipes.items():
+        directory = root / "recipes" / where
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "recipe.toml").write_text(text)
+    for where, text in (configs or {}).items():
+        path = root / "config" / where
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def cargo(*deps: str, runtime: tuple[str, ...] = ()) -> str:
+    text = '[source]\ngit = "https://example.org/x.git"\n[build]\ntemplate = "cargo"\n'
+    text += f"dependencies = {list(deps)!r}\n".replace("'", '"')
+    if runtime:
+        text += f"[package]\ndependencies = {list(runtime)!r}\n".replace("'", '"')
+    return text
