@@ -1,0 +1,111 @@
+"""Tarball sources: download, BLAKE3 check (the recipe format demands BLAKE3), safe extraction.
+
+Extraction behaves like ``tar --extract --no-same-owner --strip-components 1`` but refuses any member that would
+land outside the destination: absolute names, ``..``, and symlinks or hardlinks whose target escapes.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import tarfile
+import urllib.request
+from pathlib import Path
+
+import blake3
+
+from ..errors import FormatError, InputError
+from ..hashing import hash_text
+
+CHUNK = 1 << 20
+DOWNLOAD_TIMEOUT = 60
+
+
+def blake3_file(path: Path) -> str:
+    hasher = blake3.blake3()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def cached_tar_path(cache_dir: Path, url: str, expected: str | None) -> Path:
+    """Where a download is kept: by its BLAKE3 when the recipe gives one, else by URL."""
+    return cache_dir / (f"{expected}.tar" if expected else f"url-{hash_text(url)}.tar")
+
+
+def download(url: str, destination: Path) -> None:
+    """Fetch ``url`` into ``destination`` (via ``.partial``; a failure leaves nothing behind)."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".partial")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(partial, "wb") as out:
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+    except OSError as error:  # URLError and HTTPError are OSErrors
+        partial.unlink(missing_ok=True)
+        raise InputError(f"cannot download {url}: {error}", key="source.tar") from None
+    os.replace(partial, destination)
+
+
+def verify_blake3(path: Path, expected: str | None, url: str, recipe_file: Path) -> str:
+    """The file's BLAKE3; a missing or different ``blake3`` in the recipe is an error that shows the right value."""
+    actual = blake3_file(path)
+    if expected is None:
+        raise InputError(f"missing; {url} has blake3 = \"{actual}\" (add it to the recipe)", path=recipe_file,
+                         key="source.blake3")
+    if actual != expected.lower():
+        path.unlink()
+        raise InputError(f"mismatch for {url}: expected {expected}, downloaded {actual}", path=recipe_file,
+                         key="source.blake3")
+    return actual
+
+
+def _stripped(name: str, strip: int) -> str | None:
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    return "/".join(parts[strip:]) or None
+
+
+def _check_inside(member: str, target: str, archive: Path) -> None:
+    """``target`` is a path relative to the destination root; it must not leave it."""
+    if posixpath.isabs(target) or posixpath.normpath(target).split("/")[0] == "..":
+        raise FormatError(f"member {member!r} escapes the source directory", path=archive)
+
+
+def _plan(archive: Path, tar: tarfile.TarFile, strip: int) -> list[tarfile.TarInfo]:
+    """The members to extract, renamed with the leading components stripped; escaping ones raise."""
+    planned = []
+    for member in tar.getmembers():
+        if member.name.startswith("/") or ".." in member.name.split("/"):
+            raise FormatError(f"member {member.name!r} escapes the source directory", path=archive)
+        name = _stripped(member.name, strip)
+        if name is None:
+            continue
+        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            raise FormatError(f"member {member.name!r} is a device or fifo, which a source must not hold",
+                              path=archive)
+        if member.issym():
+            if posixpath.isabs(member.linkname):
+                raise FormatError(f"symlink {member.name!r} points outside the source: {member.linkname}",
+                                  path=archive)
+            _check_inside(member.name, posixpath.join(posixpath.dirname(name), member.linkname), archive)
+        if member.islnk():
+            linkname = _stripped(member.linkname, strip)
+            if linkname is None or member.linkname.startswith("/") or ".." in member.linkname.split("/"):
+                raise FormatError(f"hardlink {member.name!r} points outside the source: {member.linkname}",
+                                  path=archive)
+            member.linkname = linkname
+        member.name = name
+        planned.append(member)
+    return planned
+
+
+def extract(archive: Path, destination: Path, strip: int = 1) -> None:
+    """Extract ``archive`` (any compression tarfile reads) into the new directory ``destination``."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = _plan(archive, tar, strip)
+            destination.mkdir(parents=True)
+            # The data filter re-checks every path and drops owners and special bits (--no-same-owner).
+            tar.extractall(destination, members=members, filter="data")
+    except (tarfile.TarError, EOFError) as error:
+        raise FormatError(f"cannot read tar archive: {error}", path=archive) from None

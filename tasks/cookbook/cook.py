@@ -1,0 +1,205 @@
+"""Cook a recipe: sysroot from the build dependencies' stages, the build script into ``stage.tmp``, optional
+packages split off, then ``stage.tmp`` renamed to ``stage``. A cook whose inputs are unchanged does nothing."""
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from ..errors import BuildError
+from ..files import write_text_if_changed
+from ..hashing import hash_file, hash_value
+from ..model.recipe import OptionalPackage, Recipe
+from ..templating import template_path
+from ..toolchain.env import CargoBuild
+from .script import PRELUDE, REDOXER, ScriptDirs, ScriptOptions, run_build_script
+from .tree import remove_tree, tree_digest
+
+SYSROOT_DIRS = ("bin", "include", "lib", "share")
+
+RemoteStage = Callable[[str, Path], None]
+"""Fills a stage directory with the prebuilt package of a ``remote`` recipe (name, stage directory)."""
+
+
+class CookStatus(StrEnum):
+    COOKED = "cooked"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class CookPaths:
+    """Where one recipe is cooked for one triple. ``target``: upstream's ``<recipe>/target/<triple>``."""
+
+    recipe: Path
+    source: Path
+    target: Path
+    root: Path            # COOKBOOK_ROOT (the tree holding recipes/)
+    log: Path
+
+    @property
+    def build(self) -> Path:
+        return self.target / "build"
+
+    @property
+    def stage(self) -> Path:
+        return self.target / "stage"
+
+    @property
+    def sysroot(self) -> Path:
+        return self.target / "sysroot"
+
+    @property
+    def toolchain(self) -> Path:
+        return self.target / "toolchain"
+
+    @property
+    def stamp(self) -> Path:
+        return self.target / "stage.json"
+
+    def optional_stage(self, name: str) -> Path:
+        return self.target / f"stage.{name}"
+
+
+@dataclass(frozen=True)
+class CookRequest:
+    """Everything a cook depends on besides the recipe and its source."""
+
+    cargo: CargoBuild
+    options: ScriptOptions
+    dependency_stages: Sequence[Path] = ()        # build dependencies' stages: the sysroot
+    host_dependency_stages: Sequence[Path] = ()   # host: dependencies' stages: COOKBOOK_TOOLCHAIN
+    template: str | None = None                   # override (installer config rules: binary, ignore)
+    extra_inputs: Mapping[str, object] = field(default_factory=dict)  # e.g. the toolchain fingerprint
+
+
+@dataclass(frozen=True)
+class CookResult:
+    status: CookStatus
+    stage: Path
+    optional_stages: dict[str, Path]
+    inputs: str
+
+
+def cook_inputs(recipe: Recipe, paths: CookPaths, request: CookRequest) -> dict[str, object]:
+    """What the stage is made from: recipe, source tree, dependency stages, build environment, prelude."""
+    template = request.template or recipe.template
+    return {
+        "recipe": recipe.file.model_dump(mode="json", by_alias=True),
+        "template": template,
+        "source": tree_digest(paths.source) if template not in ("none", "remote") else None,
+        "dependencies": [tree_digest(stage) for stage in request.dependency_stages],
+        "host_dependencies": [tree_digest(stage) for stage in request.host_dependency_stages],
+        "cargo": {"target": request.cargo.target, "set": dict(request.cargo.set),
+                  "flags": list(request.cargo.cargo_flags), "strip": request.cargo.strip},
+        "options": {"target": request.options.target, "offline": request.options.offline,
+                    "strip": request.options.strip, "debug": request.options.debug},
+        "prelude": hash_file(template_path(PRELUDE)),
+        "redoxer": hash_file(template_path(REDOXER)),
+        "extra": dict(request.extra_inputs),
+    }
+
+
+def is_up_to_date(recipe: Recipe, paths: CookPaths, request: CookRequest) -> bool:
+    return _stamped(paths, recipe) == hash_value(cook_inputs(recipe, paths, request))
+
+
+def _stamped(paths: CookPaths, recipe: Recipe) -> str | None:
+    outputs = [paths.stage, *(paths.optional_stage(name) for name in recipe.optional_names)]
+    if not all(path.is_dir() for path in outputs):
+        return None
+    try:
+        return json.loads(paths.stamp.read_text())["inputs"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return None
+
+
+def cook(recipe: Recipe, paths: CookPaths, request: CookRequest, remote: RemoteStage | None = None) -> CookResult:
+    """Build ``recipe`` into ``paths.stage`` (and ``stage.<optional>``) unless its inputs are unchanged."""
+    inputs = hash_value(cook_inputs(recipe, paths, request))
+    optional = {name: paths.optional_stage(name) for name in recipe.optional_names}
+    if _stamped(paths, recipe) == inputs:
+        return CookResult(CookStatus.UNCHANGED, paths.stage, optional, inputs)
+    stage_tmp = paths.target / "stage.tmp"
+    remove_tree(stage_tmp)
+    stage_tmp.mkdir(parents=True)
+    template = request.template or recipe.template
+    if template == "remote":
+        if remote is None:
+            raise BuildError("template 'remote' needs a local package repository, which is not configured yet",
+                             path=recipe.path, key="build.template")
+        remote(recipe.name, stage_tmp)
+    elif template != "none":
+        _build(recipe, paths, request, stage_tmp)
+    split_optional_packages(stage_tmp, recipe.file.optional_packages, paths.target)
+    for name in optional:
+        _promote(paths.target / f"stage.{name}.tmp", paths.optional_stage(name))
+    _promote(stage_tmp, paths.stage)
+    write_text_if_changed(paths.stamp, json.dumps({"inputs": inputs}) + "\n")
+    return CookResult(CookStatus.COOKED, paths.stage, optional, inputs)
+
+
+def _build(recipe: Recipe, paths: CookPaths, request: CookRequest, stage_tmp: Path) -> None:
+    assemble_sysroot(paths.sysroot, request.dependency_stages)
+    toolchain = None
+    if request.host_dependency_stages:
+        toolchain = assemble_sysroot(paths.toolchain, request.host_dependency_stages)
+    paths.build.mkdir(parents=True, exist_ok=True)  # kept between cooks: cargo's incremental state lives here
+    dirs = ScriptDirs(root=paths.root.resolve(), recipe=paths.recipe.resolve(), source=paths.source.resolve(),
+                      build=paths.build.resolve(), stage=stage_tmp.resolve(), sysroot=paths.sysroot.resolve(),
+                      toolchain=toolchain.resolve() if toolchain else None)
+    try:
+        run_build_script(recipe.build, recipe.name, dirs, request.cargo, request.options, paths.log)
+    except BuildError as error:
+        raise type(error)(f"cook {recipe.name}: {error.reason}", path=error.path, key=error.key) from None
+
+
+def assemble_sysroot(destination: Path, stages: Sequence[Path]) -> Path:
+    """Upstream's sysroot: ``usr/{bin,include,lib,share}`` with ``bin`` etc. linked to them, and every stage
+    copied in, in order (a later stage's file replaces an earlier one's). Built aside, then renamed."""
+    partial = destination.with_name(destination.name + ".tmp")
+    remove_tree(partial)
+    for name in SYSROOT_DIRS:
+        (partial / "usr" / name).mkdir(parents=True)
+        (partial / name).symlink_to(Path("usr") / name)
+    for stage in stages:
+        shutil.copytree(stage, partial, symlinks=True, dirs_exist_ok=True)
+    _promote(partial, destination)
+    return destination
+
+
+def split_optional_packages(stage: Path, packages: Sequence[OptionalPackage], target_dir: Path) -> None:
+    """Move each staged file matching an optional package's globs into ``stage.<name>.tmp``; the first
+    matching pattern wins. Globs follow globset's defaults (``*`` also matches ``/``), like upstream."""
+    for package in packages:
+        remove_tree(target_dir / f"stage.{package.name}.tmp")
+        (target_dir / f"stage.{package.name}.tmp").mkdir(parents=True)
+    if not packages:
+        return
+    for path in sorted(_staged_files(stage)):
+        relative = path.relative_to(stage).as_posix()
+        owner = next((package for package in packages
+                      if any(fnmatch.fnmatchcase(relative, pattern.lstrip("/")) for pattern in package.files)), None)
+        if owner is not None:
+            moved = target_dir / f"stage.{owner.name}.tmp" / relative
+            moved.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, moved)
+
+
+def _staged_files(stage: Path) -> list[Path]:
+    found = []
+    for directory, subdirs, files in os.walk(stage):
+        base = Path(directory)
+        found += [base / name for name in files]
+        found += [base / name for name in subdirs if (base / name).is_symlink()]
+    return found
+
+
+def _promote(partial: Path, final: Path) -> None:
+    """Replace ``final`` by ``partial`` (a directory): the old one goes only once the new one is complete."""
+    remove_tree(final)
+    os.replace(partial, final)

@@ -1,0 +1,201 @@
+"""Fetch a recipe's source: git, tar, path or same_as, then its patches and script.
+
+What fetch owns it records in a state file (what it fetched and the tree digest it left). A source that already
+matches is not touched; a source without a record, or whose tree differs from the record (a user edited it in
+place), is never overwritten: fetch reports it as local or dirty instead. Offline, no network is touched and
+anything missing fails with a clear error.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from ..errors import InputError
+from ..files import write_text_if_changed
+from ..hashing import hash_file, hash_value
+from ..process import run
+from ..model.recipe import GitSource, PathSource, Recipe, SameAsSource, TarSource
+from . import archive, git
+from .script import run_fetch_script
+from .tree import remove_tree, tree_digest
+
+SOURCE_DIR = "source"
+
+
+class FetchStatus(StrEnum):
+    UNCHANGED = "unchanged"   # the source already matched the recipe
+    FETCHED = "fetched"       # created or updated
+    LOCAL = "local"           # a source fetch did not create (kept in tree, or no [source]): left as it is
+    DIRTY = "dirty"           # edited since fetch created it: left as it is
+
+
+@dataclass(frozen=True)
+class SourcePaths:
+    """Where a recipe's source goes, where fetch keeps its record and where downloads are cached."""
+
+    source: Path
+    state: Path
+    downloads: Path
+
+    @classmethod
+    def for_recipe(cls, recipe: Recipe, build_dir: Path) -> "SourcePaths":
+        """Upstream layout: ``<recipe>/source``; records and downloads under the build directory."""
+        return cls(source=recipe.dir / SOURCE_DIR, state=build_dir / "fetch" / f"{recipe.name}.json",
+                   downloads=build_dir / "downloads")
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    status: FetchStatus
+    source: Path          # the directory to build from (for same_as: the other recipe's source)
+    ident: str            # git commit, tar BLAKE3, or the tree digest of a path/local source
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class _State:
+    identity: str
+    ident: str
+    tree: str
+
+
+def _read_state(path: Path) -> _State | None:
+    try:
+        return _State(**json.loads(path.read_text()))
+    except (FileNotFoundError, json.JSONDecodeError, TypeError):
+        return None
+
+
+def _write_state(path: Path, state: _State) -> None:
+    write_text_if_changed(path, json.dumps(state.__dict__, indent=1) + "\n")
+
+
+def _identity(recipe: Recipe, **fields: object) -> str:
+    """What the recipe asks of its source, including the content of its patches."""
+    source = recipe.source
+    patches = [hash_file(recipe.dir / patch) for patch in getattr(source, "patches", [])]
+    return hash_value({**fields, "patches": patches, "script": getattr(source, "script", None)})
+
+
+def fetch(recipe: Recipe, paths: SourcePaths, *, offline: bool = False, log: Path | None = None,
+          same_as_source: Path | None = None) -> FetchResult:
+    """Bring ``paths.source`` to what ``recipe`` asks for. ``same_as_source``: the other recipe's source
+    directory (the caller fetches that recipe first)."""
+    source = recipe.source
+    if isinstance(source, SameAsSource):
+        return _link_same_as(recipe, paths, same_as_source)
+    if source is None:
+        return _untouched(paths, FetchStatus.LOCAL, "recipe has no [source]")
+    _check_patches_exist(recipe)
+    state = _read_state(paths.state)
+    if paths.source.exists() or paths.source.is_symlink():
+        if state is None:
+            return _untouched(paths, FetchStatus.LOCAL, "source exists but was not fetched by this build; kept")
+        if tree_digest(paths.source) != state.tree:
+            return _untouched(paths, FetchStatus.DIRTY,
+                              f"source changed since it was fetched; not updated (remove it, or "
+                              f"{paths.state}, to fetch again)")
+    if isinstance(source, GitSource):
+        return _fetch_git(recipe, source, paths, state, offline, log)
+    if isinstance(source, TarSource):
+        return _fetch_tar(recipe, source, paths, state, offline, log)
+    assert isinstance(source, PathSource)
+    return _fetch_path(recipe, source, paths, state, log)
+
+
+def _untouched(paths: SourcePaths, status: FetchStatus, message: str) -> FetchResult:
+    ident = tree_digest(paths.source) if paths.source.is_dir() else ""
+    return FetchResult(status, paths.source, ident, message)
+
+
+def _check_patches_exist(recipe: Recipe) -> None:
+    for index, patch in enumerate(getattr(recipe.source, "patches", [])):
+        if not (recipe.dir / patch).is_file():
+            raise InputError(f"patch file {patch} does not exist", path=recipe.path, key=f"source.patches[{index}]")
+
+
+def _finish(recipe: Recipe, directory: Path, log: Path | None) -> str:
+    """Apply patches (``patch -p1``, in order) and the script to a freshly fetched tree; return its digest."""
+    source = recipe.source
+    for patch in getattr(source, "patches", []):
+        run(["patch", "--batch", "--forward", "-p1", "-d", directory, "-i", recipe.dir / patch], log=log)
+    if script := getattr(source, "script", None):
+        run_fetch_script(recipe, directory, script, log)
+    return tree_digest(directory)
+
+
+def _fetch_git(recipe: Recipe, source: GitSource, paths: SourcePaths, state: _State | None, offline: bool,
+               log: Path | None) -> FetchResult:
+    identity = _identity(recipe, git=source.git, rev=source.rev, branch=source.branch)
+    if not paths.source.exists():
+        if offline:
+            raise InputError(f"offline and {paths.source} is missing: fetch it online first", path=recipe.path,
+                             key="source.git")
+        git.clone(source.git, paths.source, branch=source.branch, treeless=bool(source.shallow_clone), log=log)
+        state = None
+    commit = git.resolve(paths.source, source.rev, source.branch, offline=offline, log=log)
+    if state is not None and state.identity == identity and state.ident == commit:
+        return FetchResult(FetchStatus.UNCHANGED, paths.source, commit)
+    git.checkout(paths.source, commit, source.branch, log=log)
+    tree = _finish(recipe, paths.source, log)
+    _write_state(paths.state, _State(identity, commit, tree))
+    return FetchResult(FetchStatus.FETCHED, paths.source, commit)
+
+
+def _fetch_tar(recipe: Recipe, source: TarSource, paths: SourcePaths, state: _State | None, offline: bool,
+               log: Path | None) -> FetchResult:
+    identity = _identity(recipe, tar=source.tar, blake3=source.blake3)
+    if state is not None and state.identity == identity and paths.source.is_dir():
+        return FetchResult(FetchStatus.UNCHANGED, paths.source, state.ident)
+    tarball = archive.cached_tar_path(paths.downloads, source.tar, source.blake3)
+    if not tarball.exists():
+        if offline:
+            raise InputError(f"offline and {source.tar} is not in {paths.downloads}: fetch it online first",
+                             path=recipe.path, key="source.tar")
+        archive.download(source.tar, tarball)
+    ident = archive.verify_blake3(tarball, source.blake3, source.tar, recipe.path)
+    partial = paths.source.with_name(paths.source.name + ".partial")
+    remove_tree(partial)
+    archive.extract(tarball, partial)
+    tree = _finish(recipe, partial, log)
+    remove_tree(paths.source)
+    os.replace(partial, paths.source)
+    _write_state(paths.state, _State(identity, ident, tree))
+    return FetchResult(FetchStatus.FETCHED, paths.source, ident)
+
+
+def _fetch_path(recipe: Recipe, source: PathSource, paths: SourcePaths, state: _State | None,
+                log: Path | None) -> FetchResult:
+    origin = (recipe.dir / source.path).resolve()
+    if not origin.is_dir():
+        raise InputError(f"{origin} is not a directory", path=recipe.path, key="source.path")
+    ident = tree_digest(origin)
+    identity = hash_value({"path": str(origin), "tree": ident})
+    if state is not None and state.identity == identity and paths.source.is_dir():
+        return FetchResult(FetchStatus.UNCHANGED, paths.source, ident)
+    partial = paths.source.with_name(paths.source.name + ".partial")
+    remove_tree(partial)
+    shutil.copytree(origin, partial, symlinks=True)
+    remove_tree(paths.source)
+    os.replace(partial, paths.source)
+    _write_state(paths.state, _State(identity, ident, tree_digest(paths.source)))
+    return FetchResult(FetchStatus.FETCHED, paths.source, ident)
+
+
+def _link_same_as(recipe: Recipe, paths: SourcePaths, other: Path | None) -> FetchResult:
+    """``source`` becomes a symlink to the other recipe's source, as upstream does."""
+    if other is None:
+        raise InputError("the source of the recipe named by same_as was not given", path=recipe.path,
+                         key="source.same_as")
+    target = os.path.relpath(other, paths.source.parent)
+    if paths.source.is_symlink() and os.readlink(paths.source) == target:
+        return FetchResult(FetchStatus.UNCHANGED, other, "")
+    if paths.source.exists() or paths.source.is_symlink():
+        return _untouched(paths, FetchStatus.LOCAL, "source exists and is not the same_as link; kept")
+    paths.source.parent.mkdir(parents=True, exist_ok=True)
+    paths.source.symlink_to(target)
+    return FetchResult(FetchStatus.FETCHED, other, "")

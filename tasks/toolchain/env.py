@@ -1,0 +1,121 @@
+"""The environment and cargo arguments of every build, from one place.
+
+Target builds (kernel, relibc, userspace) use the pinned toolchain, the backend, the generated target spec and
+``-Zbuild-std``; host builds use the host triple and whatever toolchain the caller's environment selects.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from ..process import child_env
+from ..settings import host_triple
+from .installed import Toolchain
+
+# sccache and friends break custom codegen backends; encoded flags would silently override RUSTFLAGS.
+UNSET = ("RUSTC_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER", "CC_WRAPPER", "CARGO_ENCODED_RUSTFLAGS")
+
+
+class ArtifactKind(StrEnum):
+    KERNEL = "kernel"
+    RELIBC = "relibc"
+    USERSPACE = "userspace"
+
+
+BUILD_STD: dict[ArtifactKind, tuple[str, ...]] = {
+    ArtifactKind.KERNEL: ("core", "alloc"),
+    ArtifactKind.RELIBC: ("core", "alloc"),
+    ArtifactKind.USERSPACE: ("std", "core", "alloc", "panic_abort"),
+}
+# The kernel has no libc to provide memcpy & co.; relibc provides them itself. Cranelift cannot lower f16/f128.
+BUILD_STD_FEATURES: dict[ArtifactKind, tuple[str, ...]] = {
+    ArtifactKind.KERNEL: ("compiler-builtins-mem", "compiler_builtins/no-f16-f128"),
+    ArtifactKind.RELIBC: ("compiler_builtins/no-f16-f128",),
+    ArtifactKind.USERSPACE: ("compiler_builtins/no-f16-f128",),
+}
+KIND_RUSTFLAGS: dict[ArtifactKind, tuple[str, ...]] = {
+    ArtifactKind.KERNEL: ("-C", "relocation-model=static"),
+    ArtifactKind.RELIBC: (),
+    # `-z muldefs` links where `--allow-multiple-definition` produced binaries that crashed at run time.
+    ArtifactKind.USERSPACE: ("-C", "panic=abort", "-C", "link-arg=-z", "-C", "link-arg=muldefs"),
+}
+
+
+@dataclass(frozen=True)
+class CargoBuild:
+    """How to run cargo (and the tools around it) for one kind of artifact."""
+
+    target: str              # cargo --target: a triple, or the absolute path of a .json spec
+    target_name: str         # cargo's output directory under target/ (the spec's file stem)
+    set: Mapping[str, str] = field(default_factory=dict)
+    unset: tuple[str, ...] = UNSET
+    cargo_flags: tuple[str, ...] = ()   # -Z flags that follow the cargo subcommand
+    strip: str = "strip"
+    cranelift: bool = False
+
+    def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        return child_env(set=dict(self.set), unset=self.unset, base=base)
+
+    def cargo_argv(self, subcommand: str, *args: str) -> list[str]:
+        return ["cargo", subcommand, "--target", self.target, *self.cargo_flags, *args]
+
+
+def _library_path(name: str, directory: Path, base: Mapping[str, str]) -> str:
+    existing = base.get(name, "")
+    return f"{directory}:{existing}" if existing else str(directory)
+
+
+def target_build(toolchain: Toolchain, kind: ArtifactKind, *, spec: Path, sysroot: Path,
+                 extra_rustflags: Sequence[str] = (), base: Mapping[str, str] | None = None) -> CargoBuild:
+    """The cargo build of a Redox artifact: pinned toolchain, backend, ``spec`` (absolute), ``sysroot`` (the
+    directory whose ``lib/`` holds libc.a and the CRT objects), ``-Zbuild-std`` for ``kind``.
+
+    ``base`` (default: this process's environment) only supplies existing library search paths to extend.
+    """
+    base = os.environ if base is None else base
+    tools = toolchain.tools_dir
+    rustflags: list[str] = []
+    if toolchain.codegen_backend is not None:
+        rustflags.append(f"-Zcodegen-backend={toolchain.codegen_backend}")
+    if kind is ArtifactKind.USERSPACE:
+        rustflags += ["-L", str(sysroot / "lib")]
+    rustflags += [*KIND_RUSTFLAGS[kind], *extra_rustflags]
+    target_name = spec.stem
+    env = {
+        "RUSTUP_TOOLCHAIN": toolchain.name,
+        "CARGO_INCREMENTAL": "0",
+        "RUSTFLAGS": " ".join(rustflags),
+        "AR": str(tools / "llvm-ar"),
+        "STRIP": str(tools / "llvm-strip"),
+        "OBJCOPY": str(tools / "llvm-objcopy"),
+        "NM": str(tools / "llvm-nm"),
+        # llvm-tools ships no llvm-ranlib; `llvm-ar s` is ranlib (as the fork's scripts use it).
+        "RANLIB": f"{tools / 'llvm-ar'} s",
+        "RUST_LLD": str(tools / "rust-lld"),
+        f"CARGO_TARGET_{target_name.upper().replace('-', '_')}_LINKER": str(tools / "rust-lld"),
+    }
+    if toolchain.pin.uses_cranelift:
+        # Cranelift has no LTO; a crate's profile asking for it would fail the build.
+        env |= {"CARGO_PROFILE_RELEASE_LTO": "off", "CARGO_PROFILE_DEV_LTO": "off", "COOKBOOK_CRANELIFT": "1"}
+    if toolchain.pin.backend_path is not None:
+        # A self-built backend library links against the toolchain's librustc_driver.
+        env["LD_LIBRARY_PATH"] = _library_path("LD_LIBRARY_PATH", toolchain.lib_dir, base)
+        env["DYLD_LIBRARY_PATH"] = _library_path("DYLD_LIBRARY_PATH", toolchain.lib_dir, base)
+    flags = [f"-Zbuild-std={','.join(BUILD_STD[kind])}",
+             f"-Zbuild-std-features={','.join(BUILD_STD_FEATURES[kind])}"]
+    if toolchain.json_target_spec_flag:
+        flags.append("-Zjson-target-spec")
+    return CargoBuild(target=str(spec), target_name=target_name, set=env, cargo_flags=tuple(flags),
+                      strip=env["STRIP"], cranelift=toolchain.pin.uses_cranelift)
+
+
+def host_build(toolchain: Toolchain | None = None) -> CargoBuild:
+    """A build for this machine (``host:`` recipes): host triple, no backend or build-std; the toolchain's
+    llvm-strip when it has one, else the system strip."""
+    host = host_triple()
+    strip = toolchain.tool("llvm-strip") if toolchain is not None else None
+    return CargoBuild(target=host, target_name=host, set={"CARGO_INCREMENTAL": "0"},
+                      strip=str(strip) if strip is not None and strip.exists() else "strip")

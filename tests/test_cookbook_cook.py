@@ -1,0 +1,203 @@
+"""Cooking on the host triple with real cargo, make, bash and strip (no Redox toolchain exists here)."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+from pathlib import Path
+
+import blake3
+import pytest
+
+from cookbook_fixtures import (bare_repository, copy_fixtures, cook_paths, host_request, http_server, make_tarball,
+                               source_paths, write_recipe)
+from tasks.cookbook import CookStatus, cook, fetch, is_up_to_date
+from tasks.errors import BuildError, CommandError
+from tasks.model.recipe import load_recipe
+from tasks.settings import host_triple
+
+UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "redox-upstream" / "recipes"
+CORPUS = next((path for path in (Path("/work/shared/corpus/redox-upstream/recipes"), UPSTREAM) if path.is_dir()),
+              UPSTREAM)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return copy_fixtures(tmp_path)
+
+
+def run_binary(path: Path) -> str:
+    return subprocess.run([path], check=True, capture_output=True, text=True).stdout
+
+
+def has_symbols(path: Path) -> bool:
+    return "no symbols" not in subprocess.run(["nm", path], capture_output=True, text=True).stderr
+
+
+@pytest.mark.slow
+def test_cargo_crate_with_crates_io_dependency_from_git_with_patch(root: Path) -> None:
+    bare, commit = bare_repository(root, root / "sources" / "hello-dep")
+    recipe = write_recipe(root, "hello-dep", f'[source]\ngit = "file://{bare}"\nrev = "{commit}"\n'
+                          'patches = ["../../patches/hello-dep-greeting.patch"]\n\n[build]\ntemplate = "cargo"\n')
+    fetched = fetch(recipe, source_paths(root, recipe))
+    paths = cook_paths(root, recipe)
+    request = host_request(source_ident=fetched.ident)
+
+    result = cook(recipe, paths, request)
+    binary = result.stage / "usr" / "bin" / "hello-dep"
+    assert result.status is CookStatus.COOKED
+    assert run_binary(binary) == "patched 42\n"
+    assert not has_symbols(binary)  # stripped by the postscript
+    assert not (result.stage / "usr" / ".crates.toml").exists() and not (paths.target / "stage.tmp").exists()
+    assert (paths.build / "target" / host_triple() / "release").is_dir()  # the wrapper passed --target
+
+    mtime = binary.stat().st_mtime_ns
+    assert is_up_to_date(recipe, paths, request)
+    assert cook(recipe, paths, request).status is CookStatus.UNCHANGED
+    assert binary.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.slow
+def test_workspace_with_cookbook_cargo_packages_and_nostrip(root: Path) -> None:
+    recipe = load_recipe(root / "recipes" / "ws")
+    fetch(recipe, source_paths(root, recipe))
+    paths = cook_paths(root, recipe)
+    request = host_request(strip=False)
+    stage = cook(recipe, paths, request).stage
+    assert sorted(path.name for path in (stage / "usr" / "bin").iterdir()) == ["alpha-tool", "beta"]
+    assert run_binary(stage / "usr" / "bin" / "alpha-tool") == "alpha_tool\n"
+    assert has_symbols(stage / "usr" / "bin" / "beta")
+    assert cook(recipe, paths, request).status is CookStatus.UNCHANGED
+
+
+def _cook_greet(root: Path) -> Path:
+    served = root / "served"
+    served.mkdir()
+    tarball = make_tarball(root / "sources" / "greet", served / "greet-1.0.tar.gz")
+    digest = blake3.blake3(tarball.read_bytes()).hexdigest()
+    with http_server(served) as server:
+        recipe = write_recipe(root, "greet", f'[source]\ntar = "{server.url}/greet-1.0.tar.gz"\n'
+                              f'blake3 = "{digest}"\npatches = ["../../patches/greet-exclaim.patch"]\n\n'
+                              '[build]\ntemplate = "configure"\n')
+        fetch(recipe, source_paths(root, recipe))
+    return cook(recipe, cook_paths(root, recipe), host_request()).stage
+
+
+def test_configure_template_from_a_tar_source(root: Path) -> None:
+    stage = _cook_greet(root)
+    assert run_binary(stage / "usr" / "bin" / "greet") == f"greetings from {host_triple()}!\n"
+    assert (stage / "usr" / "share" / "doc" / "greet" / "README").is_file()
+
+
+def test_custom_script_sees_cookbook_variables_sysroot_and_splits_optional_package(root: Path) -> None:
+    greet_stage = _cook_greet(root)
+    recipe = load_recipe(root / "recipes" / "custom-vars")
+    fetch(recipe, source_paths(root, recipe))
+    paths = cook_paths(root, recipe)
+    request = host_request(greet_stage)
+
+    result = cook(recipe, paths, request)
+    share = result.stage / "usr" / "share" / "custom-vars"
+    triple = host_triple()
+    assert (share / "info.txt").read_text() == f"custom-vars for {triple} ({triple}) jobs=2\n"
+    assert (share / "from-sysroot.txt").read_text() == f"greetings from {triple}!\n"
+    assert (share / "recipe.txt").read_text() == "custom-vars\n"
+    assert (result.optional_stages["doc"] / "usr" / "share" / "doc" / "custom-vars" / "README").is_file()
+    assert not (result.stage / "usr" / "share" / "doc" / "custom-vars" / "README").exists()
+    assert (paths.sysroot / "bin").resolve() == (paths.sysroot / "usr" / "bin").resolve()
+
+    assert cook(recipe, paths, request).status is CookStatus.UNCHANGED
+    (greet_stage / "usr" / "bin" / "extra").write_text("a dependency changed\n")
+    assert not is_up_to_date(recipe, paths, request)
+    assert cook(recipe, paths, request).status is CookStatus.COOKED
+    assert (paths.sysroot / "usr" / "bin" / "extra").is_file()
+
+
+@pytest.mark.slow
+def test_upstream_custom_recipe_runs_unchanged_against_a_local_source(root: Path) -> None:
+    upstream = CORPUS / "text" / "kibi" / "recipe.toml"
+    if not upstream.is_file():
+        pytest.skip("the upstream corpus (../shared/corpus) is not beside this checkout")
+    directory = root / "recipes" / "kibi"
+    directory.mkdir()
+    shutil.copy(upstream, directory / "recipe.toml")
+    shutil.copytree(root / "sources" / "kibi", directory / "source")  # the fork keeps sources in tree
+    recipe = load_recipe(directory)
+    assert "cookbook_cargo" in (recipe.build.script or "")
+    assert fetch(recipe, source_paths(root, recipe)).status.value == "local"  # no network, nothing touched
+
+    stage = cook(recipe, cook_paths(root, recipe), host_request()).stage
+    assert run_binary(stage / "usr" / "bin" / "kibi") == "kibi fixture\n"
+    assert (stage / "usr" / "share" / "kibi" / "syntax.d" / "rust.ini").is_file()
+
+
+def test_failure_reports_the_log_tail_and_keeps_the_previous_stage(root: Path) -> None:
+    recipe = write_recipe(root, "flaky", '[source]\npath = "../../sources/greet"\n\n[build]\ntemplate = "custom"\n'
+                          'script = """\nmkdir -p "${COOKBOOK_STAGE}/etc"\necho one > "${COOKBOOK_STAGE}/etc/v"\n"""\n')
+    fetch(recipe, source_paths(root, recipe))
+    paths = cook_paths(root, recipe)
+    cook(recipe, paths, host_request())
+    recipe = write_recipe(root, "flaky", '[source]\npath = "../../sources/greet"\n\n[build]\ntemplate = "custom"\n'
+                          'script = """\necho about to fail\nfalse\n"""\n')
+    with pytest.raises(CommandError) as failure:
+        cook(recipe, paths, host_request())
+    message = str(failure.value)
+    assert message.startswith("cook flaky: `bash -ex` failed with exit status 1")
+    assert "about to fail" in message and "full log: " in message and "cook-flaky.log" in message
+    assert (paths.stage / "etc" / "v").read_text() == "one\n"
+
+
+def test_none_template_stages_nothing_and_remote_is_not_yet_supported(root: Path) -> None:
+    meta = write_recipe(root, "meta", '[package]\ndependencies = ["greet"]\n')
+    result = cook(meta, cook_paths(root, meta), host_request())
+    assert result.status is CookStatus.COOKED and list(result.stage.iterdir()) == []
+    remote = write_recipe(root, "prebuilt", '[build]\ntemplate = "remote"\n')
+    with pytest.raises(BuildError, match="build.template: template 'remote' needs a local package repository"):
+        cook(remote, cook_paths(root, remote), host_request())
+    staged = cook(remote, cook_paths(root, remote), host_request(),
+                  remote=lambda name, stage: (stage / f"{name}.txt").write_text("from a repository\n")).stage
+    assert (staged / "prebuilt.txt").is_file()
+
+
+RECORDING_CARGO = """#!/bin/sh
+# Stands in for the pinned nightly cargo, which cannot build for aarch64-unknown-redox here: records what the
+# cookbook runs, with the environment that matters, then stages a file as cargo install would.
+{ printf '%s\\n' "$@"; echo ---; env | grep -E '^(RUSTFLAGS|RUSTUP_TOOLCHAIN|CARGO_INCREMENTAL|CARGO_TARGET_DIR|TARGET|GNU_TARGET|COOKBOOK_CRANELIFT|CARGO_PROFILE_RELEASE_LTO|RUSTC_WRAPPER)=' | sort; } > "$CARGO_RECORD"
+mkdir -p "$COOKBOOK_STAGE/usr/bin" && echo binary > "$COOKBOOK_STAGE/usr/bin/kibi"
+"""
+
+
+def test_cranelift_aarch64_cook_runs_cargo_with_spec_build_std_and_flags(root: Path, tmp_path: Path) -> None:
+    from test_toolchain import SYSROOT, cranelift_toolchain
+    from tasks.cookbook import CookRequest, ScriptOptions
+    from tasks.toolchain import ArtifactKind, target_build
+
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    (fake / "cargo").write_text(RECORDING_CARGO)
+    (fake / "cargo").chmod(0o755)
+    record = tmp_path / "cargo-record.txt"
+    spec = Path("/work/build/aarch64/aarch64-unknown-redox-clif.json")
+    cargo = target_build(cranelift_toolchain(), ArtifactKind.USERSPACE, spec=spec, sysroot=SYSROOT, base={})
+    cargo = dataclasses.replace(cargo, set={**cargo.set, "PATH": f"{fake}:/usr/bin:/bin", "CARGO_RECORD": str(record)})
+    recipe = write_recipe(root, "kibi", '[build]\ntemplate = "cargo"\ncargoflags = ["--bin", "kibi"]\n')
+    (recipe.dir / "source").mkdir()
+    paths = cook_paths(root, recipe)
+    request = CookRequest(cargo=cargo, options=ScriptOptions(target="aarch64-unknown-redox", jobs=4))
+    stage = cook(recipe, paths, request).stage
+
+    build = paths.build.resolve()
+    argv, env = record.read_text().split("---\n")
+    assert argv.splitlines() == [
+        "install", "--target", str(spec), "-Zbuild-std=std,core,alloc,panic_abort",
+        "-Zbuild-std-features=compiler_builtins/no-f16-f128",
+        "--path", f"{paths.source.resolve()}/.", "--root", f"{(paths.target / 'stage.tmp').resolve()}/usr",
+        "-j", "4", "--no-track", "--locked", "--bin", "kibi"]
+    assert env.splitlines() == [
+        "CARGO_INCREMENTAL=0", "CARGO_PROFILE_RELEASE_LTO=off", f"CARGO_TARGET_DIR={build}/target",
+        "COOKBOOK_CRANELIFT=1", "GNU_TARGET=aarch64-unknown-redox",
+        f"RUSTFLAGS=-Zcodegen-backend=cranelift -L {SYSROOT}/lib -C panic=abort -C link-arg=-z -C link-arg=muldefs",
+        "RUSTUP_TOOLCHAIN=nightly-2026-01-02", "TARGET=aarch64-unknown-redox"]
+    # Scripts that copy from target/$TARGET find cargo's output for the spec.
+    assert (build / "target" / "aarch64-unknown-redox").resolve() == build / "target" / "aarch64-unknown-redox-clif"
+    assert (stage / "usr" / "bin" / "kibi").is_file()

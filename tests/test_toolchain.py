@@ -1,0 +1,193 @@
+"""The pin, the install check (real rustup), target specs (golden, and parsed by a real nightly rustc when one is
+installed) and the Cranelift aarch64 build environment (golden: no Redox toolchain or Cranelift exists here)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tasks.errors import InputError
+from tasks.toolchain import (ArtifactKind, CodegenBackend, SpecKind, Toolchain, ToolchainPin, fingerprint,
+                             fingerprint_parts, load_pin, render_spec, target_build, verify_toolchain, write_pins,
+                             write_specs)
+from tasks.toolchain.installed import installed_toolchains
+
+GOLDEN = Path(__file__).parent / "fixtures" / "toolchain"
+SYSROOT = Path("/work/build/aarch64/sysroot")
+RUST = Path("/home/dev/.rustup/toolchains/nightly-2026-01-02-x86_64-unknown-linux-gnu")
+needs_rustup = pytest.mark.skipif(shutil.which("rustup") is None, reason="rustup is not installed")
+
+
+def test_pin_defaults_without_the_table_and_values_from_it(tmp_path: Path) -> None:
+    assert load_pin(tmp_path / "missing.toml") == ToolchainPin()
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.redox.toolchain]\nchannel = "nightly-2026-03-01"\nbackend = "llvm"\n'
+                         'components = ["rust-src"]\n')
+    pin = load_pin(pyproject, overrides={"backend-path": "~/cg_clif.so"})
+    assert (pin.channel, pin.backend, pin.components) == ("nightly-2026-03-01", CodegenBackend.LLVM, ("rust-src",))
+    assert pin.backend_path == Path.home() / "cg_clif.so"
+    pyproject.write_text('[tool.redox.toolchain]\nbackend = "gcc"\n')
+    with pytest.raises(InputError, match=r"pyproject.toml: tool.redox.toolchain.backend: Input should be"):
+        load_pin(pyproject)
+
+
+def test_pin_lands_in_every_rust_toolchain_toml_keeping_other_keys(tmp_path: Path) -> None:
+    files = {
+        "rust-toolchain.toml": '[toolchain]\nchannel = "nightly-2025-10-01"\n',
+        "recipes/core/kernel/source/rust-toolchain.toml":
+            '# kernel pin\n[toolchain]\nchannel = "nightly-2025-01-01"  # old\ncomponents = ["rust-src"]\n'
+            'targets = ["aarch64-unknown-none"]\nprofile = "minimal"\n',
+        "recipes/core/relibc/source/rust-toolchain.toml": '[toolchain]\nchannel = "nightly"\n',
+        "recipes/core/base/source/target/release/rust-toolchain.toml": '[toolchain]\nchannel = "stale copy"\n',
+    }
+    for relative, text in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    pin = ToolchainPin()
+    changed = write_pins(pin, [tmp_path])
+    assert [path.relative_to(tmp_path).as_posix() for path in changed] == sorted(
+        relative for relative in files if "/target/" not in relative)
+    kernel = (tmp_path / "recipes/core/kernel/source/rust-toolchain.toml").read_text()
+    assert kernel == ('# kernel pin\n[toolchain]\nchannel = "nightly-2026-01-02"  # old\n'
+                      'components = ["rust-src", "rustc-codegen-cranelift-preview", "llvm-tools-preview"]\n'
+                      'targets = ["aarch64-unknown-none"]\nprofile = "minimal"\n')
+    assert "stale copy" in (tmp_path / "recipes/core/base/source/target/release/rust-toolchain.toml").read_text()
+    assert write_pins(pin, [tmp_path]) == []
+
+
+@needs_rustup
+def test_missing_toolchain_fails_with_the_install_command() -> None:
+    pin = ToolchainPin(channel="nightly-1999-01-01")
+    with pytest.raises(InputError) as failure:
+        verify_toolchain(pin)
+    assert str(failure.value) == (
+        "tool.redox.toolchain: toolchain nightly-1999-01-01 is not installed; fix: `rustup toolchain install "
+        "nightly-1999-01-01 --component rust-src --component rustc-codegen-cranelift-preview "
+        "--component llvm-tools-preview`")
+
+
+@needs_rustup
+def test_missing_components_fail_with_the_install_command() -> None:
+    channel = installed_toolchains()[0]  # whatever is installed; it has no Cranelift component here
+    pin = ToolchainPin(channel=channel, components=("rust-src",))
+    have = subprocess.run(["rustup", "component", "list", "--installed", "--toolchain", channel],
+                          capture_output=True, text=True).stdout
+    if "cranelift" in have or "rust-src" in have:
+        pytest.skip(f"{channel} already has these components")
+    with pytest.raises(InputError, match=rf"toolchain {channel} lacks component rust-src, "
+                                         rf"rustc-codegen-cranelift-preview; fix: `rustup toolchain install "
+                                         rf"{channel} --component rust-src --component "
+                                         rf"rustc-codegen-cranelift-preview`"):
+        verify_toolchain(pin)
+
+
+@needs_rustup
+def test_missing_backend_library_fails_with_how_to_build_it(tmp_path: Path) -> None:
+    pin = ToolchainPin(channel=installed_toolchains()[0], components=(), backend_path=tmp_path / "libcg.so")
+    with pytest.raises(InputError, match=r"backend-path: Cranelift backend .*libcg.so does not exist; build it in "
+                                         r"a rustc_codegen_cranelift checkout with `./y.sh prepare"):
+        verify_toolchain(pin)
+
+
+@needs_rustup
+def test_installed_llvm_toolchain_verifies_and_fingerprints(tmp_path: Path) -> None:
+    pin = ToolchainPin(channel=installed_toolchains()[0], components=(), backend="llvm")
+    toolchain = verify_toolchain(pin)
+    assert (toolchain.tools_dir / "rust-lld").is_file() and toolchain.codegen_backend is None
+    specs = write_specs(tmp_path / "aarch64", "aarch64", tmp_path / "aarch64" / "sysroot")
+    parts = fingerprint_parts(toolchain, specs.values())
+    assert parts["rustc"].startswith("rustc ") and set(parts["specs"]) == {
+        "aarch64-unknown-none.json", "aarch64-unknown-redox-clif.json"}
+    before = fingerprint(toolchain, specs.values())
+    assert fingerprint(toolchain, specs.values()) == before
+    write_specs(tmp_path / "aarch64", "aarch64", tmp_path / "elsewhere" / "sysroot")
+    assert fingerprint(toolchain, specs.values()) != before
+
+
+@pytest.mark.parametrize("kind", list(SpecKind))
+def test_target_specs_match_golden(kind: SpecKind) -> None:
+    text = render_spec(kind, "aarch64", SYSROOT)
+    assert text == (GOLDEN / f"{kind.value}.json").read_text()
+    spec = json.loads(text)
+    if kind is SpecKind.USERSPACE:
+        assert spec["position-independent-executables"] is False
+        assert spec["pre-link-objects"]["static-nopic-exe"] == [f"{SYSROOT}/lib/crt0.o", f"{SYSROOT}/lib/crti.o"]
+
+
+def test_specs_are_written_once_and_reject_relative_sysroot(tmp_path: Path) -> None:
+    written = write_specs(tmp_path, "aarch64", tmp_path / "sysroot")
+    mtimes = {kind: path.stat().st_mtime_ns for kind, path in written.items()}
+    assert {kind: path.stat().st_mtime_ns for kind, path in write_specs(tmp_path, "aarch64",
+                                                                         tmp_path / "sysroot").items()} == mtimes
+    with pytest.raises(InputError, match="absolute path"):
+        render_spec(SpecKind.USERSPACE, "aarch64", Path("build/aarch64/sysroot"))
+    with pytest.raises(InputError, match="no target spec parameters for architecture 'x86_64'"):
+        render_spec(SpecKind.KERNEL, "x86_64", SYSROOT)
+
+
+def _nightly() -> str | None:
+    if shutil.which("rustup") is None:
+        return None
+    return next((name for name in installed_toolchains() if name.startswith("nightly")), None)
+
+
+@pytest.mark.skipif(_nightly() is None, reason="no nightly toolchain to parse custom target specs")
+@pytest.mark.parametrize("kind", list(SpecKind))
+def test_real_rustc_accepts_the_specs(tmp_path: Path, kind: SpecKind) -> None:
+    spec = write_specs(tmp_path, "aarch64", tmp_path / "sysroot")[kind]
+    cfg = subprocess.run(["rustc", f"+{_nightly()}", "-Z", "unstable-options", "--print", "cfg", "--target", spec],
+                         check=True, capture_output=True, text=True).stdout.splitlines()
+    assert 'target_arch="aarch64"' in cfg and 'target_has_atomic="64"' in cfg
+    assert 'target_has_atomic="128"' not in cfg
+    if kind is SpecKind.USERSPACE:
+        assert {'target_os="redox"', 'target_env="relibc"', 'target_feature="crt-static"'} <= set(cfg)
+
+
+def cranelift_toolchain(backend_path: Path | None = None, json_flag: bool = False) -> Toolchain:
+    """The fork's toolchain as it would be installed on a Linux host (not runnable here)."""
+    return Toolchain(pin=ToolchainPin(backend_path=backend_path), host="x86_64-unknown-linux-gnu", sysroot=RUST,
+                     backend_library=backend_path, json_target_spec_flag=json_flag)
+
+
+def test_cranelift_userspace_build_environment_and_cargo_command_golden() -> None:
+    spec = Path("/work/build/aarch64/aarch64-unknown-redox-clif.json")
+    build = target_build(cranelift_toolchain(), ArtifactKind.USERSPACE, spec=spec, sysroot=SYSROOT, base={})
+    tools = f"{RUST}/lib/rustlib/x86_64-unknown-linux-gnu/bin"
+    assert dict(build.set) == {
+        "RUSTUP_TOOLCHAIN": "nightly-2026-01-02",
+        "CARGO_INCREMENTAL": "0",
+        "RUSTFLAGS": f"-Zcodegen-backend=cranelift -L {SYSROOT}/lib -C panic=abort -C link-arg=-z "
+                     "-C link-arg=muldefs",
+        "AR": f"{tools}/llvm-ar", "STRIP": f"{tools}/llvm-strip", "OBJCOPY": f"{tools}/llvm-objcopy",
+        "NM": f"{tools}/llvm-nm", "RANLIB": f"{tools}/llvm-ar s", "RUST_LLD": f"{tools}/rust-lld",
+        "CARGO_TARGET_AARCH64_UNKNOWN_REDOX_CLIF_LINKER": f"{tools}/rust-lld",
+        "CARGO_PROFILE_RELEASE_LTO": "off", "CARGO_PROFILE_DEV_LTO": "off", "COOKBOOK_CRANELIFT": "1",
+    }
+    env = build.env(base={"RUSTC_WRAPPER": "sccache", "CC_WRAPPER": "sccache", "HOME": "/home/dev"})
+    assert "RUSTC_WRAPPER" not in env and "CC_WRAPPER" not in env and env["HOME"] == "/home/dev"
+    assert build.cargo_argv("build", "--release", "-p", "init") == [
+        "cargo", "build", "--target", str(spec), "-Zbuild-std=std,core,alloc,panic_abort",
+        "-Zbuild-std-features=compiler_builtins/no-f16-f128", "--release", "-p", "init"]
+
+
+def test_kernel_and_relibc_build_std_and_self_built_backend() -> None:
+    library = Path("/opt/cg_clif/dist/lib/librustc_codegen_cranelift.so")
+    toolchain = cranelift_toolchain(backend_path=library, json_flag=True)
+    spec = Path("/work/build/aarch64/aarch64-unknown-none.json")
+    kernel = target_build(toolchain, ArtifactKind.KERNEL, spec=spec, sysroot=SYSROOT,
+                          extra_rustflags=["-C", "link-arg=-Tlinkers/aarch64.ld"], base={"LD_LIBRARY_PATH": "/x"})
+    assert kernel.set["RUSTFLAGS"] == (f"-Zcodegen-backend={library} -C relocation-model=static "
+                                       "-C link-arg=-Tlinkers/aarch64.ld")
+    assert kernel.set["LD_LIBRARY_PATH"] == f"{RUST}/lib:/x" and kernel.set["DYLD_LIBRARY_PATH"] == f"{RUST}/lib"
+    assert kernel.cargo_flags == ("-Zbuild-std=core,alloc",
+                                  "-Zbuild-std-features=compiler-builtins-mem,compiler_builtins/no-f16-f128",
+                                  "-Zjson-target-spec")
+    relibc = target_build(toolchain, ArtifactKind.RELIBC, spec=spec, sysroot=SYSROOT, base={})
+    assert relibc.cargo_flags[0] == "-Zbuild-std=core,alloc"
+    llvm = Toolchain(pin=ToolchainPin(backend="llvm"), host="x86_64-unknown-linux-gnu", sysroot=RUST,
+                     backend_library=None, json_target_spec_flag=False)
+    plain = target_build(llvm, ArtifactKind.RELIBC, spec=spec, sysroot=SYSROOT, base={})
+    assert plain.set["RUSTFLAGS"] == "" and "CARGO_PROFILE_RELEASE_LTO" not in plain.set
