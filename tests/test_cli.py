@@ -1,0 +1,50 @@
+"""The doit command line on this repository's own tree and on the upstream corpus."""
+from __future__ import annotations
+
+import shutil
+
+STAGES = ["toolchain", "relibc", "base", "initfs", "image", "qcow2"]
+
+
+def test_list_shows_the_stages_with_docs(doit):
+    result = doit("list")
+    assert result.returncode == 0, result.stderr
+    names = {line.split()[0]: line for line in result.stdout.splitlines()}
+    for stage in STAGES + ["fetch", "cook", "pkg"]:
+        assert stage in names and len(names[stage].split()) > 2, result.stdout
+    assert not any(":" in name for name in names)
+
+
+def test_list_all_has_every_recipe_subtask_of_the_default_config(doit):
+    result = doit("list", "--all")
+    assert result.returncode == 0, result.stderr
+    names = {line.split()[0] for line in result.stdout.splitlines()}
+    for recipe in ["relibc", "kernel", "base", "base-initfs", "redoxfs", "ion", "userutils", "uutils"]:
+        assert {f"cook:{recipe}", f"pkg:{recipe}"} <= names, recipe
+    assert {"fetch:base", "fetch:base-initfs"} <= names  # base-initfs links base's source (same_as)
+    assert "cook:bootloader" in names and "fetch:bootloader" not in names  # prebuilt: nothing to fetch
+
+
+def test_info_shows_a_tasks_inputs(doit):
+    result = doit("info", "cook:base-initfs")
+    assert result.stderr == ""  # exit status 1 only says the task is not up to date
+    assert "- fetch:base-initfs" in result.stdout and "- cook:redoxfs" in result.stdout
+    fetch = doit("info", "fetch:base-initfs")
+    assert "- fetch:base" in fetch.stdout and "recipes/core/base-initfs/recipe.toml" in fetch.stdout
+
+
+def test_list_on_a_copy_of_the_upstream_tree(corpus, tmp_path, doit):
+    tree = tmp_path / "redox"
+    shutil.copytree(corpus / "recipes", tree / "recipes", symlinks=True)
+    shutil.copytree(corpus / "config", tree / "config")
+    result = doit("list", "--all", f"root={tree}", "config=config/x86_64/desktop.toml")
+    assert result.returncode == 0, result.stderr
+    names = {line.split()[0] for line in result.stdout.splitlines()}
+    assert {"cook:kernel", "cook:relibc", "pkg:netsurf", "fetch:cosmic-term"} <= names
+    assert "cook:orbterm" not in names  # "ignore" in desktop.toml
+
+
+def test_other_config_by_variable(corpus, doit):
+    result = doit("list", "--all", f"root={corpus}", "config=config/minimal.toml")
+    assert result.returncode == 0, result.stderr
+    assert "pkg:ion" in result.stdout and "pkg:netsurf" not in result.stdout
