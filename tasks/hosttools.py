@@ -5,6 +5,7 @@ check interoperability) run the real ones. One table pins them; one function ins
 """
 from __future__ import annotations
 
+import fcntl
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,6 @@ class HostTool:
 PINNED: dict[str, HostTool] = {
     "pkgar": HostTool("pkgar", "0.2.4", ("pkgar",), features=("cli",)),
     # The last release with the old header (count: u64, no flags), the format the fork's installer 0.2.40 reads.
-    # Same crate and binary name as "pkgar": install it under a different build dir, or one replaces the other.
     "pkgar-0.1": HostTool("pkgar", "0.1.19", ("pkgar",)),
     # Key generation is a crate of its own. 0.2.4 cannot encrypt a secret key (its dryoc 1 rejects the 32-byte
     # salt); 0.1.19 can, and writes the same TOML otherwise.
@@ -32,8 +32,9 @@ PINNED: dict[str, HostTool] = {
 }
 
 
-def install_root(build_dir: Path) -> Path:
-    return build_dir / "host"
+def install_root(build_dir: Path, name: str) -> Path:
+    """Each tool has its own cargo root, so two versions of one crate (pkgar 0.1 and 0.2) can coexist."""
+    return build_dir / "host" / name
 
 
 def is_installed(tool: HostTool, root: Path) -> bool:
@@ -50,7 +51,17 @@ def is_installed(tool: HostTool, root: Path) -> bool:
 def ensure(name: str, build_dir: Path, log: Path | None = None) -> Path:
     """Install the pinned tool ``name`` if needed; return the directory holding its binaries."""
     tool = PINNED[name]
-    root = install_root(build_dir)
+    root = install_root(build_dir, name)
+    if is_installed(tool, root):
+        return root / "bin"
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel builds or test workers wait for one cargo install
+        _install(name, tool, root, build_dir, log)
+    return root / "bin"
+
+
+def _install(name: str, tool: HostTool, root: Path, build_dir: Path, log: Path | None) -> None:
     if not is_installed(tool, root):
         argv = ["cargo", "install", "--locked", "--root", root, "--version", tool.version, tool.crate]
         if tool.features:
@@ -59,4 +70,3 @@ def ensure(name: str, build_dir: Path, log: Path | None = None) -> Path:
             run(argv, log=log or build_dir / "logs" / f"host-{name}.log")
         except CommandError as error:
             raise CommandError(f"cannot build host tool {name} {tool.version}: {error.reason}") from None
-    return root / "bin"

@@ -367,7 +367,7 @@ def pkgar_current() -> Path:
 
 @pytest.fixture(scope="session")
 def pkgar_old() -> Path:
-    return hosttools.ensure("pkgar-0.1", BUILD / "pkgar-0.1") / "pkgar"
+    return hosttools.ensure("pkgar-0.1", BUILD) / "pkgar"
 
 
 @pytest.fixture

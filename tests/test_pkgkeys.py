@@ -84,7 +84,7 @@ def test_signatures_are_deterministic_ed25519() -> None:
 
 @pytest.fixture(scope="session")
 def pkgar_keys() -> Path:
-    return hosttools.ensure("pkgar-keys-0.1", BUILD / "pkgar-0.1") / "pkgar-keys"
+    return hosttools.ensure("pkgar-keys-0.1", BUILD) / "pkgar-keys"
 
 
 @pytest.mark.slow

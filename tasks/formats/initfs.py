@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import os
+import posixpath
 import re
 import stat
 import struct
@@ -566,6 +567,13 @@ def dump(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _from_link_dir(stored: str, link_dir: str) -> str:
+    """A root-relative link target rewritten relative to the link's directory. Pure path arithmetic: the
+    process's working directory must not matter (``os.path.relpath`` would resolve ``..`` against it)."""
+    depth = len([part for part in link_dir.split("/") if part])
+    return posixpath.normpath(posixpath.join(*([".."] * depth), stored)) if depth else stored
+
+
 def extract(path: Path, destination: Path) -> None:
     """Recreate the archived tree under ``destination`` (which must not exist): files, directories, symlinks, modes.
 
@@ -584,7 +592,7 @@ def extract(path: Path, destination: Path) -> None:
             directories.append((target, inode.mode))
         elif inode.kind is InodeKind.LINK:
             stored = os.fsdecode(image.content(inode)) or "."
-            target.symlink_to(os.path.relpath(stored, os.path.dirname(relative) or "."))
+            target.symlink_to(_from_link_dir(stored, os.path.dirname(relative)))
         else:
             target.write_bytes(image.content(inode))
             os.chmod(target, inode.mode)
