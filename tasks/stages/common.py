@@ -5,9 +5,10 @@ import functools
 import sys
 
 from doit import get_var
-from doit.exceptions import InvalidDodoFile
+from doit.exceptions import InvalidDodoFile, TaskFailed
 
 from ..errors import BuildError, display_path
+from ..build import Builder
 from ..project import Project
 from ..settings import Settings
 
@@ -29,6 +30,24 @@ def project() -> Project:
     for warning in loaded.warnings:
         print(f"warning: {_relative(warning)}", file=sys.stderr)
     return loaded
+
+
+@functools.cache
+def builder() -> Builder:
+    return Builder(project())
+
+
+def action(method: str, *args):
+    """A doit action calling ``Builder.<method>(*args)``. A user error fails the task with its one-line message
+    (and the tail of the log, for a failed command) instead of a Python traceback."""
+    def run() -> TaskFailed | None:
+        try:
+            getattr(builder(), method)(*args)
+        except BuildError as error:
+            return TaskFailed(str(error))
+        return None
+    run.__name__ = method
+    return run
 
 
 def _relative(message: str) -> str:

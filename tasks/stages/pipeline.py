@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..graph import Node
-from .common import project
+from .common import action, builder, project
 from .pending import pending_action
 from .recipes import cook_name, pkg_name
 
@@ -14,12 +14,15 @@ def _cook_if_present(*recipes: str) -> list[str]:
 
 def task_toolchain():
     """Check the pinned Rust toolchain and codegen backend; render the target specs"""
-    return {"actions": [pending_action("toolchain")]}
+    return {"actions": [action("prepare_toolchain")]}
 
 
 def task_relibc():
     """Build relibc and assemble the sysroot every userspace build links against"""
-    return {"actions": [pending_action("relibc")], "task_dep": ["toolchain", *_cook_if_present("relibc")]}
+    cook = _cook_if_present("relibc")
+    if not cook or builder().host_only:
+        return {"actions": None, "task_dep": ["toolchain", *cook]}  # a host build links against the host libc
+    return {"actions": [action("relibc_sysroot")], "task_dep": ["toolchain", *cook]}
 
 
 def task_base():
@@ -35,7 +38,8 @@ def task_initfs():
 def task_image():
     """Assemble the disk image from the config with the upstream installer (no FUSE)"""
     packages = [pkg_name(step.node.recipe) for step in project().graph.image_steps() if not step.node.host]
-    return {"actions": [pending_action("image")], "task_dep": ["initfs", *packages]}
+    return {"actions": [action("index_repo"), pending_action("image")],
+            "task_dep": ["initfs", *packages]}
 
 
 def task_qcow2():

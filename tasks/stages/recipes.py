@@ -1,10 +1,10 @@
 """Per-recipe tasks: ``fetch:<recipe>``, ``cook:<recipe>`` (``cook:host:<recipe>`` for host builds), ``pkg:<recipe>``."""
 from __future__ import annotations
 
+from ..build import NO_SYSROOT
 from ..graph import Node, Step
 from ..model.recipe import GitSource, Recipe, TarSource
-from .common import project
-from .pending import pending_action
+from .common import action, project
 
 
 def fetch_name(recipe: str) -> str:
@@ -39,7 +39,7 @@ def task_fetch():
             "basename": "fetch",
             "name": name,
             "doc": f"fetch the {kind} source of {name}",
-            "actions": [pending_action("fetch")],
+            "actions": [action("fetch", name)],
             "file_dep": recipe_inputs(recipe),
             "task_dep": sorted(set(same_as)),
         }
@@ -53,16 +53,21 @@ def task_cook():
             "basename": "cook",
             "name": str(node),
             "doc": f"build {node} (template {step.template}, rule {step.rule})",
-            "actions": [pending_action("cook")],
+            "actions": [action("cook", node)],
             "task_dep": cook_dependencies(step),
         }
 
 
 def cook_dependencies(step: Step) -> list[str]:
     deps = [cook_name(dep) for dep in step.build_deps]
-    if step.builds_from_source or step.template == "remote":
-        deps.insert(0, fetch_name(step.recipe.name)) if step.builds_from_source else None
+    if step.recipe.name in project().graph.sources:
+        deps.insert(0, fetch_name(step.recipe.name))
+    if not step.node.host and step.builds_from_source:
+        deps.append("toolchain")
+        if step.node.recipe not in NO_SYSROOT:
+            deps.append("relibc")
     return deps
+
 
 
 def task_pkg():
@@ -75,6 +80,6 @@ def task_pkg():
             "basename": "pkg",
             "name": node.recipe,
             "doc": f"package {node.recipe} into repo/",
-            "actions": [pending_action("pkg")],
+            "actions": [action("package", node)],
             "task_dep": [cook_name(node)],
         }

@@ -1,0 +1,48 @@
+"""The real pipeline through the doit CLI on a small tree built for the host triple (no Redox toolchain here)."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tasks.formats import pkgar, pkgkeys
+from tasks.settings import host_triple
+from tests.trees import make_tree
+
+HELLO_CARGO = '[package]\nname = "hello"\nversion = "0.1.0"\nedition = "2021"\n'
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = make_tree(tmp_path / "tree", {
+        "hello": '[source]\npath = "../../src/hello"\n[build]\ntemplate = "cargo"\n[package]\nversion = "1.2.3"\n',
+        "meta": '[package]\ndependencies = ["hello"]\n',
+    }, {"c.toml": '[packages]\nmeta = {}\n'})
+    source = tmp_path / "tree/src/hello"
+    (source / "src").mkdir(parents=True)
+    (source / "Cargo.toml").write_text(HELLO_CARGO)
+    (source / "src/main.rs").write_text('fn main() { println!("hello from the stage"); }\n')
+    return root
+
+
+@pytest.mark.slow
+def test_pkg_builds_packages_into_the_local_repository(tree, doit):
+    result = doit("pkg", f"root={tree}", "config=config/c.toml", f"target={host_triple()}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    repo = tree / "build/cookbook/repo" / host_triple()
+    binary = tree / "build" / host_triple() / "recipes/hello/stage/usr/bin/hello"
+    assert subprocess.run([binary], capture_output=True, text=True).stdout == "hello from the stage\n"
+    assert 'version = "1.2.3"' in (repo / "hello.toml").read_text()
+    assert not (repo / "meta.pkgar").exists() and 'depends = [\n    "hello",\n]' in (repo / "meta.toml").read_text()
+    key = pkgkeys.load_public_key(tree / "build/cookbook/build/id_ed25519.pub.toml")
+    package = pkgar.open_package(repo / "hello.pkgar", key)
+    assert [entry.path for entry in package.entries] == [b"usr/bin/hello"]
+
+
+def test_a_failing_build_is_one_message_with_the_log(tree, doit):
+    (tree / "src/hello/src/main.rs").write_text("fn main() { this is not rust }\n")
+    result = doit("cook:hello", f"root={tree}", "config=config/c.toml", f"target={host_triple()}")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "cook hello: `" in output and "failed with exit status" in output
+    assert "full log: " in output and "Traceback" not in output
