@@ -23,6 +23,9 @@ class HostTool:
 
 PINNED: dict[str, HostTool] = {
     "pkgar": HostTool("pkgar", "0.2.4", ("pkgar",), features=("cli",)),
+    # The fork's installer: pkgar `count: u64` headers, bootloader from `boot/` (see docs/host-tools.md).
+    "redox_installer": HostTool("redox_installer", "0.2.40", ("redox_installer",)),
+    "redoxfs": HostTool("redoxfs", "0.8.6", ("redoxfs", "redoxfs-ar", "redoxfs-mkfs")),
 }
 
 

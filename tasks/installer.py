@@ -1,0 +1,166 @@
+"""The disk image: the upstream ``redox_installer`` fills it from the local package repository, then we check it.
+
+``redox_installer --cookbook=<dir> --no-mount -c <config> <image>.partial`` with ``TARGET`` exported writes GPT,
+the EFI system partition (FAT) and RedoxFS without FUSE or root-only mounts (spec §6). The result is verified
+before it replaces the previous image, which is kept as ``.bak`` (rotated, see :mod:`tasks.backups`).
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from . import hosttools
+from .backups import install_with_backups
+from .errors import CommandError, FormatError, InputError
+from .formats import gpt, redoxfs
+from .formats.atomic import partial_path
+from .process import child_env, run
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InstallerProfile:
+    """What one installer release expects from the repository it installs from."""
+
+    boot_dir: PurePosixPath  # where it reads bootloader{,-live}.efi inside the `bootloader` package
+    reads_pkgar_flags: bool  # reads pkgar's `count: u32 + flags` header, so LZMA2 packages; else `count: u64` only
+    heads_dir: PurePosixPath  # where it keeps the installed packages' pkgar heads in the image
+
+
+# From each release's source: 0.2.40/0.2.41 lock pkgar 0.1.19 (u64 count) and read `boot/` (the fork's layout);
+# 0.2.42 locks pkgar 0.2.1 (u32 count + flags), installs through redox-pkg 0.3 and reads `usr/lib/boot/`.
+PROFILES: dict[str, InstallerProfile] = {
+    "0.2.40": InstallerProfile(PurePosixPath("boot"), False, PurePosixPath("pkg/packages")),
+    "0.2.41": InstallerProfile(PurePosixPath("boot"), False, PurePosixPath("pkg/packages")),
+    "0.2.42": InstallerProfile(PurePosixPath("usr/lib/boot"), True, PurePosixPath("var/lib/packages")),
+}
+FORK_BOOT_DIR = PurePosixPath("boot")
+
+EFI_BOOT_NAMES: dict[str, str] = {
+    "aarch64-unknown-redox": "BOOTAA64.EFI",
+    "x86_64-unknown-redox": "BOOTX64.EFI",
+    "i586-unknown-redox": "BOOTIA32.EFI",
+    "i686-unknown-redox": "BOOTIA32.EFI",
+    "riscv64gc-unknown-redox": "BOOTRISCV64.EFI",
+}
+PARTITIONS: tuple[tuple[str, object], ...] = (("BIOS", gpt.BIOS_BOOT), ("EFI", gpt.EFI_SYSTEM),
+                                              ("REDOX", gpt.LINUX_FS))
+
+
+def pinned_profile() -> InstallerProfile:
+    return PROFILES[hosttools.PINNED["redox_installer"].version]
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    cookbook: Path  # holds build/id_ed25519.pub.toml and repo/<target>/<name>.{toml,pkgar}
+    config: Path
+    output: Path
+    target: str
+    backups: int = 1  # previous images kept: .bak, .bak.1, …
+    boot_dir: PurePosixPath = FORK_BOOT_DIR  # where the repository's `bootloader` package carries its EFI file
+    size_mib: int | None = None  # overrides [general] filesystem_size
+
+
+@dataclass(frozen=True)
+class ImageLayout:
+    """What :func:`verify_image` found."""
+
+    efi: gpt.Partition
+    redox: gpt.Partition
+    efi_file: PurePosixPath
+    efi_file_size: int
+    filesystem: redoxfs.Header  # the newest header of the RedoxFS partition
+
+
+def build_image(request: ImageRequest, build_dir: Path, log: Path | None = None) -> ImageLayout:
+    """Write ``request.output`` with the pinned installer; the previous image survives any failure."""
+    _check_request(request)
+    installer = hosttools.ensure("redox_installer", build_dir, log) / "redox_installer"
+    size_mib = request.size_mib or filesystem_size(installer, request.config, log)
+    partial = partial_path(request.output)
+    request.output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # The installer only opens an existing disk (0.2.40 never creates one): make it sparse, full size.
+        with open(partial, "wb") as disk:
+            disk.truncate(size_mib * MIB)
+        run([installer, f"--cookbook={request.cookbook}", "--no-mount", "-c", request.config, partial],
+            env=child_env(set={"TARGET": request.target}), log=log, stdin="")
+        layout = verify_image(partial, request.target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    install_with_backups(partial, request.output, request.backups)
+    return layout
+
+
+def _check_request(request: ImageRequest) -> None:
+    profile = pinned_profile()
+    if request.boot_dir != profile.boot_dir:
+        version = hosttools.PINNED["redox_installer"].version
+        raise InputError(f"boot files under {request.boot_dir}/, but the pinned redox_installer {version} reads "
+                         f"them from {profile.boot_dir}/", key="boot_dir")
+    if request.target not in EFI_BOOT_NAMES:
+        raise InputError(f"the installer supports no target {request.target!r} "
+                         f"(known: {', '.join(EFI_BOOT_NAMES)})", key="target")
+    key = request.cookbook / "build" / "id_ed25519.pub.toml"
+    if not key.is_file():
+        raise InputError("missing: the installer verifies every package with this key", path=key)
+    if not (request.cookbook / "repo" / request.target).is_dir():
+        raise InputError("no package repository for this target", path=request.cookbook / "repo" / request.target)
+
+
+def filesystem_size(installer: Path, config: Path, log: Path | None = None) -> int:
+    """``[general] filesystem_size`` in MiB, with includes merged by the installer itself."""
+    printed = run([installer, "-c", config, "--filesystem-size"], capture=True, log=log).strip()
+    size = int(printed) if printed.isdigit() else 0
+    if size < 32:
+        raise InputError(f"filesystem_size is {printed or 'unset'}; the image needs at least 32 (MiB)",
+                         path=config, key="general.filesystem_size")
+    return size
+
+
+def verify_image(path: Path, target: str) -> ImageLayout:
+    """GPT with the installer's three partitions, the EFI loader in the FAT partition, RedoxFS at REDOX's start."""
+    table = gpt.read_table(path)
+    partitions = _expected_partitions(table, path)
+    efi, redox = partitions["EFI"], partitions["REDOX"]
+    efi_file = PurePosixPath("EFI/BOOT") / EFI_BOOT_NAMES[target]
+    with tempfile.TemporaryDirectory(prefix="efi-") as scratch:
+        copy = copy_from_fat(path, efi.offset, efi_file, Path(scratch))
+        efi_file_size = copy.stat().st_size
+    if efi_file_size == 0:
+        raise FormatError("the EFI loader is empty: the `bootloader` package has no bootloader.efi where the "
+                          "installer looks for it", path=path, key=f"EFI:{efi_file}")
+    redoxfs.read_header(path, redox.offset)
+    newest = redoxfs.newest_header(path, redox.offset)
+    if newest.size > redox.size:
+        raise FormatError(f"RedoxFS claims {newest.size} bytes in a {redox.size}-byte partition", path=path,
+                          key="REDOX")
+    return ImageLayout(efi=efi, redox=redox, efi_file=efi_file, efi_file_size=efi_file_size, filesystem=newest)
+
+
+def _expected_partitions(table: gpt.PartitionTable, path: Path) -> dict[str, gpt.Partition]:
+    names = [part.name for part in table.partitions]
+    if names != [name for name, _ in PARTITIONS]:
+        raise FormatError(f"partitions are {names}, expected {[name for name, _ in PARTITIONS]}", path=path,
+                          key="gpt.entries")
+    for part, (name, type_guid) in zip(table.partitions, PARTITIONS):
+        if part.type_guid != type_guid:
+            raise FormatError(f"type is {part.type_guid}, expected {type_guid}", path=path, key=f"gpt.{name}")
+    return {part.name: part for part in table.partitions}
+
+
+def copy_from_fat(image: Path, offset: int, fat_path: PurePosixPath, dest_dir: Path) -> Path:
+    """Copy one file out of the FAT filesystem at byte ``offset`` of ``image`` with mtools; no mount needed."""
+    dest = dest_dir / fat_path.name
+    # mtools refuses some geometries of small FAT volumes unless told not to check them.
+    env = child_env(set={"MTOOLS_SKIP_CHECK": "1"})
+    try:
+        run(["mcopy", "-n", "-i", f"{image}@@{offset}", f"::/{fat_path}", dest], env=env, capture=True)
+    except CommandError as error:
+        raise FormatError(f"cannot copy from the FAT partition at byte {offset}: {error.reason}", path=image,
+                          key=f"EFI:{fat_path}") from None
+    return dest
