@@ -7,6 +7,8 @@ before it replaces the previous image, which is kept as ``.bak`` (rotated, see :
 from __future__ import annotations
 
 import tempfile
+import tomllib
+import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -45,7 +47,7 @@ EFI_BOOT_NAMES: dict[str, str] = {
     "i686-unknown-redox": "BOOTIA32.EFI",
     "riscv64gc-unknown-redox": "BOOTRISCV64.EFI",
 }
-PARTITIONS: tuple[tuple[str, object], ...] = (("BIOS", gpt.BIOS_BOOT), ("EFI", gpt.EFI_SYSTEM),
+PARTITIONS: tuple[tuple[str, uuid.UUID], ...] = (("BIOS", gpt.BIOS_BOOT), ("EFI", gpt.EFI_SYSTEM),
                                               ("REDOX", gpt.LINUX_FS))
 
 
@@ -78,7 +80,8 @@ class ImageLayout:
 def build_image(request: ImageRequest, build_dir: Path, log: Path | None = None) -> ImageLayout:
     """Write ``request.output`` with the pinned installer; the previous image survives any failure."""
     _check_request(request)
-    installer = hosttools.ensure("redox_installer", build_dir, log) / "redox_installer"
+    installer = hosttools.ensure("redox_installer", build_dir) / "redox_installer"
+    check_repository(installer, request, log)
     size_mib = request.size_mib or filesystem_size(installer, request.config, log)
     partial = partial_path(request.output)
     request.output.parent.mkdir(parents=True, exist_ok=True)
@@ -86,14 +89,23 @@ def build_image(request: ImageRequest, build_dir: Path, log: Path | None = None)
         # The installer only opens an existing disk (0.2.40 never creates one): make it sparse, full size.
         with open(partial, "wb") as disk:
             disk.truncate(size_mib * MIB)
-        run([installer, f"--cookbook={request.cookbook}", "--no-mount", "-c", request.config, partial],
-            env=child_env(set={"TARGET": request.target}), log=log, stdin="")
+        _run_installer(installer, request, partial, log)
         layout = verify_image(partial, request.target)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     install_with_backups(partial, request.output, request.backups)
     return layout
+
+
+def _run_installer(installer: Path, request: ImageRequest, disk: Path, log: Path | None) -> None:
+    # TARGET picks the repo/<target>/ directory and the EFI file name; an empty stdin makes a password
+    # prompt (a user without `password` while [general] prompt is true) fail instead of waiting.
+    argv = [installer, f"--cookbook={request.cookbook}", "--no-mount", "-c", request.config, disk]
+    try:
+        run(argv, env=child_env(set={"TARGET": request.target}), log=log, stdin="")
+    except CommandError as error:
+        raise CommandError(error.reason, path=request.config, key="redox_installer") from None
 
 
 def _check_request(request: ImageRequest) -> None:
@@ -110,6 +122,38 @@ def _check_request(request: ImageRequest) -> None:
         raise InputError("missing: the installer verifies every package with this key", path=key)
     if not (request.cookbook / "repo" / request.target).is_dir():
         raise InputError("no package repository for this target", path=request.cookbook / "repo" / request.target)
+
+
+def check_repository(installer: Path, request: ImageRequest, log: Path | None = None) -> None:
+    """Every package the installer will want is in the repository: the config's, their depends, `bootloader`.
+
+    The installer itself only says "No such file or directory" for a missing package.
+    """
+    repo = request.cookbook / "repo" / request.target
+    listed = run([installer, "-c", request.config, "--list-packages"], capture=True, log=log).split()
+    wanted = [(name, request.config, f"packages.{name}") for name in listed]
+    wanted.append(("bootloader", request.config, "bootloader (read by the installer for the EFI partition)"))
+    seen: set[str] = set()
+    while wanted:
+        name, wanted_by, key = wanted.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        metadata = repo / f"{name}.toml"
+        if not metadata.is_file():
+            raise InputError(f"not in the repository (no {metadata})", path=wanted_by, key=key)
+        package = read_package(metadata)
+        if package.get("version") and not metadata.with_suffix(".pkgar").is_file():
+            raise InputError(f"has a version but no {metadata.with_suffix('.pkgar').name}", path=metadata,
+                             key="version")
+        wanted.extend((dependency, metadata, f"depends.{dependency}") for dependency in package.get("depends", []))
+
+
+def read_package(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"invalid TOML: {error}", path=path) from None
 
 
 def filesystem_size(installer: Path, config: Path, log: Path | None = None) -> int:
@@ -134,7 +178,7 @@ def verify_image(path: Path, target: str) -> ImageLayout:
     if efi_file_size == 0:
         raise FormatError("the EFI loader is empty: the `bootloader` package has no bootloader.efi where the "
                           "installer looks for it", path=path, key=f"EFI:{efi_file}")
-    redoxfs.read_header(path, redox.offset)
+    redoxfs.read_header(path, redox.offset)  # block 0 is where the bootloader and `redoxfs` look first
     newest = redoxfs.newest_header(path, redox.offset)
     if newest.size > redox.size:
         raise FormatError(f"RedoxFS claims {newest.size} bytes in a {redox.size}-byte partition", path=path,
