@@ -18,6 +18,7 @@ from .errors import CommandError, FormatError, InputError
 from .formats import gpt, redoxfs
 from .formats.atomic import partial_path
 from .process import child_env, run
+from .settings import DEFAULT_TARGET
 
 MIB = 1024 * 1024
 
@@ -166,7 +167,7 @@ def filesystem_size(installer: Path, config: Path, log: Path | None = None) -> i
     return size
 
 
-def verify_image(path: Path, target: str) -> ImageLayout:
+def verify_image(path: Path, target: str = DEFAULT_TARGET) -> ImageLayout:
     """GPT with the installer's three partitions, the EFI loader in the FAT partition, RedoxFS at REDOX's start."""
     table = gpt.read_table(path)
     partitions = _expected_partitions(table, path)
@@ -200,10 +201,8 @@ def _expected_partitions(table: gpt.PartitionTable, path: Path) -> dict[str, gpt
 def copy_from_fat(image: Path, offset: int, fat_path: PurePosixPath, dest_dir: Path) -> Path:
     """Copy one file out of the FAT filesystem at byte ``offset`` of ``image`` with mtools; no mount needed."""
     dest = dest_dir / fat_path.name
-    # mtools refuses some geometries of small FAT volumes unless told not to check them.
-    env = child_env(set={"MTOOLS_SKIP_CHECK": "1"})
     try:
-        run(["mcopy", "-n", "-i", f"{image}@@{offset}", f"::/{fat_path}", dest], env=env, capture=True)
+        run(["mcopy", "-n", "-i", f"{image}@@{offset}", f"::/{fat_path}", dest], capture=True)
     except CommandError as error:
         raise FormatError(f"cannot copy from the FAT partition at byte {offset}: {error.reason}", path=image,
                           key=f"EFI:{fat_path}") from None
