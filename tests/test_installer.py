@@ -8,9 +8,11 @@ mounting rewrites the allocation log.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import stat
+import struct
 from pathlib import Path, PurePosixPath
 
 import argon2
@@ -107,14 +109,14 @@ def write_keys(build: Path) -> tuple[Path, Path]:
     return public_file, secret_file
 
 
-def stage(root: Path, files: dict[str, bytes | tuple[bytes, int]], links: dict[str, str] = {}) -> Path:
+def stage(root: Path, files: dict[str, bytes | tuple[bytes, int]], links: dict[str, str] | None = None) -> Path:
     for name, content in files.items():
         data, mode = content if isinstance(content, tuple) else (content, 0o644)
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         path.chmod(mode)
-    for name, target in links.items():
+    for name, target in (links or {}).items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).symlink_to(target)
     return root
@@ -125,15 +127,16 @@ def add_package(tools: dict[str, Path], cookbook: Path, name: str, stage_dir: Pa
     """``repo/<target>/<name>.pkgar`` from ``stage_dir`` with the pkgar CLI, and its TOML; no stage: a meta-package."""
     repo = cookbook / "repo" / TARGET
     repo.mkdir(parents=True, exist_ok=True)
-    lines = [f'name = "{name}"', f'target = "{TARGET}"', f"depends = {list(depends)!r}".replace("'", '"')]
+    lines = [f'name = "{name}"', f'target = "{TARGET}"', f"depends = {json.dumps(list(depends))}"]
     if stage_dir is not None:
         archive = repo / f"{name}.pkgar"
         run([tools["pkgar"] / "pkgar", "create", "-s", cookbook / "build" / "id_ed25519.toml", "-a", archive,
              *(["--compress"] if compress else []), stage_dir], capture=True)
         header = archive.read_bytes()[:136]
         entries = sum(1 for path in stage_dir.rglob("*") if not path.is_dir() or path.is_symlink())
-        # Uncompressed, architecture-independent: flags are 0, so a `count: u64` reader sees the same count.
-        assert (int.from_bytes(header[128:136], "little") == entries) != compress
+        count, flags = struct.unpack_from("<II", header, 128)
+        assert count == entries and (flags != 0) == compress
+        # Uncompressed and architecture-independent, flags are 0: a `count: u64` reader sees the same count.
         lines += ['version = "1.0.0"', f'blake3 = "{header[96:128].hex()}"',
                   f"network_size = {archive.stat().st_size}", f"storage_size = {archive.stat().st_size}"]
     (repo / f"{name}.toml").write_text("\n".join(lines) + "\n")
