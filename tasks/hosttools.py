@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +30,20 @@ PINNED: dict[str, HostTool] = {
     # Key generation is a crate of its own. 0.2.4 cannot encrypt a secret key (its dryoc 1 rejects the 32-byte
     # salt); 0.1.19 can, and writes the same TOML otherwise.
     "pkgar-keys-0.1": HostTool("pkgar-keys", "0.1.19", ("pkgar-keys",)),
+    # The fork's installer: pkgar `count: u64` headers, bootloader from `boot/` (see docs/host-tools.md).
+    "redox_installer": HostTool("redox_installer", "0.2.40", ("redox_installer",)),
+    "redoxfs": HostTool("redoxfs", "0.8.6", ("redoxfs", "redoxfs-ar", "redoxfs-mkfs")),
 }
 
 
-def install_root(build_dir: Path, name: str) -> Path:
-    """Each tool has its own cargo root, so two versions of one crate (pkgar 0.1 and 0.2) can coexist."""
-    return build_dir / "host" / name
+def install_root(name: str) -> Path:
+    """Each tool has its own cargo root, so two versions of one crate (pkgar 0.1 and 0.2) can coexist.
+
+    The roots live in a per-user cache (``$REDOX_HOST_TOOLS``, default ``~/.cache/redox-aarch64-build/host``)
+    rather than in one build directory: every checkout and test build of the same pinned version shares them.
+    """
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "redox-aarch64-build" / "host"
+    return Path(os.environ.get("REDOX_HOST_TOOLS", default)) / name
 
 
 def is_installed(tool: HostTool, root: Path) -> bool:
@@ -51,7 +60,7 @@ def is_installed(tool: HostTool, root: Path) -> bool:
 def ensure(name: str, build_dir: Path, log: Path | None = None) -> Path:
     """Install the pinned tool ``name`` if needed; return the directory holding its binaries."""
     tool = PINNED[name]
-    root = install_root(build_dir, name)
+    root = install_root(name)
     if is_installed(tool, root):
         return root / "bin"
     root.mkdir(parents=True, exist_ok=True)

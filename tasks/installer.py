@@ -1,0 +1,209 @@
+"""The disk image: the upstream ``redox_installer`` fills it from the local package repository, then we check it.
+
+``redox_installer --cookbook=<dir> --no-mount -c <config> <image>.partial`` with ``TARGET`` exported writes GPT,
+the EFI system partition (FAT) and RedoxFS without FUSE or root-only mounts (spec §6). The result is verified
+before it replaces the previous image, which is kept as ``.bak`` (rotated, see :mod:`tasks.backups`).
+"""
+from __future__ import annotations
+
+import tempfile
+import tomllib
+import uuid
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from . import hosttools
+from .backups import install_with_backups
+from .errors import CommandError, FormatError, InputError
+from .formats import gpt, redoxfs
+from .formats.atomic import partial_path
+from .process import child_env, run
+from .settings import DEFAULT_TARGET
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InstallerProfile:
+    """What one installer release expects from the repository it installs from."""
+
+    boot_dir: PurePosixPath  # where it reads bootloader{,-live}.efi inside the `bootloader` package
+    reads_pkgar_flags: bool  # reads pkgar's `count: u32 + flags` header, so LZMA2 packages; else `count: u64` only
+    heads_dir: PurePosixPath  # where it keeps the installed packages' pkgar heads in the image
+
+
+# From each release's source: 0.2.40/0.2.41 lock pkgar 0.1.19 (u64 count) and read `boot/` (the fork's layout);
+# 0.2.42 locks pkgar 0.2.1 (u32 count + flags), installs through redox-pkg 0.3 and reads `usr/lib/boot/`.
+PROFILES: dict[str, InstallerProfile] = {
+    "0.2.40": InstallerProfile(PurePosixPath("boot"), False, PurePosixPath("pkg/packages")),
+    "0.2.41": InstallerProfile(PurePosixPath("boot"), False, PurePosixPath("pkg/packages")),
+    "0.2.42": InstallerProfile(PurePosixPath("usr/lib/boot"), True, PurePosixPath("var/lib/packages")),
+}
+FORK_BOOT_DIR = PurePosixPath("boot")
+
+EFI_BOOT_NAMES: dict[str, str] = {
+    "aarch64-unknown-redox": "BOOTAA64.EFI",
+    "x86_64-unknown-redox": "BOOTX64.EFI",
+    "i586-unknown-redox": "BOOTIA32.EFI",
+    "i686-unknown-redox": "BOOTIA32.EFI",
+    "riscv64gc-unknown-redox": "BOOTRISCV64.EFI",
+}
+PARTITIONS: tuple[tuple[str, uuid.UUID], ...] = (("BIOS", gpt.BIOS_BOOT), ("EFI", gpt.EFI_SYSTEM),
+                                              ("REDOX", gpt.LINUX_FS))
+
+
+def pinned_profile() -> InstallerProfile:
+    return PROFILES[hosttools.PINNED["redox_installer"].version]
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    cookbook: Path  # holds build/id_ed25519.pub.toml and repo/<target>/<name>.{toml,pkgar}
+    config: Path
+    output: Path
+    target: str
+    backups: int = 1  # previous images kept: .bak, .bak.1, …
+    boot_dir: PurePosixPath = FORK_BOOT_DIR  # where the repository's `bootloader` package carries its EFI file
+    size_mib: int | None = None  # overrides [general] filesystem_size
+
+
+@dataclass(frozen=True)
+class ImageLayout:
+    """What :func:`verify_image` found."""
+
+    efi: gpt.Partition
+    redox: gpt.Partition
+    efi_file: PurePosixPath
+    efi_file_size: int
+    filesystem: redoxfs.Header  # the newest header of the RedoxFS partition
+
+
+def build_image(request: ImageRequest, build_dir: Path, log: Path | None = None) -> ImageLayout:
+    """Write ``request.output`` with the pinned installer; the previous image survives any failure."""
+    _check_request(request)
+    installer = hosttools.ensure("redox_installer", build_dir) / "redox_installer"
+    check_repository(installer, request, log)
+    size_mib = request.size_mib or filesystem_size(installer, request.config, log)
+    partial = partial_path(request.output)
+    request.output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # The installer only opens an existing disk (0.2.40 never creates one): make it sparse, full size.
+        with open(partial, "wb") as disk:
+            disk.truncate(size_mib * MIB)
+        _run_installer(installer, request, partial, log)
+        layout = verify_image(partial, request.target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    install_with_backups(partial, request.output, request.backups)
+    return layout
+
+
+def _run_installer(installer: Path, request: ImageRequest, disk: Path, log: Path | None) -> None:
+    # TARGET picks the repo/<target>/ directory and the EFI file name; an empty stdin makes a password
+    # prompt (a user without `password` while [general] prompt is true) fail instead of waiting.
+    argv = [installer, f"--cookbook={request.cookbook}", "--no-mount", "-c", request.config, disk]
+    try:
+        run(argv, env=child_env(set={"TARGET": request.target}), log=log, stdin="")
+    except CommandError as error:
+        raise CommandError(error.reason, path=request.config, key="redox_installer") from None
+
+
+def _check_request(request: ImageRequest) -> None:
+    profile = pinned_profile()
+    if request.boot_dir != profile.boot_dir:
+        version = hosttools.PINNED["redox_installer"].version
+        raise InputError(f"boot files under {request.boot_dir}/, but the pinned redox_installer {version} reads "
+                         f"them from {profile.boot_dir}/", key="boot_dir")
+    if request.target not in EFI_BOOT_NAMES:
+        raise InputError(f"the installer supports no target {request.target!r} "
+                         f"(known: {', '.join(EFI_BOOT_NAMES)})", key="target")
+    key = request.cookbook / "build" / "id_ed25519.pub.toml"
+    if not key.is_file():
+        raise InputError("missing: the installer verifies every package with this key", path=key)
+    if not (request.cookbook / "repo" / request.target).is_dir():
+        raise InputError("no package repository for this target", path=request.cookbook / "repo" / request.target)
+
+
+def check_repository(installer: Path, request: ImageRequest, log: Path | None = None) -> None:
+    """Every package the installer will want is in the repository: the config's, their depends, `bootloader`.
+
+    The installer itself only says "No such file or directory" for a missing package.
+    """
+    repo = request.cookbook / "repo" / request.target
+    listed = run([installer, "-c", request.config, "--list-packages"], capture=True, log=log).split()
+    wanted = [(name, request.config, f"packages.{name}") for name in listed]
+    wanted.append(("bootloader", request.config, "bootloader (read by the installer for the EFI partition)"))
+    seen: set[str] = set()
+    while wanted:
+        name, wanted_by, key = wanted.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        metadata = repo / f"{name}.toml"
+        if not metadata.is_file():
+            raise InputError(f"not in the repository (no {metadata})", path=wanted_by, key=key)
+        package = read_package(metadata)
+        if package.get("version") and not metadata.with_suffix(".pkgar").is_file():
+            raise InputError(f"has a version but no {metadata.with_suffix('.pkgar').name}", path=metadata,
+                             key="version")
+        wanted.extend((dependency, metadata, f"depends.{dependency}") for dependency in package.get("depends", []))
+
+
+def read_package(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"invalid TOML: {error}", path=path) from None
+
+
+def filesystem_size(installer: Path, config: Path, log: Path | None = None) -> int:
+    """``[general] filesystem_size`` in MiB, with includes merged by the installer itself."""
+    printed = run([installer, "-c", config, "--filesystem-size"], capture=True, log=log).strip()
+    size = int(printed) if printed.isdigit() else 0
+    if size < 32:
+        raise InputError(f"filesystem_size is {printed or 'unset'}; the image needs at least 32 (MiB)",
+                         path=config, key="general.filesystem_size")
+    return size
+
+
+def verify_image(path: Path, target: str = DEFAULT_TARGET) -> ImageLayout:
+    """GPT with the installer's three partitions, the EFI loader in the FAT partition, RedoxFS at REDOX's start."""
+    table = gpt.read_table(path)
+    partitions = _expected_partitions(table, path)
+    efi, redox = partitions["EFI"], partitions["REDOX"]
+    efi_file = PurePosixPath("EFI/BOOT") / EFI_BOOT_NAMES[target]
+    with tempfile.TemporaryDirectory(prefix="efi-") as scratch:
+        copy = copy_from_fat(path, efi.offset, efi_file, Path(scratch))
+        efi_file_size = copy.stat().st_size
+    if efi_file_size == 0:
+        raise FormatError("the EFI loader is empty: the `bootloader` package has no bootloader.efi where the "
+                          "installer looks for it", path=path, key=f"EFI:{efi_file}")
+    redoxfs.read_header(path, redox.offset)  # block 0 is where the bootloader and `redoxfs` look first
+    newest = redoxfs.newest_header(path, redox.offset)
+    if newest.size > redox.size:
+        raise FormatError(f"RedoxFS claims {newest.size} bytes in a {redox.size}-byte partition", path=path,
+                          key="REDOX")
+    return ImageLayout(efi=efi, redox=redox, efi_file=efi_file, efi_file_size=efi_file_size, filesystem=newest)
+
+
+def _expected_partitions(table: gpt.PartitionTable, path: Path) -> dict[str, gpt.Partition]:
+    names = [part.name for part in table.partitions]
+    if names != [name for name, _ in PARTITIONS]:
+        raise FormatError(f"partitions are {names}, expected {[name for name, _ in PARTITIONS]}", path=path,
+                          key="gpt.entries")
+    for part, (name, type_guid) in zip(table.partitions, PARTITIONS):
+        if part.type_guid != type_guid:
+            raise FormatError(f"type is {part.type_guid}, expected {type_guid}", path=path, key=f"gpt.{name}")
+    return {part.name: part for part in table.partitions}
+
+
+def copy_from_fat(image: Path, offset: int, fat_path: PurePosixPath, dest_dir: Path) -> Path:
+    """Copy one file out of the FAT filesystem at byte ``offset`` of ``image`` with mtools; no mount needed."""
+    dest = dest_dir / fat_path.name
+    try:
+        run(["mcopy", "-n", "-i", f"{image}@@{offset}", f"::/{fat_path}", dest], capture=True)
+    except CommandError as error:
+        raise FormatError(f"cannot copy from the FAT partition at byte {offset}: {error.reason}", path=image,
+                          key=f"EFI:{fat_path}") from None
+    return dest
