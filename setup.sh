@@ -10,7 +10,7 @@ system_packages() {
     local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends \
-      python3-venv git patch make gcc binutils qemu-utils mtools ninja-build >/dev/null
+      python3-venv git patch make gcc binutils qemu-utils mtools fdisk ninja-build >/dev/null
   elif command -v brew >/dev/null 2>&1; then
     brew install qemu mtools ninja
   fi

@@ -18,7 +18,7 @@ CORPUS = PROJECT.parent / "shared" / "corpus" / "redox-upstream"
 sys.path.insert(0, str(PROJECT))
 
 from tasks.errors import BuildError  # noqa: E402
-from tasks.graph import graph_for_config  # noqa: E402
+from tasks.graph import GraphBuilder, Origin  # noqa: E402
 from tasks.model.config import load_config  # noqa: E402
 from tasks.model.index import RecipeIndex  # noqa: E402
 
@@ -40,15 +40,17 @@ def make_tree(work: Path) -> tuple[Path, int]:
     (work / "config").mkdir(exist_ok=True)
     config = work / "config" / "all.toml"
     ignored: set[str] = set()
-    while True:  # recipes whose dependencies do not exist upstream are set to "ignore", one by one
+    while True:  # recipes whose dependencies do not exist upstream are set to "ignore"
         lines = ["[packages]"] + [f'"{name}" = {"{}" if name not in ignored else chr(34) + "ignore" + chr(34)}'
                                   for name in buildable]
         config.write_text("\n".join(lines) + "\n")
-        try:
-            graph_for_config(index, load_config(config))
+        index = RecipeIndex(CORPUS / "recipes")
+        graph = GraphBuilder(index, load_config(config).rule, strict=False).build(
+            [(name, Origin(config, name)) for name in buildable if name not in ignored])
+        culprits = {problem.path.parent.name for problem in graph.problems if problem.path is not None}
+        if not culprits:
             return work, len(buildable) - len(ignored)
-        except BuildError as error:
-            ignored.add(error.path.parent.name)
+        ignored |= culprits
 
 
 def scandir_walk(root: Path) -> int:
