@@ -215,8 +215,8 @@ def _cached_hash(entry: StatEntry | None, st: os.stat_result) -> str | None:
     return entry[5]
 
 
-def _stat_entry(st: os.stat_result, digest: str, started_ns: int) -> StatEntry:
-    trusted = max(st.st_mtime_ns, st.st_ctime_ns) < started_ns - RACY_WINDOW_NS
+def _stat_entry(st: os.stat_result, digest: str, trust_before_ns: int) -> StatEntry:
+    trusted = max(st.st_mtime_ns, st.st_ctime_ns) < trust_before_ns
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode, digest, trusted
 
 
@@ -226,7 +226,7 @@ class _Lookup:
 
     root: bytes
     old: dict[bytes, StatEntry]
-    started_ns: int
+    trust_before_ns: int  # a stat newer than this may change again unseen within its timestamp tick
     found: Manifest = field(default_factory=dict)
     stats: dict[bytes, StatEntry] = field(default_factory=dict)
     to_read: list[tuple[bytes, bytes, os.stat_result]] = field(default_factory=list)
@@ -248,17 +248,19 @@ class _Lookup:
         hashes = read_hashes(self.root, [(rel, kind) for rel, kind, _ in self.to_read], workers)
         for (rel, kind, st), (digest, size) in zip(self.to_read, hashes):
             self.found[rel] = (kind, digest)
-            self.stats[rel] = _stat_entry(st, digest, self.started_ns)
+            self.stats[rel] = _stat_entry(st, digest, self.trust_before_ns)
             self.hashed_bytes += size
 
 
 class TreeHasher:
     """Hashes source trees, keeping its caches under ``cache_dir`` (one small file per tree, one blob map)."""
 
-    def __init__(self, cache_dir: Path, exclude: Iterable[Path] = (), workers: int | None = None):
+    def __init__(self, cache_dir: Path, exclude: Iterable[Path] = (), workers: int | None = None,
+                 racy_window_ns: int = RACY_WINDOW_NS):
         self.cache_dir = Path(cache_dir)
         self.exclude = tuple(Path(path).absolute() for path in exclude)
         self.workers = workers or default_workers()
+        self.racy_window_ns = racy_window_ns
 
     def hash(self, root: Path, *, git: bool | None = None) -> TreeHash:
         """Digest of the tree at ``root``; ``git``: True/False forces a method, None picks git for work trees."""
@@ -282,7 +284,7 @@ class TreeHasher:
         return _TreeCache.load(self.cache_dir / "trees" / f"{key}.marshal")
 
     def _hash_walk(self, root: bytes, exclusions: Exclusions, cache: _TreeCache) -> TreeHash:
-        lookup = _Lookup(root, cache.stats, time.time_ns())
+        lookup = _Lookup(root, cache.stats, time.time_ns() - self.racy_window_ns)
         for rel, st in walk(root, exclusions):
             lookup.see(rel, st)
         lookup.read(self.workers)
@@ -299,7 +301,7 @@ class TreeHasher:
                                       "--untracked-files=all", "--ignored=no"))
         if status.submodules:
             return None
-        lookup = _Lookup(root, cache.stats, time.time_ns())
+        lookup = _Lookup(root, cache.stats, time.time_ns() - self.racy_window_ns)
         gone: set[bytes] = set()
         for rel in status.paths:
             if exclusions.relative(rel):
