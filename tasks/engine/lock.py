@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from ..errors import LockError
@@ -68,7 +68,7 @@ class BuildLock:
             return "another process"
         return f"pid {info['pid']} ({info['command']}) since {info['since']}"
 
-    def __enter__(self) -> "BuildLock":
+    def __enter__(self) -> BuildLock:
         self.acquire()
         return self
 
@@ -95,4 +95,4 @@ def _try_lock(fd: int) -> bool:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

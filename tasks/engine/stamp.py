@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import jinja2
@@ -87,10 +87,10 @@ def build_time(env: Mapping[str, str] | None = None) -> str:
     source = os.environ if env is None else env
     epoch = source.get("SOURCE_DATE_EPOCH")
     if epoch is None:
-        moment = datetime.now(timezone.utc)
+        moment = datetime.now(UTC)
     else:
         try:
-            moment = datetime.fromtimestamp(int(epoch), timezone.utc)
+            moment = datetime.fromtimestamp(int(epoch), UTC)
         except ValueError:
             raise InputError(f"not a whole number of seconds: {epoch!r}", key="SOURCE_DATE_EPOCH") from None
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -166,7 +166,7 @@ def hash_directory(path: Path, workers: int | None = None) -> str:
     jobs = [(rel, kind) for rel, st in walk(root, Exclusions(root, source=False))
             if (kind := kind_of(st.st_mode)) is not None]
     hashes = read_hashes(root, jobs, workers or default_workers())
-    return manifest_digest({rel: (kind, digest) for (rel, kind), (digest, _) in zip(jobs, hashes)})
+    return manifest_digest({rel: (kind, digest) for (rel, kind), (digest, _) in zip(jobs, hashes, strict=True)})
 
 
 StatEntry = tuple[int, int, int, int, int, str, bool]  # size, mtime_ns, ctime_ns, inode, mode, hash, trusted
@@ -183,7 +183,7 @@ class _TreeCache:
     changed: bool = False
 
     @classmethod
-    def load(cls, path: Path) -> "_TreeCache":
+    def load(cls, path: Path) -> _TreeCache:
         try:
             stats, walk_digest, git_digests = marshal.loads(path.read_bytes())
         except (OSError, EOFError, ValueError, TypeError):
@@ -246,7 +246,7 @@ class _Lookup:
 
     def read(self, workers: int) -> None:
         hashes = read_hashes(self.root, [(rel, kind) for rel, kind, _ in self.to_read], workers)
-        for (rel, kind, st), (digest, size) in zip(self.to_read, hashes):
+        for (rel, kind, st), (digest, size) in zip(self.to_read, hashes, strict=True):
             self.found[rel] = (kind, digest)
             self.stats[rel] = _stat_entry(st, digest, self.trust_before_ns)
             self.hashed_bytes += size
@@ -363,7 +363,7 @@ class TreeHasher:
                 manifest[rel] = (kind, digest)
         # A clean file's work-tree content is its blob's content, so reading the work tree fills the blob map.
         hashes = read_hashes(root, [(rel, kind) for rel, kind, _ in missing], self.workers)
-        for (rel, kind, oid), (digest, _) in zip(missing, hashes):
+        for (rel, kind, oid), (digest, _) in zip(missing, hashes, strict=True):
             manifest[rel] = (kind, digest)
             blobs.hashes[oid] = digest
         if missing:
@@ -379,7 +379,7 @@ class _BlobCache:
     hashes: dict[bytes, str]
 
     @classmethod
-    def load(cls, path: Path) -> "_BlobCache":
+    def load(cls, path: Path) -> _BlobCache:
         try:
             return cls(path, marshal.loads(path.read_bytes()))
         except (OSError, EOFError, ValueError, TypeError):
