@@ -42,7 +42,7 @@ from .outputs import atomic_write_bytes
 KIND_FILE, KIND_EXEC, KIND_LINK = b"f", b"x", b"l"
 Manifest = dict[bytes, tuple[bytes, str]]  # relative path -> (kind, content hash)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 # A file whose mtime or ctime is this close to the moment we looked at it may still be changed within the same
 # timestamp tick without its stat changing ("racy git"); its cache entry is not trusted until it is older.
 RACY_WINDOW_NS = 2_000_000_000
@@ -156,7 +156,8 @@ def walk(root: bytes, exclusions: Exclusions, start: bytes = b"") -> Iterator[tu
                 if entry.is_dir(follow_symlinks=False):
                     if not exclusions.directory(entry.path, entry.name):
                         stack.append(rel)
-                elif entry.name != b".git" or not exclusions.source:
+                elif (entry.name != b".git" or not exclusions.source) and (
+                        entry.is_file(follow_symlinks=False) or entry.is_symlink()):  # d_type: no system call
                     yield rel, entry.stat(follow_symlinks=False)
 
 
@@ -169,7 +170,8 @@ def hash_directory(path: Path, workers: int | None = None) -> str:
     return manifest_digest({rel: (kind, digest) for (rel, kind), (digest, _) in zip(jobs, hashes, strict=True)})
 
 
-StatEntry = tuple[int, int, int, int, int, str, bool]  # size, mtime_ns, ctime_ns, inode, mode, hash, trusted
+StatKey = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, inode, mode
+StatEntry = tuple[StatKey, bytes, str, bool]  # stat key, kind, content hash, trusted
 
 
 @dataclass
@@ -207,49 +209,37 @@ class _TreeCache:
         self.changed = True
 
 
-def _cached_hash(entry: StatEntry | None, st: os.stat_result) -> str | None:
-    if entry is None or not entry[6]:
-        return None
-    if entry[:5] != (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode):
-        return None
-    return entry[5]
-
-
-def _stat_entry(st: os.stat_result, digest: str, trust_before_ns: int) -> StatEntry:
-    trusted = max(st.st_mtime_ns, st.st_ctime_ns) < trust_before_ns
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode, digest, trusted
-
-
 @dataclass
 class _Lookup:
-    """Files seen in one pass: the ones the stat cache answered, and the ones still to read."""
+    """Files seen in one pass: those the stat cache answers, and those still to read."""
 
     root: bytes
     old: dict[bytes, StatEntry]
     trust_before_ns: int  # a stat newer than this may change again unseen within its timestamp tick
-    found: Manifest = field(default_factory=dict)
     stats: dict[bytes, StatEntry] = field(default_factory=dict)
     to_read: list[tuple[bytes, bytes, os.stat_result]] = field(default_factory=list)
     hashed_bytes: int = 0
 
-    def see(self, rel: bytes, st: os.stat_result) -> None:
-        kind = kind_of(st.st_mode)
-        if kind is None:
-            return
-        old = self.old.get(rel)
-        digest = _cached_hash(old, st)
-        if digest is None:
-            self.to_read.append((rel, kind, st))
-        else:
-            self.found[rel] = (kind, digest)
-            self.stats[rel] = old
+    def see(self, files: Iterable[tuple[bytes, os.stat_result]]) -> None:
+        """The no-op hot loop: one dict lookup and one tuple comparison per file."""
+        old, stats, to_read = self.old, self.stats, self.to_read
+        for rel, st in files:
+            entry = old.get(rel)
+            if entry is not None and entry[3] and entry[0] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                                                                st.st_ino, st.st_mode):
+                stats[rel] = entry
+            elif (kind := kind_of(st.st_mode)) is not None:
+                to_read.append((rel, kind, st))
 
     def read(self, workers: int) -> None:
         hashes = read_hashes(self.root, [(rel, kind) for rel, kind, _ in self.to_read], workers)
         for (rel, kind, st), (digest, size) in zip(self.to_read, hashes, strict=True):
-            self.found[rel] = (kind, digest)
-            self.stats[rel] = _stat_entry(st, digest, self.trust_before_ns)
+            key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+            self.stats[rel] = (key, kind, digest, max(st.st_mtime_ns, st.st_ctime_ns) < self.trust_before_ns)
             self.hashed_bytes += size
+
+    def manifest(self) -> Manifest:
+        return {rel: (kind, digest) for rel, (_, kind, digest, _) in self.stats.items()}
 
 
 class TreeHasher:
@@ -285,14 +275,13 @@ class TreeHasher:
 
     def _hash_walk(self, root: bytes, exclusions: Exclusions, cache: _TreeCache) -> TreeHash:
         lookup = _Lookup(root, cache.stats, time.time_ns() - self.racy_window_ns)
-        for rel, st in walk(root, exclusions):
-            lookup.see(rel, st)
+        lookup.see(walk(root, exclusions))
+        # Every entry a cache hit and as many as before: the same files with the same content.
+        unchanged = not lookup.to_read and len(lookup.stats) == len(cache.stats)
         lookup.read(self.workers)
-        unchanged = not lookup.to_read and lookup.stats.keys() == cache.stats.keys()
         if not unchanged or cache.walk_digest is None:
-            cache.walk_digest = (manifest_digest(lookup.found), len(lookup.found))
-            cache.changed = True
-        cache.replace_stats(lookup.stats)
+            cache.walk_digest = (manifest_digest(lookup.manifest()), len(lookup.stats))
+            cache.stats, cache.changed = lookup.stats, True
         return TreeHash(cache.walk_digest[0], "walk", cache.walk_digest[1], len(lookup.to_read), lookup.hashed_bytes)
 
     def _hash_git(self, root: bytes, exclusions: Exclusions, cache: _TreeCache) -> TreeHash | None:
@@ -307,8 +296,7 @@ class TreeHasher:
             if exclusions.relative(rel):
                 continue
             if rel.endswith(b"/"):  # an untracked nested repository: its files count, as in the walk
-                for sub, st in walk(root, exclusions, rel.rstrip(b"/")):
-                    lookup.see(sub, st)
+                lookup.see(walk(root, exclusions, rel.rstrip(b"/")))
                 continue
             try:
                 st = os.lstat(root + b"/" + rel)
@@ -318,20 +306,21 @@ class TreeHasher:
             if kind_of(st.st_mode) is None:
                 gone.add(rel)
             else:
-                lookup.see(rel, st)
+                lookup.see([(rel, st)])
         lookup.read(self.workers)
         cache.replace_stats(lookup.stats)
+        overlay = lookup.manifest()
         key = hash_bytes(b"\0".join([status.head or b"(initial)", *sorted(gone),
                                      *(b" ".join((rel, kind, digest.encode()))
-                                       for rel, (kind, digest) in sorted(lookup.found.items()))])).encode()
+                                       for rel, (kind, digest) in sorted(overlay.items()))])).encode()
         known = cache.git_digests.get(key)
         read_files, read_bytes = len(lookup.to_read), lookup.hashed_bytes
         if known is None:
-            committed = self._head_manifest(root, status.head, set(lookup.found) | gone, exclusions)
+            committed = self._head_manifest(root, status.head, set(overlay) | gone, exclusions)
             if committed is None:
                 return None
             manifest, head_files, head_bytes = committed
-            manifest.update(lookup.found)
+            manifest.update(overlay)
             known = (manifest_digest(manifest), len(manifest))
             cache.remember_git(key, known)
             read_files, read_bytes = read_files + head_files, read_bytes + head_bytes

@@ -1,0 +1,188 @@
+"""Benchmark of source-tree hashing: no-op checks and first-build throughput, printed (no thresholds).
+
+Generates a tree of N files (once as a git work tree, once as a plain directory, under build/bench/) and measures,
+in one run:
+
+* no-op check time: ours on the git work tree (one ``git status``), ours on the plain tree (stat cache), a plain
+  Python ``os.scandir`` + ``lstat`` walk of the same tree, ``git status`` alone, and ninja (``ninja -n`` and a no-op
+  ``ninja``) on a build.ninja whose one edge has every file of the tree as input;
+* first-build hashing throughput (MB/s), with an empty stat cache, page cache cold and warm, 1 reader vs a pool.
+
+Quick run:  /work/venv/bin/python bench/treehash.py
+Issue size: /work/venv/bin/python bench/treehash.py --files 50000 --size-mb 1000
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from tasks.engine.treehash import TreeHasher, default_workers  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "build" / "bench"
+GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
+           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@localhost"}
+
+
+def generate(root: Path, files: int, size_mb: int, seed: int = 1) -> None:
+    """``files`` files of random sizes adding up to about ``size_mb`` MB, 50 per directory, 3 levels deep."""
+    rng = random.Random(seed)
+    mean = size_mb * 1_000_000 / files
+    for index in range(files):
+        directory = root / f"crate{index // 2500:02d}" / f"mod{index // 50 % 50:02d}"
+        if index % 50 == 0:
+            directory.mkdir(parents=True, exist_ok=True)
+        size = min(int(rng.expovariate(1 / mean)), int(mean * 20))
+        (directory / f"file{index:05d}.rs").write_bytes(rng.randbytes(size))
+
+
+def prepare(files: int, size_mb: int) -> tuple[Path, Path]:
+    """The plain tree and the git work tree for these parameters, generated only once."""
+    tag = f"{files}-{size_mb}mb"
+    plain, repo = BENCH_DIR / f"plain-{tag}", BENCH_DIR / f"git-{tag}"
+    if not plain.with_name(plain.name + ".complete").exists():
+        shutil.rmtree(plain, ignore_errors=True)
+        print(f"generating {files} files, {size_mb} MB in {plain} …", flush=True)
+        generate(plain, files, size_mb)
+        plain.with_name(plain.name + ".complete").touch()
+    if not repo.with_name(repo.name + ".complete").exists():
+        shutil.rmtree(repo, ignore_errors=True)
+        print(f"copying into a git work tree {repo} and committing …", flush=True)
+        shutil.copytree(plain, repo)
+        for argv in (["init", "-q"], ["config", "core.compression", "0"], ["add", "-A"], ["commit", "-qm", "bench"]):
+            subprocess.run(["git", "-C", str(repo), *argv], check=True, env=GIT_ENV)
+        # Files written in the second the index was written are "racily clean": git re-reads them until the index
+        # is rewritten later, so refresh it once to measure the steady state.
+        time.sleep(1.1)
+        subprocess.run(["git", "-C", str(repo), "update-index", "-q", "--really-refresh"], check=True)
+        repo.with_name(repo.name + ".complete").touch()
+    return plain, repo
+
+
+def timed(action: Callable[[], object], repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def report(label: str, times: list[float]) -> None:
+    print(f"  {label:<52} median {statistics.median(times) * 1000:8.1f} ms   min {min(times) * 1000:8.1f} ms",
+          flush=True)
+
+
+def scandir_walk(root: Path) -> int:
+    """The baseline: visit every entry and lstat every file, nothing else."""
+    count, stack = 0, [str(root)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != ".git":
+                        stack.append(entry.path)
+                else:
+                    entry.stat(follow_symlinks=False)
+                    count += 1
+    return count
+
+
+def ninja_dir(tree: Path) -> Path:
+    """A build.ninja whose single edge has every file of ``tree`` as an input, built once."""
+    directory = BENCH_DIR / f"ninja-{tree.name}"
+    if not (directory / "out.stamp").exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        inputs = sorted(str(path) for path in tree.rglob("*.rs"))
+        text = "rule stamp\n  command = touch $out\nbuild out.stamp: stamp " + " ".join(
+            path.replace(" ", "$ ").replace(":", "$:") for path in inputs) + "\n"
+        (directory / "build.ninja").write_text(text)
+        subprocess.run(["ninja", "-C", str(directory)], check=True, capture_output=True)
+    return directory
+
+
+def drop_page_cache(tree: Path) -> str:
+    """Evict the tree from the page cache: all caches when permitted, else each file's data pages."""
+    subprocess.run(["sync"], check=True)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return "drop_caches"
+    except OSError:
+        for path in tree.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                fd = os.open(path, os.O_RDONLY)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                os.close(fd)
+        return "fadvise (file data only; inodes stay cached)"
+
+
+def tree_bytes(tree: Path) -> int:
+    return sum(path.lstat().st_size for path in tree.rglob("*") if ".git" not in path.parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=50_000)
+    parser.add_argument("--size-mb", type=int, default=100, help="total size (the issue's tree: 1000)")
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    if shutil.which("ninja") is None:
+        sys.exit("ninja is not installed (apt-get install ninja-build)")
+    plain, repo = prepare(args.files, args.size_mb)
+    size = tree_bytes(plain)
+    workers = default_workers()
+    caches = BENCH_DIR / "caches"
+    shutil.rmtree(caches, ignore_errors=True)
+    print(f"\ntree: {args.files} files, {size / 1e6:.0f} MB; {os.cpu_count()} CPUs; pool of {workers} readers")
+
+    print("\nfirst build (empty stat cache): hashing throughput")
+    for label, readers in (("1 reader", 1), (f"{workers} readers", workers)):
+        method = drop_page_cache(plain)
+        result, seconds = _once(lambda: TreeHasher(caches / f"cold-{readers}", workers=readers).hash(plain))
+        print(f"  cold page cache ({method}), {label:<10} {seconds:6.2f} s  {size / 1e6 / seconds:7.1f} MB/s")
+        result, seconds = _once(lambda: TreeHasher(caches / f"warm-{readers}", workers=readers).hash(plain))
+        print(f"  warm page cache, {label:<40} {seconds:6.2f} s  {size / 1e6 / seconds:7.1f} MB/s")
+    _, seconds = _once(lambda: TreeHasher(caches / "git-first", workers=workers).hash(repo))
+    print(f"  git work tree, warm page cache, {workers} readers (ls-tree + read){'':<11} {seconds:6.2f} s  "
+          f"{size / 1e6 / seconds:7.1f} MB/s")
+
+    print(f"\nno-op check of the whole tree ({args.repeat} runs each; caches warm)")
+    git_hasher = TreeHasher(caches / "git-first", workers=workers)
+    walk_hasher = TreeHasher(caches / f"warm-{workers}", workers=workers)
+    assert git_hasher.hash(repo).hashed_files == 0 and walk_hasher.hash(plain).hashed_files == 0
+    ninja = ninja_dir(plain)
+    report("ours, git work tree (git status + cache lookup)", timed(lambda: git_hasher.hash(repo), args.repeat))
+    report("  git status alone (the same arguments)", timed(lambda: _git_status(repo), args.repeat))
+    report("ours, plain tree (scandir walk + stat cache)", timed(lambda: walk_hasher.hash(plain), args.repeat))
+    report("Python os.scandir + lstat walk", timed(lambda: scandir_walk(plain), args.repeat))
+    report("ninja -n (one edge, every file an input)",
+           timed(lambda: subprocess.run(["ninja", "-C", str(ninja), "-n"], check=True, capture_output=True),
+                 args.repeat))
+    report("ninja no-op build",
+           timed(lambda: subprocess.run(["ninja", "-C", str(ninja)], check=True, capture_output=True), args.repeat))
+    digests = {git_hasher.hash(repo).digest, walk_hasher.hash(plain).digest}
+    print(f"\ngit and walk digests agree: {len(digests) == 1}")
+
+
+def _once(action: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    result = action()
+    return result, time.perf_counter() - start
+
+
+def _git_status(repo: Path) -> None:
+    subprocess.run(["git", "-C", str(repo), "status", "--porcelain=v2", "-z", "--branch", "--no-renames",
+                    "--untracked-files=all", "--ignored=no"], check=True, capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
