@@ -97,3 +97,14 @@ def test_one_lock_per_process(tmp_path: Path) -> None:
     with BuildLock(tmp_path / "build.lock") as lock:
         with pytest.raises(LockError, match="already holds"):
             lock.acquire()
+
+
+def test_ensure_started_takes_the_lock_once_and_recovers(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "build")
+    engine.ensure_started(wait=False)
+    engine.ensure_started(wait=False)
+    assert engine.lock.held
+    with pytest.raises(LockError, match="another build holds"):
+        BuildLock(engine.lock.path).acquire(wait=False)
+    engine.end_build()
+    assert not engine.lock.held

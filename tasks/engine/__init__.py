@@ -35,6 +35,12 @@ class Engine:
         self.lock.acquire(wait=wait, timeout=timeout)
         return self.publisher.recover()
 
+    def ensure_started(self, *, wait: bool = True) -> None:
+        """:meth:`start_build` once per process tree: a no-op when this process (or the parent it was forked
+        from, as doit's ``-n`` workers are) already holds the lock. The kernel releases it when the build exits."""
+        if not self.lock.held:
+            self.start_build(wait=wait)
+
     def end_build(self) -> None:
         self.lock.release()
         self.state.close()

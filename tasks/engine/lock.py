@@ -52,6 +52,10 @@ class BuildLock:
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": _now(), "command": " ".join(sys.argv)}).encode(), 0)
         self._fd = fd
 
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
     def release(self) -> None:
         if self._fd is None:
             return
