@@ -142,7 +142,8 @@ def main() -> None:
     workers = default_workers()
     caches = BENCH_DIR / "caches"
     shutil.rmtree(caches, ignore_errors=True)
-    print(f"\ntree: {args.files} files, {size / 1e6:.0f} MB; {os.cpu_count()} CPUs; pool of {workers} readers")
+    print(f"\ntree: {args.files} files, {size / 1e6:.0f} MB; {os.cpu_count()} CPUs; pool of {workers} readers; "
+          f"load average {os.getloadavg()[0]:.1f} (other work on the machine slows every line alike)")
 
     print("\nfirst build (empty stat cache): hashing throughput")
     for label, readers in (("1 reader", 1), (f"{workers} readers", workers)):
