@@ -9,7 +9,7 @@ in one run:
 * first-build hashing throughput (MB/s), with an empty stat cache, page cache cold and warm, 1 reader vs a pool.
 
 Quick run:  /work/venv/bin/python bench/treehash.py
-Issue size: /work/venv/bin/python bench/treehash.py --files 50000 --size-mb 1000
+Issue size: /work/venv/bin/python bench/treehash.py --files 50000 --size-mb 1000 --repeat 15 [--drop-caches]
 """
 from __future__ import annotations
 
@@ -68,12 +68,14 @@ def prepare(files: int, size_mb: int) -> tuple[Path, Path]:
     return plain, repo
 
 
-def timed(action: Callable[[], object], repeat: int) -> list[float]:
-    times = []
+def timed_rounds(candidates: dict[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
+    """Each candidate once per round, ``repeat`` rounds: load from other work hits all of them alike."""
+    times: dict[str, list[float]] = {label: [] for label in candidates}
     for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
+        for label, action in candidates.items():
+            start = time.perf_counter()
+            action()
+            times[label].append(time.perf_counter() - start)
     return times
 
 
@@ -110,19 +112,19 @@ def ninja_dir(tree: Path) -> Path:
     return directory
 
 
-def drop_page_cache(tree: Path) -> str:
-    """Evict the tree from the page cache: all caches when permitted, else each file's data pages."""
+def drop_page_cache(tree: Path, everything: bool) -> str:
+    """Evict the tree's file data from the page cache (posix_fadvise); with ``everything``, drop the whole
+    machine's caches, inodes and directories too (root only, and it slows everything else running here)."""
     subprocess.run(["sync"], check=True)
-    try:
+    if everything:
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
         return "drop_caches"
-    except OSError:
-        for path in tree.rglob("*"):
-            if path.is_file() and not path.is_symlink():
-                fd = os.open(path, os.O_RDONLY)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                os.close(fd)
-        return "fadvise (file data only; inodes stay cached)"
+    for path in tree.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            fd = os.open(path, os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)
+    return "fadvise: file data only"
 
 
 def tree_bytes(tree: Path) -> int:
@@ -134,6 +136,8 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=50_000)
     parser.add_argument("--size-mb", type=int, default=100, help="total size (the issue's tree: 1000)")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--drop-caches", action="store_true",
+                        help="cold runs drop all of the machine's caches (root), not just the tree's file data")
     args = parser.parse_args()
     if shutil.which("ninja") is None:
         sys.exit("ninja is not installed (apt-get install ninja-build)")
@@ -147,29 +151,31 @@ def main() -> None:
 
     print("\nfirst build (empty stat cache): hashing throughput")
     for label, readers in (("1 reader", 1), (f"{workers} readers", workers)):
-        method = drop_page_cache(plain)
-        result, seconds = _once(lambda: TreeHasher(caches / f"cold-{readers}", workers=readers).hash(plain))
+        method = drop_page_cache(plain, args.drop_caches)
+        result, seconds = _once(lambda n=readers: TreeHasher(caches / f"cold-{n}", workers=n).hash(plain))
         print(f"  cold page cache ({method}), {label:<10} {seconds:6.2f} s  {size / 1e6 / seconds:7.1f} MB/s")
-        result, seconds = _once(lambda: TreeHasher(caches / f"warm-{readers}", workers=readers).hash(plain))
+        result, seconds = _once(lambda n=readers: TreeHasher(caches / f"warm-{n}", workers=n).hash(plain))
         print(f"  warm page cache, {label:<40} {seconds:6.2f} s  {size / 1e6 / seconds:7.1f} MB/s")
     _, seconds = _once(lambda: TreeHasher(caches / "git-first", workers=workers).hash(repo))
     print(f"  git work tree, warm page cache, {workers} readers (ls-tree + read){'':<11} {seconds:6.2f} s  "
           f"{size / 1e6 / seconds:7.1f} MB/s")
 
-    print(f"\nno-op check of the whole tree ({args.repeat} runs each; caches warm)")
+    print(f"\nno-op check of the whole tree ({args.repeat} rounds, each candidate once per round; caches warm)")
     git_hasher = TreeHasher(caches / "git-first", workers=workers)
     walk_hasher = TreeHasher(caches / f"warm-{workers}", workers=workers)
     assert git_hasher.hash(repo).hashed_files == 0 and walk_hasher.hash(plain).hashed_files == 0
     ninja = ninja_dir(plain)
-    report("ours, git work tree (git status + cache lookup)", timed(lambda: git_hasher.hash(repo), args.repeat))
-    report("  git status alone (the same arguments)", timed(lambda: _git_status(repo), args.repeat))
-    report("ours, plain tree (scandir walk + stat cache)", timed(lambda: walk_hasher.hash(plain), args.repeat))
-    report("Python os.scandir + lstat walk", timed(lambda: scandir_walk(plain), args.repeat))
-    report("ninja -n (one edge, every file an input)",
-           timed(lambda: subprocess.run(["ninja", "-C", str(ninja), "-n"], check=True, capture_output=True),
-                 args.repeat))
-    report("ninja no-op build",
-           timed(lambda: subprocess.run(["ninja", "-C", str(ninja)], check=True, capture_output=True), args.repeat))
+    results = timed_rounds({
+        "ours, git work tree (git status + cache lookup)": lambda: git_hasher.hash(repo),
+        "  git status alone (the same arguments)": lambda: _git_status(repo),
+        "ours, plain tree (scandir walk + stat cache)": lambda: walk_hasher.hash(plain),
+        "Python os.scandir + lstat walk": lambda: scandir_walk(plain),
+        "ninja -n (one edge, every file an input)":
+            lambda: subprocess.run(["ninja", "-C", str(ninja), "-n"], check=True, capture_output=True),
+        "ninja no-op build": lambda: subprocess.run(["ninja", "-C", str(ninja)], check=True, capture_output=True),
+    }, args.repeat)
+    for label, times in results.items():
+        report(label, times)
     digests = {git_hasher.hash(repo).digest, walk_hasher.hash(plain).digest}
     print(f"\ngit and walk digests agree: {len(digests) == 1}")
 
