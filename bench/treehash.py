@@ -150,15 +150,21 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} (other work on the machine slows every line alike)")
 
     print("\nfirst build (empty stat cache): hashing throughput")
-    for label, readers in (("1 reader", 1), (f"{workers} readers", workers)):
+
+    def throughput(label: str, action: Callable[[], object]) -> None:
+        start = time.perf_counter()
+        action()
+        seconds = time.perf_counter() - start
+        print(f"  {label:<66} {seconds:6.2f} s  {size / 1e6 / seconds:7.1f} MB/s", flush=True)
+
+    for readers in (1, workers):
         method = drop_page_cache(plain, args.drop_caches)
-        result, seconds = _once(lambda n=readers: TreeHasher(caches / f"cold-{n}", workers=n).hash(plain))
-        print(f"  cold page cache ({method}), {label:<10} {seconds:6.2f} s  {size / 1e6 / seconds:7.1f} MB/s")
-        result, seconds = _once(lambda n=readers: TreeHasher(caches / f"warm-{n}", workers=n).hash(plain))
-        print(f"  warm page cache, {label:<40} {seconds:6.2f} s  {size / 1e6 / seconds:7.1f} MB/s")
-    _, seconds = _once(lambda: TreeHasher(caches / "git-first", workers=workers).hash(repo))
-    print(f"  git work tree, warm page cache, {workers} readers (ls-tree + read){'':<11} {seconds:6.2f} s  "
-          f"{size / 1e6 / seconds:7.1f} MB/s")
+        throughput(f"plain tree, cold page cache ({method}), {readers} reader(s)",
+                   lambda n=readers: TreeHasher(caches / f"cold-{n}", workers=n).hash(plain))
+        throughput(f"plain tree, warm page cache, {readers} reader(s)",
+                   lambda n=readers: TreeHasher(caches / f"warm-{n}", workers=n).hash(plain))
+    throughput(f"git work tree, warm page cache, {workers} readers (ls-tree + read)",
+               lambda: TreeHasher(caches / "git-first", workers=workers).hash(repo))
 
     print(f"\nno-op check of the whole tree ({args.repeat} rounds, each candidate once per round; caches warm)")
     git_hasher = TreeHasher(caches / "git-first", workers=workers)
@@ -178,12 +184,6 @@ def main() -> None:
         report(label, times)
     digests = {git_hasher.hash(repo).digest, walk_hasher.hash(plain).digest}
     print(f"\ngit and walk digests agree: {len(digests) == 1}")
-
-
-def _once(action: Callable[[], object]) -> tuple[object, float]:
-    start = time.perf_counter()
-    result = action()
-    return result, time.perf_counter() - start
 
 
 def _git_status(repo: Path) -> None:

@@ -269,3 +269,18 @@ def test_hash_directory_of_outputs_counts_everything(tmp_path: Path) -> None:
     (tree / "target").mkdir()
     (tree / "target" / "CACHEDIR.TAG").write_text("tag")
     assert hash_directory(tree) != before
+
+
+def test_git_exclusions_match_the_walk(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    build = repo / "build"
+    hasher = TreeHasher(tmp_path / "cache", exclude=[build], racy_window_ns=0)
+    before = hasher.hash(repo)
+    build.mkdir()
+    (build / "image.bin").write_bytes(b"untracked, not ignored, but the build directory")
+    (repo / "target" / "debug").mkdir(parents=True)
+    (repo / "target" / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
+    (repo / "target" / "debug" / "app").write_bytes(b"\x7fELF")
+    after = hasher.hash(repo)
+    assert after.method == "git" and after.digest == before.digest
+    assert after.digest == hasher.hash(repo, git=False).digest
