@@ -26,7 +26,7 @@ class Engine:
         self.build_dir = Path(build_dir).absolute()
         self.dir = self.build_dir / "engine"
         self.state = StateStore(self.dir / "state.sqlite")
-        self.trees = TreeHasher(self.dir / "trees", exclude=(self.build_dir, *exclude), workers=workers)
+        self.trees = TreeHasher(self.dir / "cache", exclude=(self.build_dir, *exclude), workers=workers)
         self.publisher = Publisher(self.state, self.dir / "journal")
         self.lock = BuildLock(self.dir / "build.lock")
 

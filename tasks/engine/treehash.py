@@ -276,10 +276,12 @@ class TreeHasher:
     def _hash_walk(self, root: bytes, exclusions: Exclusions, cache: _TreeCache) -> TreeHash:
         lookup = _Lookup(root, cache.stats, time.time_ns() - self.racy_window_ns)
         lookup.see(walk(root, exclusions))
-        # Every entry a cache hit and as many as before: the same files with the same content.
+        # Every entry a cache hit and as many as before: the same files with the same content. Otherwise files
+        # were read; the cache is rewritten only if that changed an entry (re-reading a file still inside the
+        # racy window changes nothing, and a no-op writes nothing).
         unchanged = not lookup.to_read and len(lookup.stats) == len(cache.stats)
         lookup.read(self.workers)
-        if not unchanged or cache.walk_digest is None:
+        if cache.walk_digest is None or not (unchanged or lookup.stats == cache.stats):
             cache.walk_digest = (manifest_digest(lookup.manifest()), len(lookup.stats))
             cache.stats, cache.changed = lookup.stats, True
         return TreeHash(cache.walk_digest[0], "walk", cache.walk_digest[1], len(lookup.to_read), lookup.hashed_bytes)
