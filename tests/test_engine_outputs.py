@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tasks.engine.outputs import atomic_dir, atomic_file, atomic_write_bytes, partial_path
-from tasks.errors import BuildError
+from tasks.errors import CommandError
 
 
 class Boom(Exception):
@@ -40,7 +40,7 @@ def test_a_leftover_partial_of_a_killed_run_is_not_reused(tmp_path: Path) -> Non
 def test_a_task_that_writes_nothing_fails_and_keeps_the_old_artifact(tmp_path: Path) -> None:
     artifact = tmp_path / "image.bin"
     artifact.write_bytes(b"old")
-    with pytest.raises(BuildError, match="did not produce"):
+    with pytest.raises(CommandError, match="did not produce"):
         with atomic_file(artifact):
             pass
     assert artifact.read_bytes() == b"old"

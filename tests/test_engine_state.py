@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tasks.engine.state import Change, Signature, StateStore, code_version, env_components, format_explanation
-from tasks.errors import BuildError
+from tasks.errors import InputError
 from tasks.hashing import hash_text, hash_value
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +94,7 @@ def test_records_are_shared_between_processes(tmp_path: Path) -> None:
 def test_a_store_of_another_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     sqlite3.connect(path).execute("PRAGMA user_version = 99")
-    with pytest.raises(BuildError, match="schema 99"):
+    with pytest.raises(InputError, match="schema 99"):
         StateStore(path).tasks()
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tasks.engine.treehash import TreeHasher, hash_directory
+from tasks.errors import InputError
 
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}
@@ -284,3 +285,9 @@ def test_git_exclusions_match_the_walk(tmp_path: Path) -> None:
     after = hasher.hash(repo)
     assert after.method == "git" and after.digest == before.digest
     assert after.digest == hasher.hash(repo, git=False).digest
+
+
+def test_a_missing_source_tree_is_a_one_line_input_error(tmp_path: Path, hasher: TreeHasher) -> None:
+    with pytest.raises(InputError) as failure:
+        hasher.hash(tmp_path / "no-such-source")
+    assert str(failure.value).endswith("no-such-source: source tree does not exist")

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import BuildError
+from ..errors import CommandError
 
 PARTIAL_SUFFIX = ".partial"
 _RENAME_EXCHANGE = 2
@@ -62,7 +62,7 @@ def fresh_partial(path: Path, *, directory: bool) -> Path:
 def move_into_place(partial: Path, final: Path) -> None:
     """Put a finished ``partial`` at ``final``; a directory replaces the old one in one atomic exchange."""
     if not os.path.lexists(partial):
-        raise BuildError(f"the task did not produce {partial.name}", path=partial)
+        raise CommandError(f"the task did not produce {partial.name}", path=partial)
     if partial.is_dir() and not partial.is_symlink() and final.is_dir() and not final.is_symlink():
         _replace_directory(partial, final)
     else:

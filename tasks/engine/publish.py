@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BuildError
+from ..errors import CommandError, GraphError
 from ..hashing import hash_bytes, hash_text, hash_value
 from .outputs import atomic_write_bytes, fresh_partial, move_into_place, remove_path
 from .stamp import Stamp, StampContext, build_time, collect_revisions, read_stamp, stamp_json, stamp_path
@@ -32,13 +32,13 @@ def output_digest(path: Path) -> str:
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
-        raise BuildError("output does not exist", path=path) from None
+        raise CommandError("the task did not produce this output", path=path) from None
     kind = kind_of(mode)
     if kind is not None:
         return f"{kind.decode()}:{read_hash(os.fsencode(path), kind)[0]}"
     if os.path.isdir(path):
         return f"d:{hash_directory(path)}"
-    raise BuildError("output is neither a file, a symlink nor a directory", path=path)
+    raise CommandError("output is neither a file, a symlink nor a directory", path=path)
 
 
 def verify_stamp(artifact: Path) -> bool:
@@ -63,7 +63,7 @@ class Staging:
 
     def _add(self, final: Path, partial: Path) -> Path:
         if any(final == known for _, known in self.moves):
-            raise BuildError("output staged twice by one task", path=final)
+            raise GraphError("output staged twice by one task", path=final)
         self.moves.append((partial, final))
         return partial
 

@@ -18,7 +18,7 @@ import jinja2
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import InputError
-from .treehash import git
+from .treehash import run_git
 
 STAMP_SUFFIX = ".stamp.json"
 
@@ -61,7 +61,7 @@ def git_revision(path: Path) -> GitRevision:
     """HEAD and dirty flag (changed, staged or untracked files) of a work tree, in one git call."""
     if not (path / ".git").exists() and not _inside_work_tree(path):
         return GitRevision(path=str(path), revision=None, dirty=False)
-    output = git(os.fsencode(path), "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=normal")
+    output = run_git(os.fsencode(path), "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=normal")
     revision, dirty = None, False
     for record in output.split(b"\0"):
         if record.startswith(b"# branch.oid "):

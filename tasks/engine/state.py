@@ -26,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
-from ..errors import BuildError
+from ..errors import InputError
 from ..hashing import canonical_json, hash_file, hash_text, hash_value
 
 SCHEMA_VERSION = 1
@@ -203,12 +203,12 @@ class StateStore:
             if version != SCHEMA_VERSION:
                 self._create(db, version)
         except sqlite3.DatabaseError as error:
-            raise BuildError(f"cannot open the build state: {error}", path=self.path) from None
+            raise InputError(f"cannot open the build state: {error}", path=self.path) from None
         return db
 
     def _create(self, db: sqlite3.Connection, version: int) -> None:
         if version not in (0, SCHEMA_VERSION):
-            raise BuildError(f"build state has schema {version}, this build system writes {SCHEMA_VERSION}; "
+            raise InputError(f"build state has schema {version}, this build system writes {SCHEMA_VERSION}; "
                              "remove the file to start afresh", path=self.path)
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("BEGIN IMMEDIATE")

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BuildError, CommandError
+from ..errors import CommandError, InputError
 from ..hashing import CHUNK, hash_bytes, hash_value, new_hasher
 from ..process import child_env
 from .outputs import atomic_write_bytes
@@ -97,7 +97,7 @@ def read_hash(path: bytes, kind: bytes) -> tuple[str, int]:
                 data = stream.read(CHUNK)
             return hasher.hexdigest(), size
     except OSError as error:
-        raise BuildError(f"cannot read while hashing the tree: {error.strerror}", path=os.fsdecode(path)) from None
+        raise InputError(f"cannot read while hashing the tree: {error.strerror}", path=os.fsdecode(path)) from None
 
 
 def read_hashes(root: bytes, jobs: list[tuple[bytes, bytes]], workers: int) -> list[tuple[str, int]]:
@@ -256,7 +256,7 @@ class TreeHasher:
         """Digest of the tree at ``root``; ``git``: True/False forces a method, None picks git for work trees."""
         root_bytes = os.fsencode(os.path.abspath(root))
         if not os.path.isdir(root_bytes):
-            raise BuildError("source tree does not exist", path=root)
+            raise InputError("source tree does not exist", path=root)
         exclusions = Exclusions(root_bytes, self.exclude)
         if git if git is not None else is_git_tree(root_bytes):
             cache = self._cache(root_bytes, "git")
@@ -288,7 +288,7 @@ class TreeHasher:
 
     def _hash_git(self, root: bytes, exclusions: Exclusions, cache: _TreeCache) -> TreeHash | None:
         """The git way; None when this tree needs the walk (it has submodules)."""
-        status = parse_git_status(git(root, "status", "--porcelain=v2", "-z", "--branch", "--no-renames",
+        status = parse_git_status(run_git(root, "status", "--porcelain=v2", "-z", "--branch", "--no-renames",
                                       "--untracked-files=all", "--ignored=no"))
         if status.submodules:
             return None
@@ -337,7 +337,7 @@ class TreeHasher:
         blobs = _BlobCache.load(self.cache_dir / "git-blobs.marshal")
         manifest: Manifest = {}
         missing: list[tuple[bytes, bytes, bytes]] = []
-        for record in git(root, "ls-tree", "-r", "-z", "--full-tree", head).split(b"\0"):
+        for record in run_git(root, "ls-tree", "-r", "-z", "--full-tree", head).split(b"\0"):
             if not record:
                 continue
             meta, rel = record.split(b"\t", 1)
@@ -385,7 +385,7 @@ def is_git_tree(root: bytes) -> bool:
     return os.path.lexists(root + b"/.git") and not os.path.lexists(root + b"/.gitmodules")
 
 
-def git(root: bytes, *args: str) -> bytes:
+def run_git(root: bytes, *args: str) -> bytes:
     """Raw stdout of a git command in ``root``.
 
     Not tasks.process.run: the output is NUL-separated raw bytes (paths need not be UTF-8), and this call sits on the
