@@ -266,10 +266,18 @@ def test_cache_survives_a_new_hasher_and_a_corrupt_cache_file(tmp_path: Path) ->
 
 def test_hash_directory_of_outputs_counts_everything(tmp_path: Path) -> None:
     tree = make_tree(tmp_path / "out")
-    before = hash_directory(tree)
+    digests = [hash_directory(tree)]
+    (tree / "empty").mkdir()
+    digests.append(hash_directory(tree))
+    (tree / "dir1" / "sub1" / "file1.rs").chmod(0o600)
+    digests.append(hash_directory(tree))
+    (tree / "empty").chmod(0o700)
+    digests.append(hash_directory(tree))
     (tree / "target").mkdir()
     (tree / "target" / "CACHEDIR.TAG").write_text("tag")
-    assert hash_directory(tree) != before
+    digests.append(hash_directory(tree))
+    assert len(set(digests)) == len(digests)
+    assert hash_directory(tree, workers=1) == digests[-1]
 
 
 def test_git_exclusions_match_the_walk(tmp_path: Path) -> None:

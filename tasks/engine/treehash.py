@@ -145,8 +145,10 @@ def _is_cargo_target(path: bytes) -> bool:
     return os.path.exists(path + b"/CACHEDIR.TAG") or os.path.exists(path + b"/.rustc_info.json")
 
 
-def walk(root: bytes, exclusions: Exclusions, start: bytes = b"") -> Iterator[tuple[bytes, os.stat_result]]:
-    """(relative path, lstat) of every file and symlink below ``root/start``, minus exclusions."""
+def walk(root: bytes, exclusions: Exclusions, start: bytes = b"", *,
+         directories: bool = False) -> Iterator[tuple[bytes, os.stat_result]]:
+    """(relative path, lstat) of every file and symlink below ``root/start`` (and, with ``directories``, every
+    directory), minus exclusions."""
     stack = [start]
     while stack:
         directory = stack.pop()
@@ -156,18 +158,27 @@ def walk(root: bytes, exclusions: Exclusions, start: bytes = b"") -> Iterator[tu
                 if entry.is_dir(follow_symlinks=False):
                     if not exclusions.directory(entry.path, entry.name):
                         stack.append(rel)
+                        if directories:
+                            yield rel, entry.stat(follow_symlinks=False)
                 elif (entry.name != b".git" or not exclusions.source) and (
                         entry.is_file(follow_symlinks=False) or entry.is_symlink()):  # d_type: no system call
                     yield rel, entry.stat(follow_symlinks=False)
 
 
 def hash_directory(path: Path, workers: int | None = None) -> str:
-    """The manifest digest of an output directory: everything counts, nothing is cached."""
+    """The digest of an output directory. Unlike a source tree, everything counts: empty directories and full
+    permission bits are part of an artifact (an image's modes); nothing is excluded or cached."""
     root = os.fsencode(os.path.abspath(path))
-    jobs = [(rel, kind) for rel, st in walk(root, Exclusions(root, source=False))
-            if (kind := kind_of(st.st_mode)) is not None]
-    hashes = read_hashes(root, jobs, workers or default_workers())
-    return manifest_digest({rel: (kind, digest) for (rel, kind), (digest, _) in zip(jobs, hashes, strict=True)})
+    entries = list(walk(root, Exclusions(root, source=False), directories=True))
+    jobs = [(rel, kind) for rel, st in entries if (kind := kind_of(st.st_mode)) is not None]
+    contents = dict(zip((rel for rel, _ in jobs), read_hashes(root, jobs, workers or default_workers()), strict=True))
+    return manifest_digest({rel: (_output_kind(st.st_mode), contents[rel][0] if rel in contents else "-")
+                            for rel, st in entries})
+
+
+def _output_kind(mode: int) -> bytes:
+    kind = b"d" if stat.S_ISDIR(mode) else b"l" if stat.S_ISLNK(mode) else b"f"
+    return b"%s%04o" % (kind, stat.S_IMODE(mode))
 
 
 StatKey = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, inode, mode
