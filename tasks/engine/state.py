@@ -1,0 +1,217 @@
+"""Signatures, and the record of what each task last built.
+
+A task's **signature** is a set of named input components (``"recipe"``, ``"source"``, ``"dep:relibc"``,
+``"toolchain"``, ``"env:RUSTFLAGS"``, ``"code"`` …, each a hash) and their combined digest. After a task succeeds its
+signature, the hash of its outputs and the output paths are **recorded** in one SQLite (WAL) transaction, right away:
+``kill -9`` at any moment loses at most the task that was running, never a finished one, and never leaves a half
+record. A task is current when its recorded signature equals the one computed now and its outputs still exist.
+
+**Early cutoff** comes from what goes into a signature: a dependent names its dependencies' recorded *output*
+hashes (``dep:<task>``), not their signatures, so a rebuild that comes out byte-identical changes nothing downstream.
+
+Records are read straight from the database on every question (a primary-key lookup), never from a cache: with
+``doit -n`` other processes record tasks while this one asks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from types import ModuleType
+from typing import Literal
+
+from ..errors import InputError
+from ..hashing import canonical_json, hash_file, hash_text, hash_value
+
+SCHEMA_VERSION = 1
+UNSET = "(unset)"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    task TEXT PRIMARY KEY,
+    signature TEXT NOT NULL,
+    components TEXT NOT NULL,
+    output_hash TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    time REAL NOT NULL
+) WITHOUT ROWID
+"""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Named input components (name → hash) and their combined digest."""
+
+    components: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        for name, value in self.components.items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise TypeError(f"signature component {name!r}: names and values must be strings")
+        object.__setattr__(self, "components", dict(self.components))
+
+    @cached_property
+    def digest(self) -> str:
+        return hash_value(self.components)
+
+
+def env_components(names: Iterable[str], env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env:<NAME>`` → hash of its value (or ``(unset)``) for an allow-list of variables."""
+    source = os.environ if env is None else env
+    return {f"env:{name}": hash_text(source[name]) if name in source else UNSET for name in names}
+
+
+def code_version(*modules: ModuleType) -> str:
+    """Hash of the source files of the modules that implement a task: editing the task's code re-runs it."""
+    return hash_value([hash_file(module.__file__) for module in modules])
+
+
+ChangeKind = Literal["never built", "added", "removed", "changed", "output missing"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One reason a task is stale, in the manner of bitbake-diffsigs."""
+
+    kind: ChangeKind
+    component: str
+    old: str | None = None
+    new: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "never built":
+            return "never built (no record)"
+        if self.kind == "output missing":
+            return f"output {self.component} is missing"
+        if self.kind == "added":
+            return f"{self.component} added: {self.new}"
+        if self.kind == "removed":
+            return f"{self.component} removed (was {self.old})"
+        return f"{self.component} changed: {self.old} -> {self.new}"
+
+
+def format_explanation(task: str, changes: Sequence[Change]) -> str:
+    if not changes:
+        return f"{task} is up to date"
+    return "\n".join([f"{task} is stale:", *(f"  {change}" for change in changes)])
+
+
+@dataclass(frozen=True)
+class Record:
+    task: str
+    signature: str
+    components: dict[str, str]
+    output_hash: str
+    outputs: tuple[str, ...]
+    time: float
+
+
+class StateStore:
+    """The task records of one build directory, in ``path`` (an SQLite database in WAL mode)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._connection: sqlite3.Connection | None = None
+        self._pid = 0
+
+    def get(self, task: str) -> Record | None:
+        row = self._db().execute("SELECT task, signature, components, output_hash, outputs, time FROM records "
+                                 "WHERE task = ?", (task,)).fetchone()
+        if row is None:
+            return None
+        name, signature, components, output_hash, outputs, at = row
+        return Record(name, signature, json.loads(components), output_hash, tuple(json.loads(outputs)), at)
+
+    def is_current(self, task: str, signature: Signature) -> bool:
+        """Recorded with this signature, and every recorded output still exists."""
+        row = self._db().execute("SELECT signature, outputs FROM records WHERE task = ?", (task,)).fetchone()
+        return (row is not None and row[0] == signature.digest
+                and all(os.path.lexists(output) for output in json.loads(row[1])))
+
+    def explain(self, task: str, signature: Signature) -> list[Change]:
+        """Why ``task`` is stale against ``signature``; empty when it is current."""
+        record = self.get(task)
+        if record is None:
+            return [Change("never built", task, None, signature.digest)]
+        old, new = record.components, signature.components
+        changes = [Change("removed", name, old[name], None) for name in sorted(old.keys() - new.keys())]
+        changes += [Change("added", name, None, new[name]) for name in sorted(new.keys() - old.keys())]
+        changes += [Change("changed", name, old[name], new[name])
+                    for name in sorted(old.keys() & new.keys()) if old[name] != new[name]]
+        if not changes and record.signature != signature.digest:  # recorded by an older digest formula
+            changes.append(Change("changed", "(signature)", record.signature, signature.digest))
+        changes += [Change("output missing", output) for output in record.outputs if not os.path.lexists(output)]
+        return sorted(changes, key=lambda change: change.component)
+
+    def output_hash(self, task: str) -> str | None:
+        row = self._db().execute("SELECT output_hash FROM records WHERE task = ?", (task,)).fetchone()
+        return None if row is None else row[0]
+
+    def record(self, task: str, signature: Signature, output_hash: str,
+               outputs: Iterable[str | os.PathLike[str]]) -> Record:
+        """Store a finished task, in one transaction of its own."""
+        record = Record(task, signature.digest, dict(signature.components), output_hash,
+                        tuple(str(output) for output in outputs), time.time())
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)",
+                       (record.task, record.signature, canonical_json(record.components), record.output_hash,
+                        json.dumps(record.outputs), record.time))
+        return record
+
+    def forget(self, task: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM records WHERE task = ?", (task,))
+
+    def tasks(self) -> list[str]:
+        return [row[0] for row in self._db().execute("SELECT task FROM records ORDER BY task")]
+
+    def close(self) -> None:
+        if self._connection is not None and self._pid == os.getpid():
+            self._connection.close()
+        self._connection = None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _db(self) -> sqlite3.Connection:
+        """The connection of this process (a forked ``doit -n`` worker opens its own: SQLite forbids sharing)."""
+        if self._connection is None or self._pid != os.getpid():
+            self._connection, self._pid = self._open(), os.getpid()
+        return self._connection
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            # synchronous=NORMAL in WAL mode: a committed record survives the death of the process; a power cut may
+            # lose the last records but never corrupts the database.
+            db.execute("PRAGMA synchronous = NORMAL")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                self._create(db, version)
+        except sqlite3.DatabaseError as error:
+            raise InputError(f"cannot open the build state: {error}", path=self.path) from None
+        return db
+
+    def _create(self, db: sqlite3.Connection, version: int) -> None:
+        if version not in (0, SCHEMA_VERSION):
+            raise InputError(f"build state has schema {version}, this build system writes {SCHEMA_VERSION}; "
+                             "remove the file to start afresh", path=self.path)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(_SCHEMA)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")

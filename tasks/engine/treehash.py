@@ -1,0 +1,440 @@
+"""Source-tree hashing: one xxh3-128 digest over the paths, kinds and contents of every file in a tree.
+
+The digest is defined over a *manifest*: for each regular file and symlink below the root, the entry
+``<kind> <content hash> <relative path>``, sorted by path bytes. ``kind`` is ``f`` (regular file), ``x`` (regular,
+owner-executable) or ``l`` (symlink, whose content is its target string). Of the mode only the executable bit counts,
+as in git: permission bits that follow the umask must not make two checkouts of one revision differ. Directories
+themselves do not count (as in git): an empty directory changes nothing.
+
+Excluded everywhere: ``.git``, any directory named ``target`` that cargo made (it holds ``CACHEDIR.TAG`` or
+``.rustc_info.json``; a source directory that happens to be called ``target`` still counts), and the paths given
+(the build directory).
+
+Two ways reach the same digest:
+
+* **git work trees** (the root holds ``.git``, and no submodules): one ``git status`` gives the HEAD commit and every
+  path that differs from it — modified, staged, deleted or untracked. Only those paths are looked at; the digest is
+  cached per (commit, state of those paths), so a no-op costs one git call and reads no file. Git's index already
+  caches every file's stat. Files git *ignores* do not count: by git's own definition they are generated, and
+  counting them would make a tree that is built in place stale forever.
+* **any other tree**: a scandir walk with a persistent stat cache (path → size, mtime, ctime, inode, mode, hash): a
+  file is read only when its stat changed, so ``touch`` re-reads it but changes nothing, and a no-op reads no file.
+
+Files to read are read by a pool of threads: cold hashing waits on system calls, not on the interpreter.
+"""
+from __future__ import annotations
+
+import marshal
+import os
+import stat
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import CommandError, InputError
+from ..hashing import CHUNK, hash_bytes, hash_value, new_hasher
+from ..process import child_env
+from .outputs import atomic_write_bytes
+
+KIND_FILE, KIND_EXEC, KIND_LINK = b"f", b"x", b"l"
+Manifest = dict[bytes, tuple[bytes, str]]  # relative path -> (kind, content hash)
+
+CACHE_FORMAT = 2
+# A file whose mtime or ctime is this close to the moment we looked at it may still be changed within the same
+# timestamp tick without its stat changing ("racy git"); its cache entry is not trusted until it is older.
+RACY_WINDOW_NS = 2_000_000_000
+PARALLEL_MIN_FILES = 64
+BATCH_FILES = 32
+GIT_STATES_KEPT = 16
+_GIT_ENV_UNSET = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
+                  "GIT_PREFIX")
+
+
+@dataclass(frozen=True)
+class TreeHash:
+    digest: str
+    method: str  # "git" or "walk"
+    files: int  # entries in the manifest
+    hashed_files: int  # files whose content was read by this call
+    hashed_bytes: int
+
+
+def default_workers() -> int:
+    return min(8, 4 * (os.cpu_count() or 1))
+
+
+def kind_of(mode: int) -> bytes | None:
+    """The manifest kind of a file mode; None for what does not count (directories, devices, sockets)."""
+    if stat.S_ISLNK(mode):
+        return KIND_LINK
+    if stat.S_ISREG(mode):
+        return KIND_EXEC if mode & stat.S_IXUSR else KIND_FILE
+    return None
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    return hash_bytes(b"".join(kind + b" " + digest.encode() + b" " + path + b"\0"
+                               for path, (kind, digest) in sorted(manifest.items())))
+
+
+def read_hash(path: bytes, kind: bytes) -> tuple[str, int]:
+    """Content hash and size of one file (a symlink's content is its target string)."""
+    if kind == KIND_LINK:
+        target = os.readlink(path)
+        return hash_bytes(target), len(target)
+    try:
+        with open(path, "rb", buffering=0) as stream:
+            data = stream.read(CHUNK)
+            if len(data) < CHUNK:
+                return hash_bytes(data), len(data)
+            hasher, size = new_hasher(), 0
+            while data:
+                hasher.update(data)
+                size += len(data)
+                data = stream.read(CHUNK)
+            return hasher.hexdigest(), size
+    except OSError as error:
+        raise InputError(f"cannot read while hashing the tree: {error.strerror}", path=os.fsdecode(path)) from None
+
+
+def read_hashes(root: bytes, jobs: list[tuple[bytes, bytes]], workers: int) -> list[tuple[str, int]]:
+    """``read_hash`` for (relative path, kind) jobs, in order, by a thread pool when there are many."""
+    def one_batch(batch: list[tuple[bytes, bytes]]) -> list[tuple[str, int]]:
+        return [read_hash(root + b"/" + rel, kind) for rel, kind in batch]
+
+    if len(jobs) < PARALLEL_MIN_FILES or workers <= 1:
+        return one_batch(jobs)
+    batches = [jobs[start:start + BATCH_FILES] for start in range(0, len(jobs), BATCH_FILES)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return [result for batch in pool.map(one_batch, batches) for result in batch]
+
+
+class Exclusions:
+    """What a source-tree hash leaves out: ``.git``, cargo's ``target`` directories, and the given paths."""
+
+    def __init__(self, root: bytes, paths: Iterable[Path] = (), *, source: bool = True):
+        self.root = root
+        self.source = source
+        self.paths = frozenset(os.fsencode(os.path.abspath(path)) for path in paths)
+        self._inside = any(path.startswith(root + b"/") for path in self.paths)
+        self._memo: dict[bytes, bool] = {}
+
+    def directory(self, path: bytes, name: bytes) -> bool:
+        """Whether the directory at absolute ``path`` (named ``name``) is left out."""
+        if not self.source:
+            return False
+        return name == b".git" or path in self.paths or (name == b"target" and _is_cargo_target(path))
+
+    def relative(self, rel: bytes) -> bool:
+        """Whether a path reported relative to the root lies in a left-out directory (or is one)."""
+        if not self.source or (not self._inside and b"target" not in rel):
+            return False
+        parts = rel.rstrip(b"/").split(b"/")
+        return any(self._prefix(b"/".join(parts[:end]), parts[end - 1]) for end in range(1, len(parts) + 1))
+
+    def _prefix(self, rel: bytes, name: bytes) -> bool:
+        if rel not in self._memo:
+            self._memo[rel] = self.directory(self.root + b"/" + rel, name)
+        return self._memo[rel]
+
+
+def _is_cargo_target(path: bytes) -> bool:
+    return os.path.exists(path + b"/CACHEDIR.TAG") or os.path.exists(path + b"/.rustc_info.json")
+
+
+def walk(root: bytes, exclusions: Exclusions, start: bytes = b"", *,
+         directories: bool = False) -> Iterator[tuple[bytes, os.stat_result]]:
+    """(relative path, lstat) of every file and symlink below ``root/start`` (and, with ``directories``, every
+    directory), minus exclusions."""
+    stack = [start]
+    while stack:
+        directory = stack.pop()
+        with os.scandir(root + b"/" + directory if directory else root) as entries:
+            for entry in entries:
+                rel = directory + b"/" + entry.name if directory else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if not exclusions.directory(entry.path, entry.name):
+                        stack.append(rel)
+                        if directories:
+                            yield rel, entry.stat(follow_symlinks=False)
+                elif (entry.name != b".git" or not exclusions.source) and (
+                        entry.is_file(follow_symlinks=False) or entry.is_symlink()):  # d_type: no system call
+                    yield rel, entry.stat(follow_symlinks=False)
+
+
+def hash_directory(path: Path, workers: int | None = None) -> str:
+    """The digest of an output directory. Unlike a source tree, everything counts: empty directories and full
+    permission bits are part of an artifact (an image's modes); nothing is excluded or cached."""
+    root = os.fsencode(os.path.abspath(path))
+    entries = list(walk(root, Exclusions(root, source=False), directories=True))
+    jobs = [(rel, kind) for rel, st in entries if (kind := kind_of(st.st_mode)) is not None]
+    contents = dict(zip((rel for rel, _ in jobs), read_hashes(root, jobs, workers or default_workers()), strict=True))
+    return manifest_digest({rel: (_output_kind(st.st_mode), contents[rel][0] if rel in contents else "-")
+                            for rel, st in entries})
+
+
+def _output_kind(mode: int) -> bytes:
+    kind = b"d" if stat.S_ISDIR(mode) else b"l" if stat.S_ISLNK(mode) else b"f"
+    return b"%s%04o" % (kind, stat.S_IMODE(mode))
+
+
+StatKey = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, inode, mode
+StatEntry = tuple[StatKey, bytes, str, bool]  # stat key, kind, content hash, trusted
+
+
+@dataclass
+class _TreeCache:
+    """One tree's persistent cache: stat entries, the last walk's digest, digests per git state."""
+
+    path: Path
+    stats: dict[bytes, StatEntry] = field(default_factory=dict)
+    walk_digest: tuple[str, int] | None = None
+    git_digests: dict[bytes, tuple[str, int]] = field(default_factory=dict)
+    changed: bool = False
+
+    @classmethod
+    def load(cls, path: Path) -> _TreeCache:
+        try:
+            stats, walk_digest, git_digests = marshal.loads(path.read_bytes())
+        except (OSError, EOFError, ValueError, TypeError):
+            return cls(path)
+        return cls(path, stats, walk_digest, git_digests)
+
+    def save(self) -> None:
+        if self.changed:
+            atomic_write_bytes(self.path, marshal.dumps((self.stats, self.walk_digest, self.git_digests)))
+            self.changed = False
+
+    def replace_stats(self, stats: dict[bytes, StatEntry]) -> None:
+        if stats != self.stats:
+            self.stats, self.changed = stats, True
+
+    def remember_git(self, key: bytes, value: tuple[str, int]) -> None:
+        self.git_digests.pop(key, None)
+        self.git_digests[key] = value
+        while len(self.git_digests) > GIT_STATES_KEPT:
+            del self.git_digests[next(iter(self.git_digests))]
+        self.changed = True
+
+
+@dataclass
+class _Lookup:
+    """Files seen in one pass: those the stat cache answers, and those still to read."""
+
+    root: bytes
+    old: dict[bytes, StatEntry]
+    trust_before_ns: int  # a stat newer than this may change again unseen within its timestamp tick
+    stats: dict[bytes, StatEntry] = field(default_factory=dict)
+    to_read: list[tuple[bytes, bytes, os.stat_result]] = field(default_factory=list)
+    hashed_bytes: int = 0
+
+    def see(self, files: Iterable[tuple[bytes, os.stat_result]]) -> None:
+        """The no-op hot loop: one dict lookup and one tuple comparison per file."""
+        old, stats, to_read = self.old, self.stats, self.to_read
+        for rel, st in files:
+            entry = old.get(rel)
+            if entry is not None and entry[3] and entry[0] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                                                                st.st_ino, st.st_mode):
+                stats[rel] = entry
+            elif (kind := kind_of(st.st_mode)) is not None:
+                to_read.append((rel, kind, st))
+
+    def read(self, workers: int) -> None:
+        hashes = read_hashes(self.root, [(rel, kind) for rel, kind, _ in self.to_read], workers)
+        for (rel, kind, st), (digest, size) in zip(self.to_read, hashes, strict=True):
+            key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+            self.stats[rel] = (key, kind, digest, max(st.st_mtime_ns, st.st_ctime_ns) < self.trust_before_ns)
+            self.hashed_bytes += size
+
+    def manifest(self) -> Manifest:
+        return {rel: (kind, digest) for rel, (_, kind, digest, _) in self.stats.items()}
+
+
+class TreeHasher:
+    """Hashes source trees, keeping its caches under ``cache_dir`` (one small file per tree, one blob map)."""
+
+    def __init__(self, cache_dir: Path, exclude: Iterable[Path] = (), workers: int | None = None,
+                 racy_window_ns: int = RACY_WINDOW_NS):
+        self.cache_dir = Path(cache_dir)
+        self.exclude = tuple(Path(path).absolute() for path in exclude)
+        self.workers = workers or default_workers()
+        self.racy_window_ns = racy_window_ns
+
+    def hash(self, root: Path, *, git: bool | None = None) -> TreeHash:
+        """Digest of the tree at ``root``; ``git``: True/False forces a method, None picks git for work trees."""
+        root_bytes = os.fsencode(os.path.abspath(root))
+        if not os.path.isdir(root_bytes):
+            raise InputError("source tree does not exist", path=root)
+        exclusions = Exclusions(root_bytes, self.exclude)
+        if git if git is not None else is_git_tree(root_bytes):
+            cache = self._cache(root_bytes, "git")
+            result = self._hash_git(root_bytes, exclusions, cache)
+            cache.save()
+            if result is not None:
+                return result
+        cache = self._cache(root_bytes, "walk")
+        result = self._hash_walk(root_bytes, exclusions, cache)
+        cache.save()
+        return result
+
+    def _cache(self, root: bytes, method: str) -> _TreeCache:
+        key = hash_value([CACHE_FORMAT, method, os.fsdecode(root), sorted(map(str, self.exclude))])
+        return _TreeCache.load(self.cache_dir / "trees" / f"{key}.marshal")
+
+    def _hash_walk(self, root: bytes, exclusions: Exclusions, cache: _TreeCache) -> TreeHash:
+        lookup = _Lookup(root, cache.stats, time.time_ns() - self.racy_window_ns)
+        lookup.see(walk(root, exclusions))
+        # Every entry a cache hit and as many as before: the same files with the same content. Otherwise files
+        # were read; the cache is rewritten only if that changed an entry (re-reading a file still inside the
+        # racy window changes nothing, and a no-op writes nothing).
+        unchanged = not lookup.to_read and len(lookup.stats) == len(cache.stats)
+        lookup.read(self.workers)
+        if cache.walk_digest is None or not (unchanged or lookup.stats == cache.stats):
+            cache.walk_digest = (manifest_digest(lookup.manifest()), len(lookup.stats))
+            cache.stats, cache.changed = lookup.stats, True
+        return TreeHash(cache.walk_digest[0], "walk", cache.walk_digest[1], len(lookup.to_read), lookup.hashed_bytes)
+
+    def _hash_git(self, root: bytes, exclusions: Exclusions, cache: _TreeCache) -> TreeHash | None:
+        """The git way; None when this tree needs the walk (it has submodules)."""
+        status = parse_git_status(run_git(root, "status", "--porcelain=v2", "-z", "--branch", "--no-renames",
+                                      "--untracked-files=all", "--ignored=no"))
+        if status.submodules:
+            return None
+        lookup = _Lookup(root, cache.stats, time.time_ns() - self.racy_window_ns)
+        gone: set[bytes] = set()
+        for rel in status.paths:
+            if exclusions.relative(rel):
+                continue
+            if rel.endswith(b"/"):  # an untracked nested repository: its files count, as in the walk
+                lookup.see(walk(root, exclusions, rel.rstrip(b"/")))
+                continue
+            try:
+                st = os.lstat(root + b"/" + rel)
+            except (FileNotFoundError, NotADirectoryError):
+                gone.add(rel)
+                continue
+            if kind_of(st.st_mode) is None:
+                gone.add(rel)
+            else:
+                lookup.see([(rel, st)])
+        lookup.read(self.workers)
+        cache.replace_stats(lookup.stats)
+        overlay = lookup.manifest()
+        key = hash_bytes(b"\0".join([status.head or b"(initial)", *sorted(gone),
+                                     *(b" ".join((rel, kind, digest.encode()))
+                                       for rel, (kind, digest) in sorted(overlay.items()))])).encode()
+        known = cache.git_digests.get(key)
+        read_files, read_bytes = len(lookup.to_read), lookup.hashed_bytes
+        if known is None:
+            committed = self._head_manifest(root, status.head, set(overlay) | gone, exclusions)
+            if committed is None:
+                return None
+            manifest, head_files, head_bytes = committed
+            manifest.update(overlay)
+            known = (manifest_digest(manifest), len(manifest))
+            cache.remember_git(key, known)
+            read_files, read_bytes = read_files + head_files, read_bytes + head_bytes
+        return TreeHash(known[0], "git", known[1], read_files, read_bytes)
+
+    def _head_manifest(self, root: bytes, head: bytes | None, overridden: set[bytes],
+                       exclusions: Exclusions) -> tuple[Manifest, int, int] | None:
+        """The manifest of the committed files that git reports clean, with the count and size of the files read
+        for it; None when HEAD has a submodule."""
+        if head is None:
+            return {}, 0, 0
+        blobs = _BlobCache.load(self.cache_dir / "git-blobs.marshal")
+        manifest: Manifest = {}
+        missing: list[tuple[bytes, bytes, bytes]] = []
+        for record in run_git(root, "ls-tree", "-r", "-z", "--full-tree", head).split(b"\0"):
+            if not record:
+                continue
+            meta, rel = record.split(b"\t", 1)
+            mode, object_type, oid = meta.split(b" ")
+            if object_type == b"commit":
+                return None
+            if rel in overridden or exclusions.relative(rel):
+                continue
+            kind = KIND_LINK if mode == b"120000" else KIND_EXEC if mode == b"100755" else KIND_FILE
+            digest = blobs.hashes.get(oid)
+            if digest is None:
+                missing.append((rel, kind, oid))
+            else:
+                manifest[rel] = (kind, digest)
+        # A clean file's work-tree content is its blob's content, so reading the work tree fills the blob map.
+        hashes = read_hashes(root, [(rel, kind) for rel, kind, _ in missing], self.workers)
+        for (rel, kind, oid), (digest, _) in zip(missing, hashes, strict=True):
+            manifest[rel] = (kind, digest)
+            blobs.hashes[oid] = digest
+        if missing:
+            blobs.save()
+        return manifest, len(missing), sum(size for _, size in hashes)
+
+
+@dataclass
+class _BlobCache:
+    """git blob id → content hash. Blob ids name content, so an entry never goes stale."""
+
+    path: Path
+    hashes: dict[bytes, str]
+
+    @classmethod
+    def load(cls, path: Path) -> _BlobCache:
+        try:
+            return cls(path, marshal.loads(path.read_bytes()))
+        except (OSError, EOFError, ValueError, TypeError):
+            return cls(path, {})
+
+    def save(self) -> None:
+        atomic_write_bytes(self.path, marshal.dumps(self.hashes))
+
+
+def is_git_tree(root: bytes) -> bool:
+    """A work tree whose top is ``root`` (``.git`` directory or file) and that declares no submodules."""
+    return os.path.lexists(root + b"/.git") and not os.path.lexists(root + b"/.gitmodules")
+
+
+def run_git(root: bytes, *args: str) -> bytes:
+    """Raw stdout of a git command in ``root``.
+
+    Not tasks.process.run: the output is NUL-separated raw bytes (paths need not be UTF-8), and this call sits on the
+    no-op path, where the per-call overhead of ``sh`` matters.
+    """
+    result = subprocess.run(["git", "-C", os.fsdecode(root), *args], capture_output=True,
+                            env=child_env(unset=_GIT_ENV_UNSET))
+    if result.returncode != 0:
+        reason = result.stderr.decode(errors="replace").strip()
+        raise CommandError(f"`git {' '.join(args)}` failed with exit status {result.returncode}: {reason}",
+                           path=os.fsdecode(root))
+    return result.stdout
+
+
+@dataclass(frozen=True)
+class GitStatus:
+    head: bytes | None  # None before the first commit
+    paths: list[bytes]  # every path that differs from HEAD; untracked nested repositories end with "/"
+    submodules: bool
+
+
+def parse_git_status(output: bytes) -> GitStatus:
+    """Parse ``git status --porcelain=v2 -z --branch``."""
+    head: bytes | None = None
+    paths: list[bytes] = []
+    submodules = False
+    records = iter(output.split(b"\0"))
+    for record in records:
+        tag = record[:2]
+        if record.startswith(b"# branch.oid "):
+            oid = record[len(b"# branch.oid "):]
+            head = None if oid == b"(initial)" else oid
+        elif tag in (b"1 ", b"2 ", b"u "):
+            fields = record.split(b" ", {b"1 ": 8, b"2 ": 9, b"u ": 10}[tag])
+            submodules |= fields[2].startswith(b"S")
+            paths.append(fields[-1])
+            if tag == b"2 ":  # a rename carries its source path in the next record
+                paths.append(next(records))
+        elif tag in (b"? ", b"! "):
+            paths.append(record[2:])
+    return GitStatus(head, paths, submodules)
