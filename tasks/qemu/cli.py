@@ -17,8 +17,8 @@ from ..errors import display_path
 from ..process import command_line
 from .command import RunOptions, resolve
 from .console import Console, ConsoleSettings, ConsoleTimeout, attach_terminal
-from .session import (DEFAULT_SESSION, ActiveSession, SessionLock, SessionPaths, isolated_name, live_record,
-                      locked_session, stop, stop_locked)
+from .session import (DEFAULT_SESSION, POWERDOWN_TIMEOUT, ActiveSession, SessionLock, SessionPaths,
+                      isolated_name, live_record, locked_session, stop, stop_locked)
 
 
 class SessionSettings(BaseModel):
@@ -30,7 +30,7 @@ class SessionSettings(BaseModel):
     name: str = DEFAULT_SESSION
     isolated: bool = False  # a private session under a fresh name, stopped when the call ends
     wait: float = 0.0  # seconds to wait for a session someone else uses; math.inf waits as long as it takes
-    powerdown_timeout: float = 30.0
+    powerdown_timeout: float = POWERDOWN_TIMEOUT
 
     def session_name(self) -> str:
         return isolated_name() if self.isolated else self.name
@@ -49,7 +49,7 @@ def run_interactive(options: RunOptions, session: SessionSettings, printer: Prin
     printer = printer or default_printer()
     name = session.session_name()
     with locked_session(session.build_dir, name, resolve(options), purpose="run", wait=session.wait,
-                        on_busy=printer.print) as active:
+                        on_busy=printer.print, powerdown_timeout=session.powerdown_timeout) as active:
         _report(printer, active)
         printer.print(f"console of session {name}: Ctrl-] detaches, the session keeps running "
                       "(run-stop stops it)", style="dim")
@@ -76,7 +76,7 @@ def test_in_redox(commands: Sequence[str], options: RunOptions, session: Session
     name = session.session_name()
     failed = 0
     with locked_session(session.build_dir, name, resolve(options), purpose="test-in-redox", wait=session.wait,
-                        on_busy=printer.print) as active:
+                        on_busy=printer.print, powerdown_timeout=session.powerdown_timeout) as active:
         try:
             _report(printer, active)
             with Console(active.record.console_socket, console) as guest:
@@ -115,6 +115,6 @@ def _report(printer: Printer, active: ActiveSession) -> None:
     for note in active.notes:
         printer.print(note, style="dim")
     if active.fresh:
-        printer.print(Text(command_line(active.record.argv)))
+        printer.out(command_line(active.record.argv), highlight=False)
         printer.print(f"QEMU log: {display_path(active.paths.qemu_log)} · console log: "
                       f"{display_path(active.record.console_log)}", style="dim")

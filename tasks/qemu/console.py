@@ -116,7 +116,7 @@ class Console:
     def ready(self, *, fresh: bool) -> None:
         """Reach a logged-in shell: after a boot (``fresh``), or in a session left in any state by an earlier call."""
         if fresh:
-            self._expect([self._login], self.settings.boot_timeout, "the login prompt after boot")
+            self._expect([self._login], self.settings.boot_timeout, "login prompt after boot")
             self._log_in()
         else:
             if self._probe() == 0:
@@ -124,36 +124,42 @@ class Console:
         self._sync()
 
     def _probe(self) -> int:
-        """Press Enter: 0 when the login prompt answers, 1 for a shell prompt; interrupt a hung command once."""
+        """Press Enter (then Ctrl-C, then Enter): 0 when the login prompt answers, 1 for a shell prompt."""
         patterns = [self._login, self._prompt]
+        for key in (ENTER, INTERRUPT):
+            self._child.send(key)
+            try:
+                return self._expect(patterns, self.settings.probe_timeout, "prompt")
+            except ConsoleTimeout:
+                continue  # a hung command (Ctrl-C ends it), or a guest still booting
         self._child.send(ENTER)
-        found = self._child.expect(patterns + [pexpect.TIMEOUT], timeout=self.settings.probe_timeout)
-        if found < len(patterns):
-            return found
-        self.interrupt()
-        self._child.send(ENTER)
-        return self._expect(patterns, self.settings.boot_timeout, "a login or shell prompt after Ctrl-C")
+        return self._expect(patterns, self.settings.boot_timeout, "login or shell prompt after Enter, Ctrl-C, Enter")
 
     def _log_in(self) -> None:
         settings = self.settings
         self._child.send(settings.user + ENTER)
         found = self._expect([self._prompt, self._login, self._password], settings.command_timeout,
-                             f"a password or shell prompt after user {settings.user}")
+                             f"password or shell prompt after user {settings.user}")
         if found == 2:
             if settings.password is None:
                 raise CommandError(f"the guest asks a password for {settings.user} and none is set", key="password")
             self._child.send(settings.password + ENTER)
             found = self._expect([self._prompt, self._login], settings.command_timeout,
-                                 f"a shell prompt after logging in as {settings.user}")
+                                 f"shell prompt after logging in as {settings.user}")
         if found == 1:
             raise CommandError(f"logging in as {settings.user} failed (wrong user or password?)", key="user")
 
     def _sync(self) -> None:
-        """Type a marker and wait for the shell to print it: everything typed so far has been consumed."""
+        """At a prompt, type a marker and wait for the shell to print it, then for its next prompt."""
         marker = f"__SYNC_{secrets.token_hex(6)}__"
         self._child.send(f"echo {marker} $?{ENTER}")
         self._expect([re.compile(re.escape(marker) + r" \d+")], self.settings.command_timeout,
-                     "the shell to answer")
+                     "answer from the shell")
+        self._await_prompt("shell prompt after a marker")
+
+    def _await_prompt(self, what: str) -> None:
+        # Only type at a prompt: a shell switching its terminal modes between commands can drop typed-ahead keys.
+        self._expect([self._prompt], self.settings.command_timeout, what)
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
         """Run one command line; its complete output and exit status. A timeout interrupts it and raises."""
@@ -173,9 +179,21 @@ class Console:
         except pexpect.EOF:
             raise CommandError(f"the console closed (QEMU exited?) while running `{command}`:\n"
                                + self._tail_text()) from None
-        output = self._child.before.replace("\r\n", "\n")
-        return CommandResult(command=command, output=output.removesuffix("\n"),
-                             status=int(self._child.match.group(1)), seconds=time.monotonic() - started)
+        output = self._child.before.replace("\r\n", "\n").removesuffix("\n")
+        result = CommandResult(command=command, output=output, status=int(self._child.match.group(1)),
+                               seconds=time.monotonic() - started)
+        self._await_prompt(f"shell prompt after `{command}` (exit status {result.status})")
+        return result
+
+    def send(self, text: str) -> None:
+        """Type ``text`` as it is (answer a prompt, ``exit`` a shell): nothing waits for an answer."""
+        self._child.send(text)
+
+    def expect(self, pattern: str, timeout: float | None = None) -> str:
+        """Wait until the console shows ``pattern`` (a regular expression); the text that matched."""
+        self._expect([re.compile(pattern)], self.settings.command_timeout if timeout is None else timeout,
+                     f"output matching /{pattern}/")
+        return self._child.after
 
     def interrupt(self) -> None:
         """Ctrl-C: the shell interrupts the command in the foreground."""
@@ -185,6 +203,7 @@ class Console:
         tail = self._tail_text()
         self.interrupt()
         try:
+            self._await_prompt("shell prompt after Ctrl-C")
             self._sync()
             after = "interrupted it with Ctrl-C; the shell answers again"
         except ConsoleTimeout:

@@ -40,6 +40,7 @@ SOCKET_PATH_LIMIT = 100
 LOCK_POLL_SECONDS = 0.2
 MONITOR_START_TIMEOUT = 60.0
 SIGNAL_TIMEOUT = 10.0
+POWERDOWN_TIMEOUT = 30.0
 _SESSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -175,14 +176,16 @@ def isolated_name() -> str:
 
 @contextmanager
 def locked_session(build_dir: Path, name: str, machine: Machine, *, purpose: str, wait: float = 0.0,
-                   on_busy: Callable[[str], None] | None = None) -> Iterator[ActiveSession]:
+                   on_busy: Callable[[str], None] | None = None,
+                   powerdown_timeout: float = POWERDOWN_TIMEOUT) -> Iterator[ActiveSession]:
     """Hold the session's lock and have its QEMU running: reused when it matches ``machine``, else (re)started."""
     paths = SessionPaths.of(build_dir, name)
     with SessionLock(paths).held(purpose, wait, on_busy):
-        yield open_session(paths, machine)
+        yield open_session(paths, machine, powerdown_timeout)
 
 
-def open_session(paths: SessionPaths, machine: Machine) -> ActiveSession:
+def open_session(paths: SessionPaths, machine: Machine,
+                 powerdown_timeout: float = POWERDOWN_TIMEOUT) -> ActiveSession:
     """The running session if it boots the same thing the same way; otherwise a new one. Needs the lock."""
     notes: list[str] = []
     record = live_record(paths, notes)
@@ -195,7 +198,7 @@ def open_session(paths: SessionPaths, machine: Machine) -> ActiveSession:
                          f"started {record.started_at:%Y-%m-%d %H:%M:%S}")
             return ActiveSession(paths, record, fresh=False, notes=notes)
         notes.append(f"restarting session {paths.name}: {reason}; stopping QEMU pid {record.qemu_pid}: "
-                     + stop(paths, record))
+                     + stop(paths, record, powerdown_timeout))
     record = start(paths, machine, argv, stamp)
     notes.append(f"started session {paths.name}: QEMU pid {record.qemu_pid}")
     return ActiveSession(paths, record, fresh=True, notes=notes)
@@ -219,7 +222,7 @@ def live_record(paths: SessionPaths, notes: list[str]) -> SessionRecord | None:
         return None
     if not qemu_alive(record):
         _clean(paths, record)
-        notes.append(f"removed stale session {paths.name}: QEMU pid {record.qemu_pid} is no longer running")
+        notes.append(f"removed stale session {paths.name}: its QEMU (pid {record.qemu_pid}) has exited")
         return None
     return record
 
@@ -319,7 +322,7 @@ def _tail(log: Path, lines: int = 20) -> str:
     return "\n".join("  " + line for line in log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def stop_locked(paths: SessionPaths, powerdown_timeout: float = 30.0) -> str | None:
+def stop_locked(paths: SessionPaths, powerdown_timeout: float = POWERDOWN_TIMEOUT) -> str | None:
     """Stop the recorded session (caller holds the lock): None when none runs. Says how it ended."""
     notes: list[str] = []
     record = live_record(paths, notes)
@@ -328,7 +331,7 @@ def stop_locked(paths: SessionPaths, powerdown_timeout: float = 30.0) -> str | N
     return stop(paths, record, powerdown_timeout)
 
 
-def stop(paths: SessionPaths, record: SessionRecord, powerdown_timeout: float = 30.0) -> str:
+def stop(paths: SessionPaths, record: SessionRecord, powerdown_timeout: float = POWERDOWN_TIMEOUT) -> str:
     """Politely first (the power button, through QMP ``system_powerdown``), then SIGTERM, then SIGKILL."""
     try:
         how = _stop_process(record, powerdown_timeout) if qemu_alive(record) else "it was no longer running"
