@@ -44,24 +44,29 @@ def default_printer() -> Printer:
     return Printer(highlight=False, soft_wrap=True)
 
 
+def _say(printer: Printer, message: str, style: str = "") -> None:
+    # Text, not markup: paths and guest output may contain [brackets].
+    printer.print(Text(message, style=style))
+
+
 def run_interactive(options: RunOptions, session: SessionSettings, printer: Printer | None = None) -> int:
     """Boot (or reuse) the session and connect this terminal to its console until Ctrl-] or the guest's end."""
     printer = printer or default_printer()
     name = session.session_name()
     with locked_session(session.build_dir, name, resolve(options), purpose="run", wait=session.wait,
-                        on_busy=printer.print, powerdown_timeout=session.powerdown_timeout) as active:
+                        on_busy=lambda busy: _say(printer, busy), powerdown_timeout=session.powerdown_timeout) as active:
         _report(printer, active)
-        printer.print(f"console of session {name}: Ctrl-] detaches, the session keeps running "
-                      "(run-stop stops it)", style="dim")
+        _say(printer, f"console of session {name}: Ctrl-] detaches, the session keeps running (run-stop stops it)",
+             "dim")
         detached = attach_terminal(active.record.console_socket)
         printer.print()
         if session.isolated:
-            printer.print(f"session {name}: {stop(active.paths, active.record, session.powerdown_timeout)}")
+            _say(printer, f"session {name}: {stop(active.paths, active.record, session.powerdown_timeout)}")
         elif detached:
-            printer.print(f"detached from session {name}")
+            _say(printer, f"detached from session {name}")
         else:
             live_record(active.paths, [])  # the guest powered off: QEMU has exited, its record goes
-            printer.print(f"session {name} ended")
+            _say(printer, f"session {name} ended")
     return 0
 
 
@@ -74,47 +79,47 @@ def test_in_redox(commands: Sequence[str], options: RunOptions, session: Session
     """
     printer = printer or default_printer()
     name = session.session_name()
-    failed = 0
+    succeeded = 0
     with locked_session(session.build_dir, name, resolve(options), purpose="test-in-redox", wait=session.wait,
-                        on_busy=printer.print, powerdown_timeout=session.powerdown_timeout) as active:
+                        on_busy=lambda busy: _say(printer, busy), powerdown_timeout=session.powerdown_timeout) as active:
         try:
             _report(printer, active)
             with Console(active.record.console_socket, console) as guest:
                 guest.ready(fresh=active.fresh)
                 for command in commands:
-                    printer.print(Text(f"$ {command}", style="bold cyan"))
+                    _say(printer, f"$ {command}", "bold cyan")
                     try:
                         result = guest.run(command)
                     except ConsoleTimeout as timeout:
-                        printer.print(Text(f"error: {timeout}", style="bold red"))
-                        failed += 1
+                        _say(printer, f"error: {timeout}", "bold red")
                         break
                     if result.output:
                         printer.out(result.output, highlight=False)
-                    printer.print(Text(f"exit status {result.status} ({result.seconds:.1f} s)",
-                                       style="green" if result.ok else "bold red"))
-                    failed += not result.ok
+                    _say(printer, f"exit status {result.status} ({result.seconds:.1f} s)",
+                         "green" if result.ok else "bold red")
+                    succeeded += result.ok
         finally:
             if session.isolated:
-                printer.print(f"session {name}: {stop(active.paths, active.record, session.powerdown_timeout)}")
-    printer.print(Text(f"{len(commands)} commands: {failed} failed", style="bold red" if failed else "bold green"))
-    return 1 if failed else 0
+                _say(printer, f"session {name}: {stop(active.paths, active.record, session.powerdown_timeout)}")
+    all_ok = succeeded == len(commands)
+    _say(printer, f"{succeeded} of {len(commands)} commands succeeded", "bold green" if all_ok else "bold red")
+    return 0 if all_ok else 1
 
 
 def stop_session(session: SessionSettings, printer: Printer | None = None) -> int:
     """Shut down the recorded session, politely first; never a QEMU this tool did not start."""
     printer = printer or default_printer()
     paths = SessionPaths.of(session.build_dir, session.name)
-    with SessionLock(paths).held("run-stop", session.wait, on_busy=printer.print):
+    with SessionLock(paths).held("run-stop", session.wait, on_busy=lambda busy: _say(printer, busy)):
         how = stop_locked(paths, session.powerdown_timeout)
-    printer.print(f"session {session.name}: {how}" if how else f"no session {session.name} is running")
+    _say(printer, f"session {session.name}: {how}" if how else f"no session {session.name} is running")
     return 0
 
 
 def _report(printer: Printer, active: ActiveSession) -> None:
     for note in active.notes:
-        printer.print(note, style="dim")
+        _say(printer, note, "dim")
     if active.fresh:
         printer.out(command_line(active.record.argv), highlight=False)
-        printer.print(f"QEMU log: {display_path(active.paths.qemu_log)} · console log: "
-                      f"{display_path(active.record.console_log)}", style="dim")
+        _say(printer, f"QEMU log: {display_path(active.paths.qemu_log)} · "
+                      f"console log: {display_path(active.record.console_log)}", "dim")

@@ -41,7 +41,7 @@ class ConsoleSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     user: str = "root"
-    password: str | None = None
+    password: str | None = "password"  # root's password in Redox's config/base.toml
     login_prompt: str = r"login: ?"
     password_prompt: str = r"(?i)password: ?"
     # Matched at the end of the console output, so output that merely contains '#' does not count.
@@ -225,7 +225,8 @@ class Console:
 
 def attach_terminal(socket_path: Path, detach_key: bytes = DETACH_KEY) -> bool:
     """Connect this terminal to the console until the detach key (True) or the console closes (False)."""
-    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
+    # The process's own terminal, even where a task runner has replaced sys.stdin/sys.stdout.
+    stdin, stdout = sys.__stdin__.fileno(), sys.__stdout__.fileno()
     saved = termios.tcgetattr(stdin) if os.isatty(stdin) else None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as console:
         try:
