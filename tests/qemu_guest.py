@@ -11,6 +11,7 @@ arm64 && apt-get update`` (setup.sh) so that ``apt-get download`` finds arm64 pa
 """
 from __future__ import annotations
 
+import fcntl
 import gzip
 import re
 import shutil
@@ -73,6 +74,12 @@ def build_guest(cache_dir: Path = CACHE_DIR) -> Guest:
     """The kernel and initramfs, from the cache when its recipe is unchanged."""
     debs = cache_dir / "debs"
     debs.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test processes build the cache once
+        return _build_guest(cache_dir, debs)
+
+
+def _build_guest(cache_dir: Path, debs: Path) -> Guest:
     kernel_deb = _cached(debs, "linux-image-*-arm64_*_arm64.deb") or _download(_kernel_package(), debs)
     busybox_deb = _cached(debs, f"{BUSYBOX_PACKAGE}_*_arm64.deb") or _download(BUSYBOX_PACKAGE, debs)
     kernel, initrd, stamp = cache_dir / "vmlinuz", cache_dir / "initramfs.cpio.gz", cache_dir / "guest.stamp"

@@ -21,7 +21,7 @@ from rich.console import Console as Printer
 import tasks.qemu.cli as cli
 from tasks.errors import LockError
 from tasks.hashing import hash_file
-from tasks.qemu.command import RunOptions
+from tasks.qemu.command import RunOptions, detect_accel
 from tasks.qemu.console import ConsoleSettings
 from tasks.qemu.session import SessionLock, SessionPaths, qemu_alive, read_record
 from tasks.settings import PROJECT_DIR
@@ -124,7 +124,8 @@ def test_a_session_used_by_another_process_is_never_taken_from_it(env):
         output, _ = other.communicate(timeout=120)
         assert other.returncode == 0, output
         assert f"started session default: QEMU pid {record.qemu_pid}" in output
-        assert "qemu-system-aarch64 -M virt -accel tcg -cpu max -smp 2 -m 512M -kernel" in output
+        accel = detect_accel()
+        assert f"qemu-system-aarch64 -M virt -accel {accel} -cpu {accel.cpu} -smp 2 -m 512M -kernel" in output
         assert "$ echo other-user-was-here\nother-user-was-here\nexit status 0" in output
         assert "$ sleep 8\nexit status 0" in output
     finally:

@@ -179,6 +179,9 @@ class Console:
         except pexpect.EOF:
             raise CommandError(f"the console closed (QEMU exited?) while running `{command}`:\n"
                                + self._tail_text()) from None
+        except KeyboardInterrupt:
+            self.interrupt()  # Ctrl-C here means Ctrl-C for the command in the guest too
+            raise
         output = self._child.before.replace("\r\n", "\n").removesuffix("\n")
         result = CommandResult(command=command, output=output, status=int(self._child.match.group(1)),
                                seconds=time.monotonic() - started)
