@@ -232,7 +232,7 @@ def qemu_alive(record: SessionRecord) -> bool:
     try:
         process = psutil.Process(record.qemu_pid)
         return abs(process.create_time() - record.qemu_created) < 0.5 and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
+    except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or another user's process: not our QEMU
         return False
 
 
