@@ -21,7 +21,9 @@ from .cookbook.script import ScriptOptions
 from .formats import pkgkeys
 from .formats.repo import PackageRecord, publish, write_index
 from .graph import Node, Step
+from .hashing import hash_text
 from .model.recipe import GitSource, Recipe, TarSource
+from .process import run
 from .project import Project
 from .settings import PROJECT_DIR, host_triple
 from .toolchain import ArtifactKind, SpecKind, host_build, load_pin, spec_path, target_build, verify_toolchain
@@ -99,14 +101,26 @@ class Builder:
         write_pins(self.pin, [path for path in sources if path.is_dir()])
         write_specs(self.arch_dir, self.settings.arch, self.sysroot)
 
+    @functools.cached_property
+    def _fingerprint(self) -> str:
+        if self.host_only:  # builds for this machine: the host compiler is the toolchain
+            return hash_text(run([os.environ.get("RUSTC", "rustc"), "-vV"], capture=True))
+        return toolchain_fingerprint(self.toolchain, self.specs().values())
+
     def fingerprint(self) -> str:
-        return "host" if self.host_only else toolchain_fingerprint(self.toolchain, self.specs().values())
+        """The toolchain's identity (rustc -vV, backend, target specs); computed once per build."""
+        return self._fingerprint
+
+    def needs_sysroot(self, node: Node) -> bool:
+        """Target userspace builds link against relibc's sysroot; host builds use the host's libc."""
+        step = self.project.graph.steps[node]
+        return not (node.host or self.host_only or node.recipe in NO_SYSROOT or not step.builds_from_source)
 
     # --- fetch, cook, package -----------------------------------------------------------------------------------
 
     def fetch(self, name: str) -> None:
         recipe = self.project.graph.sources[name]
-        other = self.project.graph.sources.get(self._same_as(name) or "")
+        other = self.project.graph.sources.get(self.same_as(name) or "")
         result = fetch(recipe, SourcePaths.for_recipe(recipe, self.build), offline=self._offline(),
                        log=self.log(f"fetch-{name}"),
                        same_as_source=self.source_dir(other) if other is not None else None)
@@ -124,10 +138,8 @@ class Builder:
         cook(step.recipe, paths, CookRequest(
             cargo=self._cargo(step),
             options=ScriptOptions(target=self.triple(node), offline=self._offline(), jobs=os.cpu_count() or 1),
-            dependency_stages=deps if node.host or self.host_only or node.recipe in NO_SYSROOT
-            else [*deps, self.sysroot],
-            host_dependency_stages=host_deps, template=step.template,
-            extra_inputs={"toolchain": self.fingerprint()}))
+            dependency_stages=[*deps, self.sysroot] if self.needs_sysroot(node) else deps,
+            host_dependency_stages=host_deps, template=step.template))
 
     def package(self, node: Node) -> None:
         """Publish the recipe's stage (and its optional packages) as signed pkgar files in the local repo."""
@@ -180,7 +192,8 @@ class Builder:
                 return match.group(0)
         return "TODO"
 
-    def _same_as(self, name: str) -> str | None:
+    def same_as(self, name: str) -> str | None:
+        """The recipe whose source ``name`` uses (``same_as``), if any."""
         steps = [step for step in self.project.graph.steps.values() if step.recipe.name == name]
         return steps[0].source_from if steps else None
 

@@ -1,34 +1,24 @@
 """Cook a recipe: sysroot from the build dependencies' stages, the build script into ``stage.tmp``, optional
-packages split off, then ``stage.tmp`` renamed to ``stage``. A cook whose inputs are unchanged does nothing."""
+packages split off, then ``stage.tmp`` renamed to ``stage``. When to cook is the engine's decision."""
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BuildError
-from ..files import write_text_if_changed
-from ..hashing import hash_file, hash_value
 from ..model.recipe import OptionalPackage, Recipe
-from ..templating import template_path
 from ..toolchain.env import CargoBuild
-from .script import PRELUDE, REDOXER, ScriptDirs, ScriptOptions, run_build_script
-from .tree import remove_tree, tree_digest
+from .script import ScriptDirs, ScriptOptions, run_build_script
+from .tree import remove_tree
 
 SYSROOT_DIRS = ("bin", "include", "lib", "share")
 
 RemoteStage = Callable[[str, Path], None]
 """Fills a stage directory with the prebuilt package of a ``remote`` recipe (name, stage directory)."""
-
-
-class CookStatus(StrEnum):
-    COOKED = "cooked"
-    UNCHANGED = "unchanged"
 
 
 @dataclass(frozen=True)
@@ -57,10 +47,6 @@ class CookPaths:
     def toolchain(self) -> Path:
         return self.target / "toolchain"
 
-    @property
-    def stamp(self) -> Path:
-        return self.target / "stage.json"
-
     def optional_stage(self, name: str) -> Path:
         return self.target / f"stage.{name}"
 
@@ -74,56 +60,18 @@ class CookRequest:
     dependency_stages: Sequence[Path] = ()        # build dependencies' stages: the sysroot
     host_dependency_stages: Sequence[Path] = ()   # host: dependencies' stages: COOKBOOK_TOOLCHAIN
     template: str | None = None                   # override (installer config rules: binary, ignore)
-    extra_inputs: Mapping[str, object] = field(default_factory=dict)  # e.g. the toolchain fingerprint
 
 
 @dataclass(frozen=True)
 class CookResult:
-    status: CookStatus
     stage: Path
     optional_stages: dict[str, Path]
-    inputs: str
-
-
-def cook_inputs(recipe: Recipe, paths: CookPaths, request: CookRequest) -> dict[str, object]:
-    """What the stage is made from: recipe, source tree, dependency stages, build environment, prelude."""
-    template = request.template or recipe.template
-    return {
-        "recipe": recipe.file.model_dump(mode="json", by_alias=True),
-        "template": template,
-        "source": tree_digest(paths.source) if template not in ("none", "remote") else None,
-        "dependencies": [tree_digest(stage) for stage in request.dependency_stages],
-        "host_dependencies": [tree_digest(stage) for stage in request.host_dependency_stages],
-        "cargo": {"target": request.cargo.target, "set": dict(request.cargo.set),
-                  "flags": list(request.cargo.cargo_flags), "strip": request.cargo.strip},
-        "options": {"target": request.options.target, "offline": request.options.offline,
-                    "strip": request.options.strip, "debug": request.options.debug},
-        "prelude": hash_file(template_path(PRELUDE)),
-        "redoxer": hash_file(template_path(REDOXER)),
-        "extra": dict(request.extra_inputs),
-    }
-
-
-def is_up_to_date(recipe: Recipe, paths: CookPaths, request: CookRequest) -> bool:
-    return _stamped(paths, recipe) == hash_value(cook_inputs(recipe, paths, request))
-
-
-def _stamped(paths: CookPaths, recipe: Recipe) -> str | None:
-    outputs = [paths.stage, *(paths.optional_stage(name) for name in recipe.optional_names)]
-    if not all(path.is_dir() for path in outputs):
-        return None
-    try:
-        return json.loads(paths.stamp.read_text())["inputs"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        return None
 
 
 def cook(recipe: Recipe, paths: CookPaths, request: CookRequest, remote: RemoteStage | None = None) -> CookResult:
-    """Build ``recipe`` into ``paths.stage`` (and ``stage.<optional>``) unless its inputs are unchanged."""
-    inputs = hash_value(cook_inputs(recipe, paths, request))
+    """Build ``recipe`` into ``paths.stage`` (and ``stage.<optional>``). Whether it needs building is the
+    engine's decision (tasks/signatures.py), not this function's."""
     optional = {name: paths.optional_stage(name) for name in recipe.optional_names}
-    if _stamped(paths, recipe) == inputs:
-        return CookResult(CookStatus.UNCHANGED, paths.stage, optional, inputs)
     stage_tmp = paths.target / "stage.tmp"
     remove_tree(stage_tmp)
     stage_tmp.mkdir(parents=True)
@@ -139,8 +87,7 @@ def cook(recipe: Recipe, paths: CookPaths, request: CookRequest, remote: RemoteS
     for name in optional:
         _promote(paths.target / f"stage.{name}.tmp", paths.optional_stage(name))
     _promote(stage_tmp, paths.stage)
-    write_text_if_changed(paths.stamp, json.dumps({"inputs": inputs}) + "\n")
-    return CookResult(CookStatus.COOKED, paths.stage, optional, inputs)
+    return CookResult(paths.stage, optional)
 
 
 def _build(recipe: Recipe, paths: CookPaths, request: CookRequest, stage_tmp: Path) -> None:

@@ -103,9 +103,28 @@ class Publisher:
             finished.append(entry["task"])
         return finished
 
+    def adopt(self, task: str, signature: Signature, outputs: list[Path], stamp: StampContext | None = None) -> None:
+        """Record outputs a task already put in place itself (each written atomically by its own code) and stamp
+        them. The stamps go through the journal like published outputs, so a record and its stamps agree."""
+        staging = Staging()
+        try:
+            entry = self._entry(task, signature, [(path, path, output_digest(path)) for path in outputs], staging,
+                                stamp)
+        except BaseException:
+            staging.discard()
+            raise
+        entry["moves"] = [move for move in entry["moves"] if move[0] != move[1]]  # adopted outputs stay put
+        journal = self.journal_dir / f"{hash_text(task)}.json"
+        atomic_write_bytes(journal, json.dumps(entry).encode())
+        self._finish(journal, entry, recovering=False)
+
     def _journal_entry(self, task: str, signature: Signature, staging: Staging,
                        stamp: StampContext | None) -> dict:
         artifacts = [(partial, final, output_digest(partial)) for partial, final in staging.moves]
+        return self._entry(task, signature, artifacts, staging, stamp)
+
+    def _entry(self, task: str, signature: Signature, artifacts: list[tuple[Path, Path, str]], staging: Staging,
+               stamp: StampContext | None) -> dict:
         output_hash = hash_value([[final.name, digest] for _, final, digest in artifacts])
         moves = [[str(partial), str(final), digest] for partial, final, digest in artifacts]
         if stamp is not None:

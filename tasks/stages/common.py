@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from doit import get_var
-from doit.exceptions import InvalidDodoFile, TaskFailed
+from doit.exceptions import InvalidCommand, InvalidDodoFile, TaskFailed
 
 from ..errors import BuildError, display_path
 from ..build import Builder
+from ..engine import Engine, Signature, StampContext, stamp_path
+from ..signatures import TaskInputs
 from ..project import Project
 from ..settings import Settings
 
@@ -37,6 +41,60 @@ def builder() -> Builder:
     return Builder(project())
 
 
+@functools.cache
+def engine() -> Engine:
+    return Engine(settings().build)
+
+
+@functools.cache
+def inputs() -> TaskInputs:
+    return TaskInputs(builder(), engine())
+
+
+SIGNATURES: dict[str, Callable[[], Signature]] = {}
+"""Every tracked task's signature function, for ``doit explain``."""
+
+
+def signature_of(task: str) -> Signature:
+    if task not in SIGNATURES:
+        raise InvalidCommand(f"no task {task!r} with recorded inputs (see doit list --all)")
+    return SIGNATURES[task]()
+
+
+def tracked(task: str, method: str, args: tuple, signature: Callable[[], Signature],
+            outputs: Callable[[], list[Path]] = list, stamp: Callable[[], StampContext] | None = None) -> dict:
+    """doit fields for a task judged by the content-hash engine: stale unless our store has it recorded with
+    this exact signature (and its outputs exist); after the action its outputs are hashed, stamped and recorded
+    at once, so ``kill -9`` loses at most the task that was running."""
+    SIGNATURES[task] = signature
+
+    def check() -> bool:
+        # No lock here: a no-op build only reads (sqlite WAL readers never block the writer), and writes nothing.
+        return engine().state.is_current(task, signature())
+
+    def run() -> TaskFailed | None:
+        try:
+            # The build lock (and recovery of a killed build's last publication), taken once the first task runs.
+            # Another build may have finished this task while we waited for the lock: check again under it.
+            engine().ensure_started()
+            before = signature()  # before reading inputs: an edit during the build re-runs it next time
+            if engine().state.is_current(task, before):
+                return None
+            _drop_stamps(outputs())  # an artifact replaced but not recorded must not keep its predecessor's stamp
+            getattr(builder(), method)(*args)
+            engine().publisher.adopt(task, before, outputs(), stamp() if stamp else None)
+        except BuildError as error:
+            return TaskFailed(str(error))
+        return None
+    run.__name__ = method
+    return {"actions": [run], "uptodate": [check]}
+
+
+def _drop_stamps(paths: list[Path]) -> None:
+    for path in paths:
+        stamp_path(path).unlink(missing_ok=True)
+
+
 def action(method: str, *args):
     """A doit action calling ``Builder.<method>(*args)``. A user error fails the task with its one-line message
     (and the tail of the log, for a failed command) instead of a Python traceback."""
@@ -56,11 +114,14 @@ def _relative(message: str) -> str:
 
 
 def doit_config(settings: Settings) -> dict:
+    settings.build.mkdir(parents=True, exist_ok=True)  # doit opens its database before any task runs
     return {
-        # Our own store keeps signatures; doit's is a cache of its bookkeeping. dbm would resolve to dbm.dumb
-        # where gdbm is missing (slow, corrupts under concurrent use); json is the fastest portable backend.
-        "dep_file": str(settings.build / "doit-state.json"),
-        "backend": "json",
+        # Our engine's store (build/engine/) is the only judge of staleness: tasks have no file_dep or targets,
+        # so doit's own database holds nothing we read. sqlite3 writes only when a task ran (json rewrites its
+        # whole file on every run, so a no-op would write), and survives concurrent readers; dbm would resolve to
+        # dbm.dumb where gdbm is missing (slow, corrupts under concurrent use).
+        "dep_file": str(settings.build / "doit-state.sqlite"),
+        "backend": "sqlite3",
         "verbosity": 2,
         "failure_verbosity": 2,
         "sort": "definition",

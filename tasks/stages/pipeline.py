@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..graph import Node
-from .common import action, builder, project
+from .common import action, builder, inputs, project, tracked
 from .pending import pending_action
 from .recipes import cook_name, pkg_name
 
@@ -14,20 +14,22 @@ def _cook_if_present(*recipes: str) -> list[str]:
 
 def task_toolchain():
     """Check the pinned Rust toolchain and codegen backend; render the target specs"""
-    return {"actions": [action("prepare_toolchain")]}
+    return tracked("toolchain", "prepare_toolchain", (), lambda: inputs().toolchain(),
+                   lambda: [] if builder().host_only else list(builder().specs().values()))
 
 
 def task_relibc():
     """Build relibc and assemble the sysroot every userspace build links against"""
     cook = _cook_if_present("relibc")
-    if not cook or builder().host_only:
-        return {"actions": None, "task_dep": ["toolchain", *cook]}  # a host build links against the host libc
-    return {"actions": [action("relibc_sysroot")], "task_dep": ["toolchain", *cook]}
+    if not cook or builder().host_only:  # a host build links against the host libc
+        return {"actions": None, "task_dep": ["toolchain", *cook], "uptodate": [True]}
+    return {"task_dep": ["toolchain", *cook],
+            **tracked("relibc", "relibc_sysroot", (), lambda: inputs().relibc(), lambda: [builder().sysroot])}
 
 
 def task_base():
     """Build the base system: daemons and drivers (recipes core/base)"""
-    return {"actions": None, "task_dep": ["relibc", *_cook_if_present("base")]}
+    return {"actions": None, "task_dep": ["relibc", *_cook_if_present("base")], "uptodate": [True]}
 
 
 def task_initfs():

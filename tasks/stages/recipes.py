@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from ..build import NO_SYSROOT
 from ..graph import Node, Step
-from ..model.recipe import GitSource, Recipe, TarSource
-from .common import action, project
+from .common import inputs, project, tracked
 
 
 def fetch_name(recipe: str) -> str:
@@ -19,17 +18,9 @@ def pkg_name(recipe: str) -> str:
     return f"pkg:{recipe}"
 
 
-def recipe_inputs(recipe: Recipe) -> list[str]:
-    """The files of a recipe that describe how to fetch it: the recipe and its patches."""
-    files = [str(recipe.path)]
-    if isinstance(recipe.source, (GitSource, TarSource)):
-        files += [str(recipe.dir / patch) for patch in recipe.source.patches]
-    return files
-
-
 def task_fetch():
     """Fetch recipe sources (git, tar with blake3, path, same_as), then patches and scripts"""
-    yield {"basename": "fetch", "name": None, "doc": task_fetch.__doc__}
+    yield {"basename": "fetch", "name": None, "doc": task_fetch.__doc__, "uptodate": [True]}
     graph = project().graph
     for name, recipe in graph.sources.items():
         kind = type(recipe.source).__name__.removesuffix("Source").lower() if recipe.source else "none"
@@ -39,22 +30,23 @@ def task_fetch():
             "basename": "fetch",
             "name": name,
             "doc": f"fetch the {kind} source of {name}",
-            "actions": [action("fetch", name)],
-            "file_dep": recipe_inputs(recipe),
             "task_dep": sorted(set(same_as)),
+            **tracked(fetch_name(name), "fetch", (name,), lambda name=name: inputs().fetch(name)),
         }
 
 
 def task_cook():
     """Build recipes into their stage with the cookbook environment (cook:<recipe>, cook:host:<recipe>)"""
-    yield {"basename": "cook", "name": None, "doc": task_cook.__doc__}
+    yield {"basename": "cook", "name": None, "doc": task_cook.__doc__, "uptodate": [True]}
     for node, step in project().graph.steps.items():
         yield {
             "basename": "cook",
             "name": str(node),
             "doc": f"build {node} (template {step.template}, rule {step.rule})",
-            "actions": [action("cook", node)],
             "task_dep": cook_dependencies(step),
+            **tracked(cook_name(node), "cook", (node,), lambda node=node: inputs().cook(node),
+                      lambda node=node: inputs().cook_outputs(node),
+                      lambda step=step: inputs().stamp_context([step.recipe])),
         }
 
 
@@ -72,7 +64,7 @@ def cook_dependencies(step: Step) -> list[str]:
 
 def task_pkg():
     """Package recipe stages as signed pkgar files in the local repository (pkg:<recipe>)"""
-    yield {"basename": "pkg", "name": None, "doc": task_pkg.__doc__}
+    yield {"basename": "pkg", "name": None, "doc": task_pkg.__doc__, "uptodate": [True]}
     for node, step in project().graph.steps.items():
         if node.host:
             continue  # host builds are tools for other builds, never published
@@ -80,6 +72,8 @@ def task_pkg():
             "basename": "pkg",
             "name": node.recipe,
             "doc": f"package {node.recipe} into repo/",
-            "actions": [action("package", node)],
             "task_dep": [cook_name(node)],
+            **tracked(pkg_name(node.recipe), "package", (node,), lambda node=node: inputs().pkg(node),
+                      lambda node=node: inputs().pkg_outputs(node),
+                      lambda step=step: inputs().stamp_context([step.recipe])),
         }

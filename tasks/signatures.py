@@ -1,0 +1,131 @@
+"""What each task's output depends on: its input signature, and the outputs it records.
+
+A signature names its components (``recipe``, ``source``, ``dep:cook:relibc``, ``toolchain``, ``env:RUSTFLAGS``,
+``code``, …) so ``doit explain`` can say which one changed. Dependencies enter by their recorded *output* hash:
+a rebuild that comes out byte-identical changes nothing downstream (early cutoff). Knows nothing of doit.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+from pathlib import Path
+
+from .build import Builder
+from .engine import Engine, Signature, StampContext, code_version, env_components
+from .formats import pkgkeys
+from .graph import Node
+from .hashing import hash_file, hash_value
+from .model.recipe import GitSource, Recipe, TarSource
+from .templating import template_path
+
+# Environment variables a cook reads besides what the recipe and toolchain say (an explicit allow-list).
+COOK_ENV = ("RUSTFLAGS", "CARGO_PROFILE_RELEASE_LTO", "COOKBOOK_DEBUG", "COOKBOOK_NOSTRIP", "COOKBOOK_OFFLINE")
+NONE = "(none)"
+# The modules that implement each task kind (by name: packages re-export functions under the same names).
+IMPLEMENTATION = {
+    "fetch": ("cookbook.fetch", "cookbook.git", "cookbook.archive"),
+    "cook": ("cookbook.cook", "cookbook.script", "build"),
+    "pkg": ("formats.pkgar", "formats.repo", "build"),
+    "toolchain": ("build", "toolchain.specs", "toolchain.pin"),
+    "relibc": ("cookbook.relibc", "build"),
+}
+
+
+class TaskInputs:
+    def __init__(self, builder: Builder, engine: Engine):
+        self.builder = builder
+        self.engine = engine
+        self.graph = builder.project.graph
+
+    # --- per task kind ---------------------------------------------------------------------------------------
+
+    def fetch(self, name: str) -> Signature:
+        recipe = self.graph.sources[name]
+        components = {
+            "source-table": hash_value(recipe.source.model_dump(mode="json") if recipe.source else None),
+            "patches": self._patches(recipe),
+            "code": self._code("fetch"),
+        }
+        if (other := self.builder.same_as(name)) is not None:
+            components[f"dep:fetch:{other}"] = self._output(f"fetch:{other}")
+        return Signature(components)
+
+    def cook(self, node: Node) -> Signature:
+        step = self.graph.steps[node]
+        components = {
+            "recipe": hash_value(step.recipe.file.model_dump(mode="json", by_alias=True)),
+            "template": step.template,
+            "target": self.builder.triple(node),
+            "code": self._code("cook"),
+            **env_components(COOK_ENV),
+        }
+        if step.builds_from_source:
+            source = self.builder.cook_paths(node).source
+            components["source"] = self.engine.trees.hash(source).digest if source.is_dir() else NONE
+        for dep in step.build_deps:
+            components[f"dep:cook:{dep}"] = self._output(f"cook:{dep}")
+        if self.builder.needs_sysroot(node):
+            components["dep:relibc"] = self._output("relibc")
+        if not node.host and step.builds_from_source:
+            components["toolchain"] = self.builder.fingerprint()
+        return Signature(components)
+
+    def pkg(self, node: Node) -> Signature:
+        step = self.graph.steps[node]
+        return Signature({
+            "dep:cook": self._output(f"cook:{node}"),
+            "recipe": hash_value(step.recipe.file.model_dump(mode="json", by_alias=True)),
+            "depends": hash_value([str(dep) for dep in step.runtime_deps]),
+            "key": hash_file(self.public_key()),
+            "target": self.builder.settings.target,
+            "code": self._code("pkg"),
+        })
+
+    def toolchain(self) -> Signature:
+        return Signature({"toolchain": self.builder.fingerprint(), "code": self._code("toolchain")})
+
+    def relibc(self) -> Signature:
+        return Signature({"dep:cook:relibc": self._output("cook:relibc"), "toolchain": self.builder.fingerprint(),
+                          "code": self._code("relibc")})
+
+    # --- outputs and stamps ------------------------------------------------------------------------------------
+
+    def cook_outputs(self, node: Node) -> list[Path]:
+        paths = self.builder.cook_paths(node)
+        return [paths.stage, *(paths.optional_stage(name) for name in self.graph.steps[node].recipe.optional_names)]
+
+    def pkg_outputs(self, node: Node) -> list[Path]:
+        directory = self.builder.repo / self.builder.settings.target
+        names = [node.recipe, *(f"{node.recipe}.{name}" for name in self.graph.steps[node].recipe.optional_names)]
+        candidates = [directory / f"{name}{suffix}" for name in names for suffix in (".toml", ".pkgar")]
+        return [path for path in candidates if path.exists()]
+
+    def stamp_context(self, recipes: list[Recipe]) -> StampContext:
+        sources = {recipe.name: recipe.dir / "source" for recipe in recipes if (recipe.dir / "source").is_dir()}
+        return StampContext(main_repo=self.builder.settings.root, sources=sources,
+                            toolchain=self.builder.fingerprint())
+
+    def public_key(self) -> Path:
+        # Created here, not by the first pkg action: a signature must not change between a build and the next.
+        pkgkeys.ensure_keys(self.builder.cookbook / "build")
+        return self.builder.cookbook / "build" / pkgkeys.PUBLIC_KEY_FILE
+
+    # --- helpers ---------------------------------------------------------------------------------------------
+
+    def _output(self, task: str) -> str:
+        return self.engine.state.output_hash(task) or NONE
+
+    @staticmethod
+    def _patches(recipe: Recipe) -> str:
+        patches = recipe.source.patches if isinstance(recipe.source, (GitSource, TarSource)) else []
+        return hash_value([[patch, hash_file(recipe.dir / patch) if (recipe.dir / patch).is_file() else NONE]
+                           for patch in patches])
+
+    @staticmethod
+    @functools.cache
+    def _code(kind: str) -> str:
+        """The version of a task kind's own implementation: editing it re-runs those tasks."""
+        modules = [importlib.import_module(f"tasks.{name}") for name in IMPLEMENTATION[kind]]
+        templates = [hash_file(template_path(name)) for name in ("cookbook_prelude.sh.j2", "cookbook_redoxer")] \
+            if kind == "cook" else []
+        return hash_value([code_version(*modules), templates])
