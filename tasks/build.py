@@ -14,25 +14,26 @@ import os
 import re
 from pathlib import Path
 
-from .cookbook.cook import CookPaths, CookRequest, cook
-from .cookbook.fetch import SourcePaths, fetch
-from .cookbook.relibc import assemble_relibc_sysroot
-from .cookbook.script import ScriptOptions
-from .formats import pkgkeys
-from .formats.repo import PackageRecord, publish, write_index
+from typing import TYPE_CHECKING
+
 from .graph import Node, Step
 from .hashing import hash_text
 from .model.recipe import GitSource, Recipe, TarSource
 from .process import run
 from .project import Project
 from .settings import PROJECT_DIR, host_triple
-from .toolchain import ArtifactKind, SpecKind, host_build, load_pin, spec_path, target_build, verify_toolchain
-from .toolchain import fingerprint as toolchain_fingerprint
-from .toolchain import write_pins, write_specs
+
+if TYPE_CHECKING:
+    from .cookbook.cook import CookPaths
+    from .formats.repo import PackageRecord
+    from .toolchain import SpecKind
+
+# The build machinery (cookbook, toolchain, formats) is imported where it is used: a no-op build only asks the
+# engine whether tasks are current and must not pay for loading what would build them.
 
 VERSION = re.compile(r"\d+(\.\d+){1,2}")
 # Recipes built before the sysroot exists, or against none.
-NO_SYSROOT = {"relibc": ArtifactKind.RELIBC, "kernel": ArtifactKind.KERNEL}
+NO_SYSROOT = {"relibc": "relibc", "kernel": "kernel"}  # recipe → toolchain.ArtifactKind value
 
 
 class Builder:
@@ -70,30 +71,45 @@ class Builder:
     def triple(self, node: Node) -> str:
         return host_triple() if node.host else self.settings.target
 
-    def cook_paths(self, node: Node) -> CookPaths:
-        step = self.project.graph.steps[node]
-        return CookPaths(recipe=step.recipe.dir, source=self.source_dir(step.recipe),
-                         target=self.build / self.triple(node) / "recipes" / node.recipe, root=self.settings.root,
-                         log=self.log(f"cook-{node}"))
+    def cook_dir(self, node: Node) -> Path:
+        """Where a recipe is cooked for its triple: its build dir, sysroot, ``stage`` and ``stage.<optional>``."""
+        return self.build / self.triple(node) / "recipes" / node.recipe
+
+    def stage_dir(self, node: Node, optional: str | None = None) -> Path:
+        return self.cook_dir(node) / ("stage" if optional is None else f"stage.{optional}")
 
     def source_dir(self, recipe: Recipe) -> Path:
         return recipe.dir / "source"
+
+    def cook_source(self, node: Node) -> Path:
+        """The source a recipe builds from: its own, or with ``same_as`` the other recipe's."""
+        step = self.project.graph.steps[node]
+        return self.source_dir(self.project.index.load(step.source_from) if step.source_from else step.recipe)
+
+    def cook_paths(self, node: Node) -> CookPaths:
+        from .cookbook.cook import CookPaths
+        return CookPaths(recipe=self.project.graph.steps[node].recipe.dir, source=self.cook_source(node),
+                         target=self.cook_dir(node), root=self.settings.root, log=self.log(f"cook-{node}"))
 
     # --- toolchain -------------------------------------------------------------------------------------------
 
     @functools.cached_property
     def pin(self):
+        from .toolchain import load_pin
         return load_pin(PROJECT_DIR / "pyproject.toml")
 
     @functools.cached_property
     def toolchain(self):
+        from .toolchain import verify_toolchain
         return verify_toolchain(self.pin, log=self.log("toolchain"))
 
     def specs(self) -> dict[SpecKind, Path]:
+        from .toolchain import SpecKind, spec_path
         return {kind: spec_path(self.arch_dir, kind, self.settings.arch) for kind in SpecKind}
 
     def prepare_toolchain(self) -> None:
         """Verify the pinned toolchain, write the pin into every rust-toolchain.toml, render the target specs."""
+        from .toolchain import write_pins, write_specs
         if self.host_only:
             return
         self.toolchain  # noqa: B018  (raises with the fix command when something is missing)
@@ -105,7 +121,8 @@ class Builder:
     def _fingerprint(self) -> str:
         if self.host_only:  # builds for this machine: the host compiler is the toolchain
             return hash_text(run([os.environ.get("RUSTC", "rustc"), "-vV"], capture=True))
-        return toolchain_fingerprint(self.toolchain, self.specs().values())
+        from .toolchain import fingerprint
+        return fingerprint(self.toolchain, self.specs().values())
 
     def fingerprint(self) -> str:
         """The toolchain's identity (rustc -vV, backend, target specs); computed once per build."""
@@ -119,6 +136,7 @@ class Builder:
     # --- fetch, cook, package -----------------------------------------------------------------------------------
 
     def fetch(self, name: str) -> None:
+        from .cookbook.fetch import SourcePaths, fetch
         recipe = self.project.graph.sources[name]
         other = self.project.graph.sources.get(self.same_as(name) or "")
         result = fetch(recipe, SourcePaths.for_recipe(recipe, self.build), offline=self._offline(),
@@ -128,14 +146,12 @@ class Builder:
             print(f"{name}: {result.status}: {result.message}")
 
     def cook(self, node: Node) -> None:
+        from .cookbook.cook import CookRequest, cook
+        from .cookbook.script import ScriptOptions
         step = self.project.graph.steps[node]
-        paths = self.cook_paths(node)
-        if step.source_from:
-            paths = CookPaths(recipe=paths.recipe, source=self.source_dir(self.project.index.load(step.source_from)),
-                              target=paths.target, root=paths.root, log=paths.log)
-        deps = [self.cook_paths(dep).stage for dep in step.build_deps if not dep.host]
-        host_deps = [self.cook_paths(dep).stage for dep in step.build_deps if dep.host]
-        cook(step.recipe, paths, CookRequest(
+        deps = [self.stage_dir(dep) for dep in step.build_deps if not dep.host]
+        host_deps = [self.stage_dir(dep) for dep in step.build_deps if dep.host]
+        cook(step.recipe, self.cook_paths(node), CookRequest(
             cargo=self._cargo(step),
             options=ScriptOptions(target=self.triple(node), offline=self._offline(), jobs=os.cpu_count() or 1),
             dependency_stages=[*deps, self.sysroot] if self.needs_sysroot(node) else deps,
@@ -143,26 +159,30 @@ class Builder:
 
     def package(self, node: Node) -> None:
         """Publish the recipe's stage (and its optional packages) as signed pkgar files in the local repo."""
+        from .formats import pkgkeys
+        from .formats.repo import publish
         step = self.project.graph.steps[node]
         key = pkgkeys.ensure_keys(self.cookbook / "build")
-        paths = self.cook_paths(node)
+        stage = self.stage_dir(node)
         recipe = step.recipe
-        meta = step.template == "none" and not any(paths.stage.rglob("*"))
+        meta = step.template == "none" and not any(stage.rglob("*"))
         depends = [str(dep) for dep in step.runtime_deps]
-        publish(self.repo, self._record(step, recipe.name, depends, meta), None if meta else paths.stage, key)
+        publish(self.repo, self._record(step, recipe.name, depends, meta), None if meta else stage, key)
         for optional in recipe.file.optional_packages:
             opt_deps = [f"{recipe.name}{dep}" if dep.startswith(".") else dep for dep in optional.dependencies]
             publish(self.repo, self._record(step, f"{recipe.name}.{optional.name}", [recipe.name, *opt_deps], False),
-                    paths.optional_stage(optional.name), key)
+                    self.stage_dir(node, optional.name), key)
 
     def index_repo(self) -> None:
+        from .formats.repo import write_index
         target_dir = self.repo / self.settings.target
         target_dir.mkdir(parents=True, exist_ok=True)
         write_index(target_dir)
 
     def relibc_sysroot(self) -> None:
         """``build/<arch>/sysroot``: relibc's libc.a and CRT objects, merged as the fork does."""
-        stage = self.cook_paths(Node("relibc")).stage
+        from .cookbook.relibc import assemble_relibc_sysroot
+        stage = self.stage_dir(Node("relibc"))
         tools = self.toolchain
         assemble_relibc_sysroot(stage, self.sysroot, ar=str(tools.tool("llvm-ar")), rust_lld=str(tools.tool("rust-lld")),
                                 log=self.log("relibc"))
@@ -170,13 +190,15 @@ class Builder:
     # --- helpers -------------------------------------------------------------------------------------------------
 
     def _cargo(self, step: Step):
+        from .toolchain import ArtifactKind, SpecKind, host_build, target_build
         if step.node.host or self.host_only:
             return host_build(None if self.host_only else self.toolchain)
-        kind = NO_SYSROOT.get(step.node.recipe, ArtifactKind.USERSPACE)
+        kind = ArtifactKind(NO_SYSROOT.get(step.node.recipe, ArtifactKind.USERSPACE))
         spec = self.specs()[SpecKind.KERNEL if kind is ArtifactKind.KERNEL else SpecKind.USERSPACE]
         return target_build(self.toolchain, kind, spec=spec, sysroot=self.sysroot)
 
     def _record(self, step: Step, name: str, depends: list[str], meta: bool) -> PackageRecord:
+        from .formats.repo import PackageRecord
         return PackageRecord(name=name, version="" if meta else self._version(step.recipe),
                              target=self.settings.target, depends=depends)
 

@@ -7,16 +7,14 @@ a rebuild that comes out byte-identical changes nothing downstream (early cutoff
 from __future__ import annotations
 
 import functools
-import importlib
 from pathlib import Path
 
 from .build import Builder
-from .engine import Engine, Signature, StampContext, code_version, env_components
-from .formats import pkgkeys
+from .engine import Engine, Signature, StampContext, env_components
 from .graph import Node
 from .hashing import hash_file, hash_value
 from .model.recipe import GitSource, Recipe, TarSource
-from .templating import template_path
+from .settings import PROJECT_DIR
 
 # Environment variables a cook reads besides what the recipe and toolchain say (an explicit allow-list).
 COOK_ENV = ("RUSTFLAGS", "CARGO_PROFILE_RELEASE_LTO", "COOKBOOK_DEBUG", "COOKBOOK_NOSTRIP", "COOKBOOK_OFFLINE")
@@ -60,7 +58,7 @@ class TaskInputs:
             **env_components(COOK_ENV),
         }
         if step.builds_from_source:
-            source = self.builder.cook_paths(node).source
+            source = self.builder.cook_source(node)
             components["source"] = self.engine.trees.hash(source).digest if source.is_dir() else NONE
         for dep in step.build_deps:
             components[f"dep:cook:{dep}"] = self._output(f"cook:{dep}")
@@ -76,7 +74,7 @@ class TaskInputs:
             "dep:cook": self._output(f"cook:{node}"),
             "recipe": hash_value(step.recipe.file.model_dump(mode="json", by_alias=True)),
             "depends": hash_value([str(dep) for dep in step.runtime_deps]),
-            "key": hash_file(self.public_key()),
+            "key": self.key_hash,
             "target": self.builder.settings.target,
             "code": self._code("pkg"),
         })
@@ -91,8 +89,8 @@ class TaskInputs:
     # --- outputs and stamps ------------------------------------------------------------------------------------
 
     def cook_outputs(self, node: Node) -> list[Path]:
-        paths = self.builder.cook_paths(node)
-        return [paths.stage, *(paths.optional_stage(name) for name in self.graph.steps[node].recipe.optional_names)]
+        return [self.builder.stage_dir(node),
+                *(self.builder.stage_dir(node, name) for name in self.graph.steps[node].recipe.optional_names)]
 
     def pkg_outputs(self, node: Node) -> list[Path]:
         directory = self.builder.repo / self.builder.settings.target
@@ -105,10 +103,15 @@ class TaskInputs:
         return StampContext(main_repo=self.builder.settings.root, sources=sources,
                             toolchain=self.builder.fingerprint())
 
-    def public_key(self) -> Path:
-        # Created here, not by the first pkg action: a signature must not change between a build and the next.
-        pkgkeys.ensure_keys(self.builder.cookbook / "build")
-        return self.builder.cookbook / "build" / pkgkeys.PUBLIC_KEY_FILE
+    @functools.cached_property
+    def key_hash(self) -> str:
+        """The package signing key. Created here, not by the first pkg action: a signature must not change between
+        one build and the next."""
+        public = self.builder.cookbook / "build" / "id_ed25519.pub.toml"
+        if not public.exists():
+            from .formats import pkgkeys
+            pkgkeys.ensure_keys(public.parent)
+        return hash_file(public)
 
     # --- helpers ---------------------------------------------------------------------------------------------
 
@@ -125,7 +128,7 @@ class TaskInputs:
     @functools.cache
     def _code(kind: str) -> str:
         """The version of a task kind's own implementation: editing it re-runs those tasks."""
-        modules = [importlib.import_module(f"tasks.{name}") for name in IMPLEMENTATION[kind]]
-        templates = [hash_file(template_path(name)) for name in ("cookbook_prelude.sh.j2", "cookbook_redoxer")] \
-            if kind == "cook" else []
-        return hash_value([code_version(*modules), templates])
+        files = [PROJECT_DIR / "tasks" / f"{name.replace('.', '/')}.py" for name in IMPLEMENTATION[kind]]
+        if kind == "cook":
+            files += [PROJECT_DIR / "tasks/templates" / name for name in ("cookbook_prelude.sh.j2", "cookbook_redoxer")]
+        return hash_value([hash_file(path) for path in files])

@@ -1,0 +1,122 @@
+"""No-op build time over a generated graph of N recipes, beside ninja on the same graph and a plain stat walk.
+
+Generates a tree under build/bench/noop-<N>/: N recipes (custom bash builds, each with a small source tree of
+its own, build dependencies on up to 3 earlier recipes) and a config listing them; builds it once (`doit pkg`),
+then measures, in one run, round-robin:
+
+* ours: `doit pkg` with nothing to do (the content-hash engine checks every cook and pkg task);
+* ninja: a no-op `ninja` on an equivalent build.ninja (one edge per cook and per pkg, the same file inputs:
+  recipe.toml and every source file, order-only deps between recipes as in our graph);
+* a plain Python os.scandir + lstat walk over the recipes (what any checker must at least do).
+
+Run: .venv/bin/python bench/noop.py --recipes 300   (and --recipes 3000; the first build takes minutes)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from tasks.settings import host_triple  # noqa: E402
+
+RECIPE = '''[build]
+template = "custom"
+dependencies = {deps}
+script = """
+mkdir -p "$COOKBOOK_STAGE/usr/share/{name}"
+cp -r "$COOKBOOK_SOURCE/." "$COOKBOOK_STAGE/usr/share/{name}/"
+"""
+'''
+
+
+def generate(root: Path, count: int, files: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    names = [f"r{index:04d}" for index in range(count)]
+    for index, name in enumerate(names):
+        deps = sorted(rng.sample(names[:index], min(index, rng.randint(0, 3))))
+        directory = root / "recipes" / name[:3] / name
+        (directory / "source").mkdir(parents=True, exist_ok=True)
+        (directory / "recipe.toml").write_text(RECIPE.format(name=name, deps=str(deps).replace("'", '"')))
+        for number in range(files):
+            (directory / "source" / f"f{number}.txt").write_text(f"{name} {number}\n")
+    (root / "config").mkdir(exist_ok=True)
+    (root / "config" / "bench.toml").write_text("[packages]\n" + "".join(f"{name} = {{}}\n" for name in names))
+    return names
+
+
+def ninja_file(root: Path, names: list[str]) -> None:
+    lines = ["rule touch", "  command = touch $out", ""]
+    recipes = {path.parent.name: path.parent for path in (root / "recipes").rglob("recipe.toml")}
+    for name in names:
+        directory = recipes[name]
+        inputs = [str(directory / "recipe.toml"), *sorted(str(p) for p in (directory / "source").rglob("*"))]
+        deps = [line for line in (directory / "recipe.toml").read_text().splitlines() if line.startswith("depend")]
+        order = " ".join(f"out/cook-{dep}" for dep in eval(deps[0].split("=", 1)[1])) if deps else ""
+        lines.append(f"build out/cook-{name}: touch {' '.join(inputs)}" + (f" || {order}" if order else ""))
+        lines.append(f"build out/pkg-{name}: touch out/cook-{name}")
+    (root / "build.ninja").write_text("\n".join(lines) + "\n")
+
+
+def walk(root: Path) -> None:
+    pending = [str(root)]
+    while pending:
+        for entry in os.scandir(pending.pop()):
+            entry.stat(follow_symlinks=False)
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", type=int, default=300)
+    parser.add_argument("--files", type=int, default=3, help="source files per recipe")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    root = PROJECT / "build" / "bench" / f"noop-{args.recipes}"
+    doit = [str(Path(sys.executable).parent / "doit"), "-f", str(PROJECT / "dodo.py"), "pkg", f"root={root}",
+            "config=config/bench.toml", f"target={host_triple()}"]
+    if not (root / "build.ninja").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        names = generate(root, args.recipes, args.files)
+        ninja_file(root, names)
+        print(f"first build of {args.recipes} recipes (once)...", flush=True)
+        start = time.perf_counter()
+        subprocess.run(doit, cwd=PROJECT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["ninja", "-C", str(root)], check=True, stdout=subprocess.DEVNULL)
+        print(f"  took {time.perf_counter() - start:.0f} s")
+    candidates = {
+        "ours: doit pkg (no-op)": lambda: _check_noop(subprocess.run(doit, cwd=PROJECT, capture_output=True,
+                                                                       text=True)),
+        "ninja no-op": lambda: subprocess.run(["ninja", "-C", str(root)], check=True, capture_output=True),
+        "os.scandir+lstat walk": lambda: walk(root / "recipes"),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(args.repeat):  # round-robin: load from other work hits every candidate alike
+        for name, run in candidates.items():
+            start = time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - start)
+    ninja = statistics.median(samples["ninja no-op"])
+    print(f"{args.recipes} recipes, {args.files} source files each; median of {args.repeat}")
+    for name, values in samples.items():
+        median = statistics.median(values)
+        print(f"  {name:26} {median * 1000:8.0f} ms   ({median / ninja:5.1f}x ninja)")
+
+
+def _check_noop(result: subprocess.CompletedProcess) -> None:
+    ran = [line for line in result.stdout.splitlines() if line.startswith(".  ")]
+    if result.returncode != 0 or ran:
+        sys.exit(f"not a no-op: {ran[:5]}\n{result.stderr[-2000:]}")
+
+
+if __name__ == "__main__":
+    main()
