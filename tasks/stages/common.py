@@ -10,9 +10,9 @@ from doit.exceptions import InvalidDodoFile, TaskFailed
 from ..errors import BuildError, display_path
 from ..build import Builder
 from ..project import Project
-from ..settings import Settings
+from ..settings import OPTIONS, Settings
 
-VARIABLES = ("config", "root", "build", "target")
+VARIABLES = ("config", "root", "build", *OPTIONS)
 """doit command-line variables: ``doit list config=config/aarch64/server.toml root=/path/to/tree``."""
 
 
