@@ -191,16 +191,18 @@ class Builder:
 
     def initfs(self) -> None:
         """Assemble the initfs tree per the layout, archive it with the bootstrap, publish it as package `initfs`."""
+        bootstrap = self._bootstrap()
         layout = load_layout(self.settings.target, self.settings.board)
         stamp = self.build_stamp()
         tree = assemble_tree(self.arch_dir / "initfs", layout, self._initfs_binaries(layout), manifest=stamp,
                              rust_log=self.settings.rust_log, strip=self._strip_tool(), log=self.log("initfs"))
-        write_initfs(tree.root, self.initfs_image, bootstrap=self._bootstrap(),
-                     max_size=int(self.settings.initfs_max_size), mtime=self._source_date_epoch())
+        write_initfs(tree.root, self.initfs_image, bootstrap=bootstrap, max_size=int(self.settings.initfs_max_size),
+                     mtime=self._source_date_epoch())
         stage = self.arch_dir / "initfs-package"
         shutil.rmtree(stage, ignore_errors=True)
         (stage / self.settings.boot_dir).mkdir(parents=True)
         shutil.copyfile(self.initfs_image, stage / self.settings.boot_dir / "initfs")
+        os.chmod(stage / self.settings.boot_dir / "initfs", 0o644)  # packaged modes must not depend on the umask
         record = PackageRecord(name=INITFS_PACKAGE, version=stamp.label, target=self.settings.target)
         publish(self.repo, record, stage, pkgkeys.ensure_keys(self.cookbook / "build"))
 
