@@ -156,7 +156,7 @@ class Builder:
         depends = [str(dep) for dep in step.runtime_deps]
         if recipe.name == INITFS_SOURCES[0]:
             depends.append(INITFS_PACKAGE)  # its stage goes into the initfs, not into the image
-        meta = recipe.name == INITFS_SOURCES[0] or step.template == "none" and not any(paths.stage.rglob("*"))
+        meta = recipe.name == INITFS_SOURCES[0] or (step.template == "none" and not any(paths.stage.rglob("*")))
         publish(self.repo, self._record(step, recipe.name, depends, meta), None if meta else paths.stage, key)
         for optional in recipe.file.optional_packages:
             opt_deps = [f"{recipe.name}{dep}" if dep.startswith(".") else dep for dep in optional.dependencies]
@@ -256,7 +256,8 @@ class Builder:
         return os.environ.get("COOKBOOK_OFFLINE", "") not in ("", "0", "false")
 
     def _initfs_binaries(self, layout: InitfsLayout) -> dict[str, Path]:
-        stages = [self.cook_paths(Node(name)).stage for name in INITFS_SOURCES if Node(name) in self.project.graph.steps]
+        steps = self.project.graph.steps
+        stages = [self.cook_paths(Node(name)).stage for name in INITFS_SOURCES if Node(name) in steps]
         found = {}
         for name in layout.binaries:
             candidates = (stage / directory / name for stage in stages for directory in BINARY_DIRS)
@@ -297,4 +298,3 @@ class Builder:
             return int(epoch)
         committed = self._git("log", "-1", "--format=%ct")
         return int(committed) if committed else int(time.time())
-

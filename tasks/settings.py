@@ -51,7 +51,7 @@ class Settings(BaseModel):
     initfs_max_size: ByteSize = ByteSize(128 * MIB)
     """The fork's redox-initfs-ar is a debug build, whose limit is 128 MiB (``128MiB``, or bytes)."""
     boot_dir: PurePosixPath = PurePosixPath("boot")
-    """Where packages carry boot files (bootloader, kernel, initfs): the fork's ``boot``, upstream's ``usr/lib/boot``."""
+    """Where packages carry boot files (bootloader, kernel, initfs): the fork's ``boot``, upstream ``usr/lib/boot``."""
     backups: NonNegativeInt = 2
     """Previous disk images (and qcow2s) kept: ``x.bak``, ``x.bak.1``, …"""
 

@@ -91,7 +91,8 @@ def layout(demo: Demo) -> ImageLayout:
 
 
 @pytest.fixture(scope="module")
-def root(demo: Demo, layout: ImageLayout, redoxfs_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def root(demo: Demo, layout: ImageLayout, redoxfs_bin: Path,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     scratch = tmp_path_factory.mktemp("mount")
     copy = scratch / "copy.img"
     shutil.copyfile(demo.image, copy)
