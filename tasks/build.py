@@ -5,6 +5,8 @@ everything a build writes is under the build directory (``build/`` by default):
 
 ``build/<triple>/recipes/<name>/``  a recipe's build dir, stage and sysroot (upstream: ``<recipe>/target/<T>``)
 ``build/cookbook/``                 the local package repository the installer reads (``repo/<T>``, ``build/`` keys)
+``build/<arch>/initfs.img``         the initfs (its tree beside it in ``initfs/``), published as package ``initfs``
+``build/<arch>/<config>.img``       the disk image of ``config/<arch>/<config>.toml``, and its ``.qcow2``
 ``build/logs/<task>.log``          one log per task
 """
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
+import time
 from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from .errors import CommandError, InputError
 from .graph import Node, Step
 from .hashing import hash_text
 from .model.recipe import GitSource, Recipe, TarSource
@@ -26,6 +31,7 @@ from .settings import PROJECT_DIR, host_triple
 if TYPE_CHECKING:
     from .cookbook.cook import CookPaths
     from .formats.repo import PackageRecord
+    from .initfs_tree import BuildStamp, InitfsLayout
     from .toolchain import SpecKind
 
 # The build machinery (cookbook, toolchain, formats) is imported where it is used: a no-op build only asks the
@@ -34,6 +40,14 @@ if TYPE_CHECKING:
 VERSION = re.compile(r"\d+(\.\d+){1,2}")
 # Recipes built before the sysroot exists, or against none.
 NO_SYSROOT = {"relibc": "relibc", "kernel": "kernel"}  # recipe → toolchain.ArtifactKind value
+# base-initfs's stage is what the initfs is made of: the layout's binaries under bin/ and lib/drivers/, and the
+# bootstrap ELF as bootstrap. Binaries missing there are taken from base's stage (usr/bin/, usr/lib/drivers/).
+# Its package holds no files: it depends on the package `initfs`, which carries the image to <boot_dir>/initfs.
+INITFS_SOURCES = ("base-initfs", "base")
+INITFS_PACKAGE = "initfs"
+BINARY_DIRS = ("bin", "lib/drivers", "usr/bin", "usr/lib/drivers")
+BOOTSTRAP = "bootstrap"
+STAMP_DATE = "%Y-%m-%d %H:%M"
 
 
 class Builder:
@@ -46,8 +60,8 @@ class Builder:
 
     @property
     def host_only(self) -> bool:
-        """The target is this machine (demo and tests): no Redox toolchain is involved."""
-        return self.settings.target == host_triple()
+        """Recipes are compiled for this machine (demo and tests): no Redox toolchain is involved."""
+        return self.settings.cook_target == host_triple()
 
     @property
     def arch_dir(self) -> Path:
@@ -69,7 +83,7 @@ class Builder:
         return self.build / "logs" / f"{task.replace('/', '_')}.log"
 
     def triple(self, node: Node) -> str:
-        return host_triple() if node.host else self.settings.target
+        return host_triple() if node.host else self.settings.cook_target
 
     def cook_dir(self, node: Node) -> Path:
         """Where a recipe is cooked for its triple: its build dir, sysroot, ``stage`` and ``stage.<optional>``."""
@@ -165,8 +179,10 @@ class Builder:
         key = pkgkeys.ensure_keys(self.cookbook / "build")
         stage = self.stage_dir(node)
         recipe = step.recipe
-        meta = step.template == "none" and not any(stage.rglob("*"))
         depends = [str(dep) for dep in step.runtime_deps]
+        if recipe.name == INITFS_SOURCES[0]:
+            depends.append(INITFS_PACKAGE)  # its stage goes into the initfs, not into the image
+        meta = recipe.name == INITFS_SOURCES[0] or (step.template == "none" and not any(stage.rglob("*")))
         publish(self.repo, self._record(step, recipe.name, depends, meta), None if meta else stage, key)
         for optional in recipe.file.optional_packages:
             opt_deps = [f"{recipe.name}{dep}" if dep.startswith(".") else dep for dep in optional.dependencies]
@@ -186,6 +202,60 @@ class Builder:
         tools = self.toolchain
         assemble_relibc_sysroot(stage, self.sysroot, ar=str(tools.tool("llvm-ar")), rust_lld=str(tools.tool("rust-lld")),
                                 log=self.log("relibc"))
+
+    # --- initfs, disk image, qcow2 ---------------------------------------------------------------------------
+
+    @property
+    def initfs_image(self) -> Path:
+        return self.arch_dir / "initfs.img"
+
+    @property
+    def disk_image(self) -> Path:
+        return self.arch_dir / f"{self.settings.config_file.stem}.img"
+
+    @property
+    def qcow2_image(self) -> Path:
+        return self.disk_image.with_suffix(".qcow2")
+
+    def initfs(self) -> None:
+        """Assemble the initfs tree per the layout, archive it with the bootstrap, publish it as package `initfs`."""
+        from .formats import pkgkeys
+        from .formats.initfs import write_initfs
+        from .formats.repo import PackageRecord, publish
+        from .initfs_tree import assemble_tree, load_layout
+        bootstrap = self._bootstrap()
+        layout = load_layout(self.settings.target, self.settings.board)
+        stamp = self.build_stamp()
+        tree = assemble_tree(self.arch_dir / "initfs", layout, self._initfs_binaries(layout), manifest=stamp,
+                             rust_log=self.settings.rust_log, strip=self._strip_tool(), log=self.log("initfs"))
+        write_initfs(tree.root, self.initfs_image, bootstrap=bootstrap, max_size=int(self.settings.initfs_max_size),
+                     mtime=self._source_date_epoch())
+        stage = self.arch_dir / "initfs-package"
+        shutil.rmtree(stage, ignore_errors=True)
+        (stage / self.settings.boot_dir).mkdir(parents=True)
+        shutil.copyfile(self.initfs_image, stage / self.settings.boot_dir / "initfs")
+        os.chmod(stage / self.settings.boot_dir / "initfs", 0o644)  # packaged modes must not depend on the umask
+        record = PackageRecord(name=INITFS_PACKAGE, version=stamp.label, target=self.settings.target)
+        publish(self.repo, record, stage, pkgkeys.ensure_keys(self.cookbook / "build"))
+
+    def image(self) -> None:
+        """``build/<arch>/<config>.img`` from the local repository with the pinned installer; the last one kept."""
+        from .installer import ImageRequest, build_image
+        self.index_repo()
+        build_image(ImageRequest(cookbook=self.cookbook, config=self.settings.config_file, output=self.disk_image,
+                                 target=self.settings.target, backups=self.settings.backups,
+                                 boot_dir=self.settings.boot_dir), self.build, log=self.log("image"))
+
+    def qcow2(self) -> None:
+        from .qcow2_image import convert_qcow2
+        convert_qcow2(self.disk_image, self.qcow2_image, backups=self.settings.backups, log=self.log("qcow2"))
+
+    def build_stamp(self) -> BuildStamp:
+        """init.rc's stamp: the tree's git revision (``-dirty`` with uncommitted changes) and the source date."""
+        commit = self._git("rev-parse", "--short=9", "HEAD")
+        dirty = commit is not None and bool(self._git("status", "--porcelain", "--untracked-files=no"))
+        date = time.strftime(STAMP_DATE, time.gmtime(self._source_date_epoch()))
+        return BuildStamp(commit=commit or "unversioned", dirty=dirty, date=date)
 
     # --- helpers -------------------------------------------------------------------------------------------------
 
@@ -222,3 +292,46 @@ class Builder:
     def _offline(self) -> bool:
         return os.environ.get("COOKBOOK_OFFLINE", "") not in ("", "0", "false")
 
+    def _initfs_binaries(self, layout: InitfsLayout) -> dict[str, Path]:
+        steps = self.project.graph.steps
+        stages = [self.cook_paths(Node(name)).stage for name in INITFS_SOURCES if Node(name) in steps]
+        found = {}
+        for name in layout.binaries:
+            candidates = (stage / directory / name for stage in stages for directory in BINARY_DIRS)
+            if (path := next((path for path in candidates if path.is_file()), None)) is not None:
+                found[name] = path
+        return found  # assemble_tree names the missing ones
+
+    def _bootstrap(self) -> Path:
+        source = INITFS_SOURCES[0]
+        if Node(source) not in self.project.graph.steps:
+            raise InputError(f"the initfs needs recipe {source!r} (the bootstrap and the early daemons) in the "
+                             f"config's packages", path=self.settings.config_file, key="packages")
+        bootstrap = self.cook_paths(Node(source)).stage / BOOTSTRAP
+        if not bootstrap.is_file():
+            raise InputError(f"missing: recipe {source} must stage the bootstrap ELF here", path=bootstrap)
+        return bootstrap
+
+    def _strip_tool(self) -> Path | None:
+        """The toolchain's llvm-strip; for host builds the system's strip (none: binaries are copied as they are)."""
+        if not self.host_only:
+            return self.toolchain.tool("llvm-strip")
+        system = shutil.which("strip")
+        return Path(system) if system else None
+
+    def _git(self, *args: str) -> str | None:
+        """Output of a git command in the tree; None when the tree is not a git work tree."""
+        try:
+            return run(["git", "-C", self.settings.root, *args], capture=True).strip()
+        except CommandError:
+            return None
+
+    def _source_date_epoch(self) -> int:
+        """``SOURCE_DATE_EPOCH``, else the time of the tree's last commit, else now: the same inputs make the
+        same initfs bytes."""
+        if (epoch := os.environ.get("SOURCE_DATE_EPOCH")) is not None:
+            if not epoch.isdigit():
+                raise InputError(f"{epoch!r} is not a number of seconds", key="SOURCE_DATE_EPOCH")
+            return int(epoch)
+        committed = self._git("log", "-1", "--format=%ct")
+        return int(committed) if committed else int(time.time())

@@ -5,13 +5,19 @@
 from __future__ import annotations
 
 import platform
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ByteSize, ConfigDict, NonNegativeInt, ValidationError
+
+from .errors import InputError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path("config/aarch64/desktop.toml")
 DEFAULT_TARGET = "aarch64-unknown-redox"
+MIB = 1 << 20
+# Command-line variables that are plain settings (validated and converted by the model).
+OPTIONS = ("target", "toolchain", "board", "rust_log", "initfs_max_size", "boot_dir", "backups")
 
 
 def host_triple() -> str:
@@ -34,6 +40,20 @@ class Settings(BaseModel):
     config: Path = DEFAULT_CONFIG
     build_dir: Path | None = None
     target: str = DEFAULT_TARGET
+    """The Redox target of the image and the package repository."""
+    toolchain: Literal["pinned", "host"] = "pinned"
+    """What compiles the recipes: the pinned (Cranelift) toolchain for ``target``, or the host's own compilers
+    for this machine (the demo: host programs as placeholders in a ``target``-shaped image, which cannot boot)."""
+    board: str | None = None
+    """A board of the initfs layout (``tasks/templates/initfs/layout.toml``); none: QEMU ``virt``."""
+    rust_log: str = "warn"
+    """The ``RUST_LOG`` filter that the initfs's init.rc exports."""
+    initfs_max_size: ByteSize = ByteSize(128 * MIB)
+    """The fork's redox-initfs-ar is a debug build, whose limit is 128 MiB (``128MiB``, or bytes)."""
+    boot_dir: PurePosixPath = PurePosixPath("boot")
+    """Where packages carry boot files (bootloader, kernel, initfs): the fork's ``boot``, upstream ``usr/lib/boot``."""
+    backups: NonNegativeInt = 2
+    """Previous disk images (and qcow2s) kept: ``x.bak``, ``x.bak.1``, …"""
 
     @classmethod
     def from_vars(cls, variables: dict[str, str]) -> "Settings":
@@ -42,8 +62,13 @@ class Settings(BaseModel):
         if not config.is_absolute():
             config = root / config
         build = variables.get("build")
-        return cls(root=root, config=config, build_dir=Path(build).resolve() if build else None,
-                   target=variables.get("target", DEFAULT_TARGET))
+        options = {name: variables[name] for name in OPTIONS if name in variables}
+        try:
+            return cls(root=root, config=config, build_dir=Path(build).resolve() if build else None, **options)
+        except ValidationError as error:
+            problem = error.errors()[0]
+            name = ".".join(str(part) for part in problem["loc"])
+            raise InputError(f"{problem['msg']} (got {problem['input']!r})", key=name) from None
 
     @property
     def config_file(self) -> Path:
@@ -66,6 +91,11 @@ class Settings(BaseModel):
     @property
     def arch(self) -> str:
         return self.target.split("-", 1)[0]
+
+    @property
+    def cook_target(self) -> str:
+        """The triple recipes are compiled for."""
+        return host_triple() if self.toolchain == "host" else self.target
 
     @property
     def host_target(self) -> str:

@@ -14,9 +14,9 @@ from ..build import Builder
 from ..engine import Engine, Signature, StampContext, stamp_path
 from ..signatures import TaskInputs
 from ..project import Project
-from ..settings import Settings
+from ..settings import OPTIONS, Settings
 
-VARIABLES = ("config", "root", "build", "target")
+VARIABLES = ("config", "root", "build", *OPTIONS)
 """doit command-line variables: ``doit list config=config/aarch64/server.toml root=/path/to/tree``."""
 
 

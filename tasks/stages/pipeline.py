@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from ..graph import Node
 from .common import action, builder, inputs, project, tracked
-from .pending import pending_action
 from .recipes import cook_name, pkg_name
 
 
@@ -34,16 +33,15 @@ def task_base():
 
 def task_initfs():
     """Pack the initfs: bootstrap, daemons, init.rc; size and header checked"""
-    return {"actions": [pending_action("initfs")], "task_dep": ["base", *_cook_if_present("base-initfs")]}
+    return {"actions": [action("initfs")], "task_dep": ["base", *_cook_if_present("base-initfs")]}
 
 
 def task_image():
     """Assemble the disk image from the config with the upstream installer (no FUSE)"""
     packages = [pkg_name(step.node.recipe) for step in project().graph.image_steps() if not step.node.host]
-    return {"actions": [action("index_repo"), pending_action("image")],
-            "task_dep": ["initfs", *packages]}
+    return {"actions": [action("image")], "task_dep": ["initfs", *packages]}
 
 
 def task_qcow2():
     """Convert the disk image to qcow2 (qemu-img), keeping the previous one as .bak"""
-    return {"actions": [pending_action("qcow2")], "task_dep": ["image"]}
+    return {"actions": [action("qcow2")], "task_dep": ["image"]}

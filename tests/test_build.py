@@ -1,0 +1,60 @@
+"""Builder parts that need no compiler: the initfs stamp (git revision, source date) and its input checks."""
+from __future__ import annotations
+
+import pytest
+
+from tasks.build import Builder
+from tasks.errors import InputError
+from tasks.process import run
+from tasks.project import Project
+from tasks.settings import Settings
+from tests.trees import make_tree
+
+EPOCH = 1_700_000_000  # 2023-11-14 22:13 UTC
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_COMMITTER_DATE": f"{EPOCH + 60} +0000",
+           "GIT_AUTHOR_DATE": f"{EPOCH + 60} +0000"}
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return make_tree(tmp_path / "tree", {"hello": "[package]\nversion = \"1.0\"\n"},
+                     {"c.toml": "[packages]\nhello = {}\n"})
+
+
+def builder(tree) -> Builder:
+    return Builder(Project.load(Settings.from_vars({"root": str(tree), "config": "config/c.toml"})))
+
+
+def git(tree, *args: str) -> str:
+    return run(["git", "-C", tree, *args], capture=True, env={"PATH": "/usr/bin:/bin", **GIT_ENV}).strip()
+
+
+def test_stamp_outside_git_uses_source_date_epoch(tree, monkeypatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    stamp = builder(tree).build_stamp()
+    assert (stamp.label, stamp.date) == ("unversioned", "2023-11-14 22:13")
+
+
+def test_stamp_in_git_is_the_commit_dated_by_it_and_dirty_after_an_edit(tree, monkeypatch) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    git(tree, "init", "-q")
+    git(tree, "add", ".")
+    git(tree, "commit", "-q", "-m", "tree")
+    commit = git(tree, "rev-parse", "--short=9", "HEAD")
+    stamp = builder(tree).build_stamp()
+    assert (stamp.label, stamp.date) == (commit, "2023-11-14 22:14")  # the commit's time, one minute later
+    (tree / "config/c.toml").write_text("[packages]\n")
+    assert builder(tree).build_stamp().label == f"{commit}-dirty"
+
+
+def test_a_bad_source_date_epoch_is_named(tree, monkeypatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(InputError, match="SOURCE_DATE_EPOCH"):
+        builder(tree).build_stamp()
+
+
+def test_initfs_without_base_initfs_in_the_config_says_so(tree) -> None:
+    with pytest.raises(InputError, match="needs recipe 'base-initfs'") as raised:
+        builder(tree).initfs()
+    assert raised.value.path == tree / "config/c.toml"

@@ -1,0 +1,193 @@
+"""The demo end to end through the doit CLI: demo/'s recipes cooked with the host toolchain, packaged, the initfs
+packed, the disk image written by the real pinned redox_installer, converted to qcow2 — then every layer read back.
+
+One build (module fixture) serves every check; the last test builds again to see the previous image kept as .bak.
+Files inside RedoxFS are read through the `redoxfs` FUSE mount (FUSE works on this machine kind), of a copy, because
+mounting rewrites the image. The programs are host ELFs (no Redox toolchain here), so /usr/bin/hello runs on the host.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import argon2
+import pytest
+
+from tasks import hosttools
+from tasks.formats import gpt, pkgar, pkgkeys, redoxfs
+from tasks.formats.initfs import PAGE_SIZE, InodeKind, elf_entry, read_initfs
+from tasks.hashing import hash_file
+from tasks.installer import ImageLayout, copy_from_fat, pinned_profile, verify_image
+from tasks.process import run
+from tasks.qcow2_image import check_qcow2
+from tasks.redoxfs_mount import mounted
+from tasks.settings import PROJECT_DIR, host_triple
+from tests.conftest import run_doit
+
+pytestmark = pytest.mark.slow
+
+DEMO = PROJECT_DIR / "demo"
+TARGET = "aarch64-unknown-redox"
+EPOCH = 1_700_000_000  # 2023-11-14 22:13:20 UTC
+HOST_BUILD = PROJECT_DIR / "build"  # host tools are a per-user cache; their build logs go here
+DAEMONS = ("init", "logd", "ramfs", "randd", "zerod", "nulld", "rtcd", "pcid", "pcid-spawner", "acpid", "hwd",
+           "inputd", "vesad", "fbbootlogd", "fbcond", "lived", "redoxfs")
+DRIVERS = ("nvmed", "virtio-blkd", "virtio-gpud", "virtio-9pd")
+
+
+@dataclass(frozen=True)
+class Demo:
+    build: Path
+
+    @property
+    def image(self) -> Path:
+        return self.build / "aarch64" / "demo.img"
+
+    @property
+    def qcow2(self) -> Path:
+        return self.image.with_suffix(".qcow2")
+
+    @property
+    def initfs(self) -> Path:
+        return self.build / "aarch64" / "initfs.img"
+
+    @property
+    def repo(self) -> Path:
+        return self.build / "cookbook" / "repo" / TARGET
+
+    def stage(self, recipe: str) -> Path:
+        return self.build / host_triple() / "recipes" / recipe / "stage"
+
+
+def build_demo(build: Path, *variables: str) -> None:
+    result = run_doit("qcow2", f"root={DEMO}", "config=config/aarch64/demo.toml", "toolchain=host", f"build={build}",
+                      *variables, env={"SOURCE_DATE_EPOCH": str(EPOCH)})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def redoxfs_bin() -> Path:
+    # Installed before the doit run, so that run_doit's time limit covers the pipeline, not a cold cargo install.
+    hosttools.ensure("redox_installer", HOST_BUILD)
+    return hosttools.ensure("redoxfs", HOST_BUILD) / "redoxfs"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, redoxfs_bin: Path) -> Demo:
+    demo = Demo(tmp_path_factory.mktemp("demo") / "build")
+    build_demo(demo.build)
+    return demo
+
+
+@pytest.fixture(scope="module")
+def layout(demo: Demo) -> ImageLayout:
+    return verify_image(demo.image, TARGET)
+
+
+@pytest.fixture(scope="module")
+def root(demo: Demo, layout: ImageLayout, redoxfs_bin: Path,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    scratch = tmp_path_factory.mktemp("mount")
+    copy = scratch / "copy.img"
+    shutil.copyfile(demo.image, copy)
+    with mounted(redoxfs_bin, copy, scratch / "mnt", layout.redox.offset, log=scratch / "mount.log") as mountpoint:
+        yield mountpoint
+
+
+def test_every_stage_left_its_artifact(demo: Demo) -> None:
+    assert demo.image.stat().st_size == 64 * 1024 * 1024  # [general] filesystem_size of the demo config
+    assert not list(demo.image.parent.glob("*.partial"))
+    packages = {path.stem for path in demo.repo.glob("*.pkgar")}
+    assert packages == {"bootloader", "hello", "initfs", "kernel"}
+    assert "initfs" in (demo.repo / "base-initfs.toml").read_text()  # a meta-package that pulls in the initfs
+    key = pkgkeys.load_public_key(demo.build / "cookbook/build/id_ed25519.pub.toml")
+    hello = pkgar.open_package(demo.repo / "hello.pkgar", key)
+    assert [entry.path for entry in hello.entries] == [b"usr/bin/hello"]
+
+
+def test_gpt_partitions_and_efi_loader(demo: Demo, layout: ImageLayout, tmp_path: Path) -> None:
+    table = gpt.read_table(demo.image)
+    assert [(part.name, part.type_guid) for part in table.partitions] == [
+        ("BIOS", gpt.BIOS_BOOT), ("EFI", gpt.EFI_SYSTEM), ("REDOX", gpt.LINUX_FS)]
+    efi = copy_from_fat(demo.image, layout.efi.offset, PurePosixPath("EFI/BOOT/BOOTAA64.EFI"), tmp_path)
+    assert efi.read_bytes() == (DEMO / "recipes/bootloader/source/bootloader.efi").read_bytes()
+
+
+def test_redoxfs_header_at_the_partition_start(demo: Demo, layout: ImageLayout) -> None:
+    with open(demo.image, "rb") as disk:
+        disk.seek(layout.redox.offset)
+        start = disk.read(16)
+    assert start[:8] == b"RedoxFS\0" and int.from_bytes(start[8:], "little") == 8  # signature, version
+    header = redoxfs.read_header(demo.image, layout.redox.offset)  # also checks the seahash
+    assert 0 < header.size <= layout.redox.size
+
+
+def test_packages_are_installed(demo: Demo, root: Path) -> None:
+    hello = root / "usr/bin/hello"
+    assert stat.S_IMODE(hello.stat().st_mode) == 0o755
+    greeting = subprocess.run([hello], capture_output=True, text=True, check=True).stdout
+    assert greeting == "Hello from the demo image of the pure-Rust aarch64 Redox build!\n"
+    kernel = root / "boot/kernel"
+    assert kernel.read_bytes()[:4] == b"\x7fELF"
+    assert hash_file(kernel) == hash_file(demo.stage("kernel") / "boot/kernel")
+    heads = {path.name for path in (root / pinned_profile().heads_dir).iterdir()}
+    assert heads == {f"{name}.pkgar_head" for name in ("bootloader", "hello", "initfs", "kernel")}
+
+
+def test_config_files_are_written(root: Path) -> None:
+    assert (root / "etc/hostname").read_text() == "redox-demo\n"
+    assert (root / "etc/motd").read_text() == "Built by the pure-Rust aarch64 Redox build system demo.\n"
+    assert os.readlink(root / "bin") == "usr/bin"
+    assert os.readlink(root / "etc/os-release") == "../usr/lib/os-release"
+    assert 'ID="redox-os"' in (root / "usr/lib/os-release").read_text()
+    assert stat.S_IMODE((root / "tmp").stat().st_mode) == 0o1777
+
+
+def test_users_and_groups_in_redox_formats(root: Path) -> None:
+    assert (root / "etc/passwd").read_text() == ("root;0;0;root;/home/root;/usr/bin/ion\n"
+                                                 "user;1000;1000;user;/home/user;/usr/bin/ion\n")
+    root_line, user_line = (root / "etc/shadow").read_text().splitlines()
+    name, hashed = root_line.split(";")
+    assert name == "root" and argon2.PasswordHasher().verify(hashed, "password")
+    assert user_line == "user;", "an empty password has an empty hash"
+    assert (root / "etc/group").read_text() == "root;x;0;root\nuser;x;1000;user\nsudo;x;1;user\n"
+
+
+def test_boot_initfs_is_the_built_initfs_with_its_bootstrap(demo: Demo, root: Path) -> None:
+    assert hash_file(root / "boot/initfs") == hash_file(demo.initfs)
+    initfs = read_initfs(root / "boot/initfs")
+    bootstrap = (demo.stage("base-initfs") / "bootstrap").read_bytes()
+    assert initfs.header.bootstrap_entry == elf_entry(demo.stage("base-initfs") / "bootstrap") != 0
+    assert initfs.data[PAGE_SIZE:PAGE_SIZE + len(bootstrap)] == bootstrap
+    assert initfs.header.creation_sec == EPOCH
+    files = {path: inode for path, inode in initfs.walk() if inode.kind is InodeKind.FILE}
+    assert {f"bin/{name}" for name in DAEMONS} | {f"lib/drivers/{name}" for name in DRIVERS} <= set(files)
+    init_rc = initfs.content(files["etc/init.rc"]).decode()
+    assert "export RUST_LOG warn\n" in init_rc
+    assert init_rc.splitlines()[1].endswith(f"| {time.strftime('%Y-%m-%d %H:%M', time.gmtime(EPOCH))}")
+    assert "[[drivers]]" in initfs.content(files["etc/pcid/initfs.toml"]).decode()
+
+
+def test_qcow2_passes_qemu_img_check_and_holds_the_image(demo: Demo, tmp_path: Path) -> None:
+    check_qcow2(demo.qcow2, expected_size=demo.image.stat().st_size)
+    raw = tmp_path / "from-qcow2.img"
+    run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", demo.qcow2, raw])
+    assert hash_file(raw) == hash_file(demo.image)
+
+
+def test_a_second_build_keeps_the_previous_image_as_bak(demo: Demo) -> None:
+    """Last in this module: it rebuilds with another RUST_LOG, so the initfs and the image change."""
+    before = {path: hash_file(path) for path in (demo.image, demo.qcow2)}
+    build_demo(demo.build, "rust_log=info")
+    for path, digest in before.items():
+        assert hash_file(path.with_name(path.name + ".bak")) == digest
+        assert hash_file(path) != digest
+    initfs = read_initfs(demo.initfs)
+    assert b"export RUST_LOG info\n" in initfs.content(dict(initfs.walk())["etc/init.rc"])
+    verify_image(demo.image, TARGET)
