@@ -217,6 +217,11 @@ class Builder:
     def qcow2_image(self) -> Path:
         return self.disk_image.with_suffix(".qcow2")
 
+    def initfs_package_files(self) -> list[Path]:
+        directory = self.repo / self.settings.target
+        return [path for path in (directory / f"{INITFS_PACKAGE}.pkgar", directory / f"{INITFS_PACKAGE}.toml")
+                if path.exists()]
+
     def initfs(self) -> None:
         """Assemble the initfs tree per the layout, archive it with the bootstrap, publish it as package `initfs`."""
         from .formats import pkgkeys
@@ -250,12 +255,18 @@ class Builder:
         from .qcow2_image import convert_qcow2
         convert_qcow2(self.disk_image, self.qcow2_image, backups=self.settings.backups, log=self.log("qcow2"))
 
-    def build_stamp(self) -> BuildStamp:
-        """init.rc's stamp: the tree's git revision (``-dirty`` with uncommitted changes) and the source date."""
+    @functools.cached_property
+    def _build_stamp(self) -> BuildStamp:
+        from .initfs_tree import BuildStamp
         commit = self._git("rev-parse", "--short=9", "HEAD")
-        dirty = commit is not None and bool(self._git("status", "--porcelain", "--untracked-files=no"))
         date = time.strftime(STAMP_DATE, time.gmtime(self._source_date_epoch()))
-        return BuildStamp(commit=commit or "unversioned", dirty=dirty, date=date)
+        return BuildStamp(commit=commit or "unversioned", date=date)
+
+    def build_stamp(self) -> BuildStamp:
+        """init.rc's stamp: the tree's commit and the source date. Uncommitted edits are not part of it (they would
+        rebuild the initfs for an edit of any recipe); the JSON stamp beside each artifact records every tree's
+        dirty flag."""
+        return self._build_stamp
 
     # --- helpers -------------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
 import xxhash
@@ -46,7 +46,7 @@ def hash_value(value: Any) -> str:
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, Path):
+    if isinstance(value, PurePath):
         return str(value)
     if isinstance(value, (set, frozenset)):
         return sorted(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from .build import Builder
+from .build import INITFS_SOURCES, Builder
 from .engine import Engine, Signature, StampContext, env_components
 from .graph import Node
 from .hashing import hash_file, hash_value
@@ -26,7 +26,11 @@ IMPLEMENTATION = {
     "pkg": ("formats.pkgar", "formats.repo", "build"),
     "toolchain": ("build", "toolchain.specs", "toolchain.pin"),
     "relibc": ("cookbook.relibc", "build"),
+    "initfs": ("formats.initfs", "initfs_tree", "formats.pkgar", "formats.repo", "build"),
+    "image": ("installer", "formats.gpt", "formats.redoxfs", "backups", "hosttools", "build"),
+    "qcow2": ("qcow2_image", "backups", "build"),
 }
+INITFS_TEMPLATES = PROJECT_DIR / "tasks" / "templates" / "initfs"
 
 
 class TaskInputs:
@@ -85,6 +89,38 @@ class TaskInputs:
     def relibc(self) -> Signature:
         return Signature({"dep:cook:relibc": self._output("cook:relibc"), "toolchain": self.builder.fingerprint(),
                           "code": self._code("relibc")})
+
+    def initfs(self) -> Signature:
+        settings = self.builder.settings
+        components = {f"dep:cook:{name}": self._output(f"cook:{name}") for name in INITFS_SOURCES
+                      if Node(name) in self.graph.steps}
+        return Signature({
+            **components,
+            "templates": hash_value([hash_file(path) for path in sorted(INITFS_TEMPLATES.rglob("*"))
+                                     if path.is_file()]),
+            "settings": hash_value([settings.target, settings.board, settings.rust_log, settings.initfs_max_size,
+                                    settings.boot_dir, settings.toolchain]),
+            "stamp": hash_value(self.builder.build_stamp().model_dump()),
+            "toolchain": self.builder.fingerprint(),  # its strip
+            "key": self.key_hash,
+            "code": self._code("initfs"),
+        })
+
+    def image(self) -> Signature:
+        settings = self.builder.settings
+        packages = {f"dep:pkg:{step.node.recipe}": self._output(f"pkg:{step.node.recipe}")
+                    for step in self.graph.image_steps() if not step.node.host}
+        return Signature({
+            **packages,
+            "dep:initfs": self._output("initfs"),
+            "config": hash_value([[str(path), hash_file(path)] for path in self.builder.project.config.sources]),
+            "settings": hash_value([settings.target, settings.boot_dir]),
+            "key": self.key_hash,
+            "code": self._code("image"),
+        })
+
+    def qcow2(self) -> Signature:
+        return Signature({"dep:image": self._output("image"), "code": self._code("qcow2")})
 
     # --- outputs and stamps ------------------------------------------------------------------------------------
 

@@ -191,3 +191,23 @@ def test_a_second_build_keeps_the_previous_image_as_bak(demo: Demo) -> None:
     initfs = read_initfs(demo.initfs)
     assert b"export RUST_LOG info\n" in initfs.content(dict(initfs.walk())["etc/init.rc"])
     verify_image(demo.image, TARGET)
+
+
+def test_one_changed_demo_file_rebuilds_its_package_the_image_and_the_qcow2_only(tmp_path):
+    for name in ("pkgar", "redox_installer", "redoxfs"):
+        hosttools.ensure(name, HOST_BUILD)
+    tree = tmp_path / "demo"
+    shutil.copytree(DEMO, tree, ignore=shutil.ignore_patterns("build"))
+    args = ("qcow2", f"root={tree}", "config=config/aarch64/demo.toml", "toolchain=host")
+    env = {"SOURCE_DATE_EPOCH": str(EPOCH)}
+    first = run_doit(*args, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert ran(run_doit(*args, env=env)) == set()
+    main = tree / "recipes/hello/source/src/main.rs"
+    main.write_text(main.read_text().replace("Hello", "Hello again"))
+    assert ran(run_doit(*args, env=env)) == {"cook:hello", "pkg:hello", "image", "qcow2"}
+
+
+def ran(result) -> set[str]:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {line[3:] for line in result.stdout.splitlines() if line.startswith(".  ")}

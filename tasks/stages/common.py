@@ -95,19 +95,6 @@ def _drop_stamps(paths: list[Path]) -> None:
         stamp_path(path).unlink(missing_ok=True)
 
 
-def action(method: str, *args):
-    """A doit action calling ``Builder.<method>(*args)``. A user error fails the task with its one-line message
-    (and the tail of the log, for a failed command) instead of a Python traceback."""
-    def run() -> TaskFailed | None:
-        try:
-            getattr(builder(), method)(*args)
-        except BuildError as error:
-            return TaskFailed(str(error))
-        return None
-    run.__name__ = method
-    return run
-
-
 def _relative(message: str) -> str:
     path, sep, rest = message.partition(": ")
     return f"{display_path(path)}{sep}{rest}" if sep and path.startswith("/") else message

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 from ..graph import Node
-from .common import action, builder, inputs, project, tracked
+from .common import builder, inputs, project, tracked
 from .recipes import cook_name, pkg_name
 
 
 def _cook_if_present(*recipes: str) -> list[str]:
     steps = project().graph.steps
     return [cook_name(Node(name)) for name in recipes if Node(name) in steps]
+
+
+def _recipes(*names: str) -> list:
+    steps = project().graph.steps
+    return [steps[Node(name)].recipe for name in names if Node(name) in steps]
 
 
 def task_toolchain():
@@ -33,15 +38,22 @@ def task_base():
 
 def task_initfs():
     """Pack the initfs: bootstrap, daemons, init.rc; size and header checked"""
-    return {"actions": [action("initfs")], "task_dep": ["base", *_cook_if_present("base-initfs")]}
+    return {"task_dep": ["base", *_cook_if_present("base-initfs")],
+            **tracked("initfs", "initfs", (), lambda: inputs().initfs(),
+                      lambda: [builder().initfs_image, *builder().initfs_package_files()],
+                      lambda: inputs().stamp_context(_recipes("base", "base-initfs")))}
 
 
 def task_image():
     """Assemble the disk image from the config with the upstream installer (no FUSE)"""
     packages = [pkg_name(step.node.recipe) for step in project().graph.image_steps() if not step.node.host]
-    return {"actions": [action("image")], "task_dep": ["initfs", *packages]}
+    return {"task_dep": ["initfs", *packages],
+            **tracked("image", "image", (), lambda: inputs().image(), lambda: [builder().disk_image],
+                      lambda: inputs().stamp_context([]))}
 
 
 def task_qcow2():
     """Convert the disk image to qcow2 (qemu-img), keeping the previous one as .bak"""
-    return {"actions": [action("qcow2")], "task_dep": ["image"]}
+    return {"task_dep": ["image"],
+            **tracked("qcow2", "qcow2", (), lambda: inputs().qcow2(), lambda: [builder().qcow2_image],
+                      lambda: inputs().stamp_context([]))}
