@@ -5,6 +5,7 @@ everything a build writes is under the build directory (``build/`` by default):
 
 ``build/<triple>/recipes/<name>/``  a recipe's build dir, stage and sysroot (upstream: ``<recipe>/target/<T>``)
 ``build/cookbook/``                 the local package repository the installer reads (``repo/<T>``, ``build/`` keys)
+``build/<arch>/<config>.img``       the disk image of a config (and its ``.qcow2``)
 ``build/logs/<task>.log``          one log per task
 """
 from __future__ import annotations
@@ -53,6 +54,16 @@ class Builder:
     @property
     def sysroot(self) -> Path:
         return self.arch_dir / "sysroot"
+
+    @property
+    def image_path(self) -> Path:
+        """The disk image the ``image`` task assembles for the selected config: ``build/<arch>/<config name>.img``."""
+        return self.arch_dir / f"{self.settings.config_file.stem}.img"
+
+    @property
+    def qcow2_path(self) -> Path:
+        """The ``qcow2`` task's copy of :attr:`image_path`."""
+        return self.image_path.with_suffix(".qcow2")
 
     @property
     def cookbook(self) -> Path:
