@@ -129,8 +129,9 @@ class Live:
     console: list[str]
     paths: SessionPaths
 
-    def test_in_redox(self, doit, *commands: str):
-        return doit("test-in-redox", f"build={self.build}", *self.machine, *self.console, *commands, *self.qemu_args)
+    def test_in_redox(self, doit, *commands: str, options: tuple[str, ...] = ()):
+        return doit("test-in-redox", f"build={self.build}", *self.machine, *self.console, *options, *commands,
+                    *self.qemu_args)
 
     def boot_args(self) -> list[str]:
         return ["boot", f"build={self.build}", *self.machine, *self.qemu_args]
@@ -205,10 +206,13 @@ def test_a_session_in_use_is_left_alone(live, doit):
     record = read_record(live.paths)
     with SessionLock(live.paths).held("another user's test-in-redox"):
         busy = live.test_in_redox(doit, "echo intruder")
+        patient = live.test_in_redox(doit, "echo patient", options=("--wait=1",))
         stop = doit("boot-stop", f"build={live.build}")
     in_use = f"session default in use by pid {os.getpid()} (another user's test-in-redox) since "
     assert busy.returncode == 3 and busy.stderr.startswith(f"ERROR: {live.paths.lock}: {in_use}")
     assert "wait for it (--wait) or start an isolated session" in busy.stderr and "intruder" not in busy.stdout
+    assert patient.returncode == 3 and f"{in_use}" in patient.stdout and "; waiting" in patient.stdout
+    assert "; timed out waiting" in patient.stderr and "patient" not in patient.stdout
     assert stop.returncode == 3 and in_use in stop.stderr
     assert qemu_alive(record)
 

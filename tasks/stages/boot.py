@@ -81,7 +81,6 @@ KERNEL_OPTIONS = (
 )
 
 
-
 def wait_seconds(text: str) -> float:
     """``--wait``'s value: seconds, or ``forever`` (what a bare ``--wait`` means)."""
     if text == "forever":
@@ -155,6 +154,19 @@ def _variable_shaped(arg: str) -> bool:
     return arg[:1] != "-" and "=" in arg  # doit's own test (DoitMain.process_args)
 
 
+def _split_qemu_args(arguments: list[str]) -> tuple[list[str], tuple[str, ...]]:
+    if "--" not in arguments:
+        return arguments, ()
+    at = arguments.index("--")
+    return arguments[:at], tuple(arguments[at + 1:])
+
+
+def _option_error(error: Any) -> str:
+    field = error["loc"][0] if error["loc"] else None
+    message = error["msg"].removeprefix("Value error, ")
+    return f"--{field}: {message}" if field else message
+
+
 class SessionCommand(Command):
     """A command on a QEMU session: arguments after ``--`` are for QEMU; a user error ends it with one line and
     status 3, not a traceback."""
@@ -194,8 +206,23 @@ class BootCommand(SessionCommand):
     cmd_options = (OPT_IMAGE, OPT_QCOW2, OPT_BUILD, OPT_DRY_RUN, *MACHINE_OPTIONS, OPT_WAIT, OPT_ISOLATED,
                    *KERNEL_OPTIONS)
 
+    def run(self, params: dict[str, Any], args: list[str]) -> int:
+        self.check_arguments(args)
+        options = self.machine(params)
+        if status := self.build_image(params):
+            return status
+        if params["dry_run"]:
+            return print_command(options, self.session(params))
+        return self.boot(options, params, args)
+
+    def check_arguments(self, args: list[str]) -> None:
+        raise NotImplementedError
+
+    def boot(self, options: RunOptions, params: dict[str, Any], args: list[str]) -> int:
+        raise NotImplementedError
+
     def machine(self, params: dict[str, Any]) -> RunOptions:
-        """The run options, after bringing the project's image up to date when that is what boots."""
+        """The run options: the project's image unless --image or --kernel says otherwise."""
         image = params["image"]
         if params["qcow2"] and (image is not None or params["kernel"] is not None):
             raise CmdParseError("--qcow2 boots the qcow2 copy of the built image: not with --image or --kernel")
@@ -224,19 +251,6 @@ class BootCommand(SessionCommand):
         return status
 
 
-def _split_qemu_args(arguments: list[str]) -> tuple[list[str], tuple[str, ...]]:
-    if "--" not in arguments:
-        return arguments, ()
-    at = arguments.index("--")
-    return arguments[:at], tuple(arguments[at + 1:])
-
-
-def _option_error(error: Any) -> str:
-    field = error["loc"][0] if error["loc"] else None
-    message = error["msg"].removeprefix("Value error, ")
-    return f"--{field}: {message}" if field else message
-
-
 class Boot(BootCommand):
     name = "boot"
     doc_purpose = "boot the image in QEMU with this terminal on its serial console (Ctrl-] detaches)"
@@ -249,14 +263,11 @@ class Boot(BootCommand):
         "calls; `doit boot-stop` stops it. A session someone else uses is never taken over: see --wait and "
         "--isolated. Arguments after -- are added to the QEMU command line.")
 
-    def run(self, params: dict[str, Any], args: list[str]) -> int:
+    def check_arguments(self, args: list[str]) -> None:
         if args:
             raise CmdParseError(f"{self.name} takes no arguments (got {args[0]!r}); QEMU arguments go after --")
-        if status := self.build_image(params):
-            return status
-        options = self.machine(params)
-        if params["dry_run"]:
-            return print_command(options, self.session(params))
+
+    def boot(self, options: RunOptions, params: dict[str, Any], args: list[str]) -> int:
         return run_interactive(options, self.session(params))
 
 
@@ -273,17 +284,14 @@ class TestInRedox(BootCommand):
         "console is logged under build/logs/. Options go before the commands.")
     cmd_options = (*BootCommand.cmd_options, *CONSOLE_OPTIONS)
 
-    def run(self, params: dict[str, Any], commands: list[str]) -> int:
+    def check_arguments(self, commands: list[str]) -> None:
         if not commands:
             raise CmdParseError(f'name at least one command: {self.bin_name} {self.name} "uname -a"')
         if misplaced := next((command for command in commands if command.startswith("-")), None):
             typed = BARE_WAIT if misplaced == WAIT_FOREVER_ARG else misplaced
             raise CmdParseError(f"{typed!r} is not a guest command: options go before the commands")
-        if status := self.build_image(params):
-            return status
-        options = self.machine(params)
-        if params["dry_run"]:
-            return print_command(options, self.session(params))
+
+    def boot(self, options: RunOptions, params: dict[str, Any], commands: list[str]) -> int:
         console = ConsoleSettings(user=params["user"], password=params["password"] or None,
                                   command_timeout=params["timeout"], boot_timeout=params["boot_timeout"])
         return test_in_redox(commands, options, self.session(params), console)
