@@ -124,8 +124,8 @@ def test_boot_builds_the_image_of_the_config_first(doit, tmp_path):
 @dataclass
 class Live:
     build: Path
-    machine: list[str]  # the test guest's machine as boot and test-in-redox take it: options, then QEMU arguments
-    qemu_args: list[str]
+    machine: list[str]  # the test guest's machine options, as boot and test-in-redox take them
+    qemu_args: list[str]  # "--" and what follows: the same for every call, or the session would restart
     console: list[str]
     paths: SessionPaths
 
