@@ -1,6 +1,8 @@
 """Build system for a pure-Rust aarch64 Redox OS.
 
-Layout mirrors the pipeline: the stage modules (``toolchain``, ``cook``, ``relibc``, ``base``, ``initfs``,
-``image``, ``qcow2``, ``run``) only declare doit tasks; ``model`` (recipes, configs), ``formats`` (initfs,
-pkgar, …), ``engine`` (hashing state, stamps) and ``process`` know nothing of doit.
+Layout mirrors the pipeline: ``stages/`` holds one module per stage (toolchain, recipes: fetch/cook/pkg, the
+pipeline: relibc, base, initfs, image, qcow2; explain; the boot commands) that only declares doit tasks and
+commands. ``build`` says what each task does and ``signatures`` what its output depends on; ``model`` (recipes,
+configs), ``graph``, ``formats`` (initfs, pkgar, GPT, RedoxFS), ``engine`` (tree hashes, state, stamps, lock),
+``cookbook``, ``toolchain``, ``qemu`` and ``process`` know nothing of doit.
 """

@@ -211,6 +211,7 @@ class Builder:
 
     @property
     def disk_image(self) -> Path:
+        """The disk image the ``image`` task assembles for the selected config: ``build/<arch>/<config name>.img``."""
         return self.arch_dir / f"{self.settings.config_file.stem}.img"
 
     @property

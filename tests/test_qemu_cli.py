@@ -1,4 +1,4 @@
-"""run / test-in-redox / run-stop as a person uses them, on a real QEMU (TCG) running the Redox-like test guest.
+"""boot / test-in-redox / boot-stop as a person uses them, on a real QEMU (TCG) running the Redox-like test guest.
 
 The tests share the default session where their point allows (one boot, started by a separate process in the first
 test); the isolated-session test boots its own guest beside it.
@@ -163,7 +163,7 @@ def test_run_attaches_the_terminal_until_ctrl_bracket(env):
                              env=child_env(), encoding="utf-8", timeout=60)
     try:
         terminal.expect("Ctrl-] detaches")
-        with pytest.raises(LockError, match=r"in use by pid \d+ \(run\)"):
+        with pytest.raises(LockError, match=r"in use by pid \d+ \(boot\)"):
             cli.test_in_redox(["true"], env.options, env.settings, env.console, printer())
         terminal.send("\r")
         terminal.expect("root:~# ")

@@ -1,4 +1,4 @@
-"""What the ``run``, ``test-in-redox`` and ``run-stop`` commands do, printing for a person (rich).
+"""What the ``boot``, ``test-in-redox`` and ``boot-stop`` commands do, printing for a person (rich).
 
 Each function takes typed options and returns the command's exit code; errors the user must fix (a session in use,
 no firmware, a boot that never reaches the login prompt) are raised as BuildError.
@@ -15,7 +15,7 @@ from rich.text import Text
 
 from ..errors import display_path
 from ..process import command_line
-from .command import RunOptions, resolve
+from .command import RunOptions, qemu_argv, resolve
 from .console import Console, ConsoleSettings, ConsoleTimeout, attach_terminal
 from .session import (DEFAULT_SESSION, POWERDOWN_TIMEOUT, ActiveSession, SessionLock, SessionPaths,
                       isolated_name, live_record, locked_session, stop, stop_locked)
@@ -53,10 +53,10 @@ def run_interactive(options: RunOptions, session: SessionSettings, printer: Prin
     """Boot (or reuse) the session and connect this terminal to its console until Ctrl-] or the guest's end."""
     printer = printer or default_printer()
     name = session.session_name()
-    with locked_session(session.build_dir, name, resolve(options), purpose="run", wait=session.wait,
+    with locked_session(session.build_dir, name, resolve(options), purpose="boot", wait=session.wait,
                         on_busy=lambda busy: _say(printer, busy), powerdown_timeout=session.powerdown_timeout) as active:
         _report(printer, active)
-        _say(printer, f"console of session {name}: Ctrl-] detaches, the session keeps running (run-stop stops it)",
+        _say(printer, f"console of session {name}: Ctrl-] detaches, the session keeps running (doit boot-stop stops it)",
              "dim")
         detached = attach_terminal(active.record.console_socket)
         printer.print()
@@ -106,11 +106,19 @@ def test_in_redox(commands: Sequence[str], options: RunOptions, session: Session
     return 0 if all_ok else 1
 
 
+def print_command(options: RunOptions, session: SessionSettings, printer: Printer | None = None) -> int:
+    """Print the QEMU command line the session would start with, starting nothing (a dry run)."""
+    printer = printer or default_printer()
+    paths = SessionPaths.of(session.build_dir, session.session_name())
+    printer.out(command_line(qemu_argv(resolve(options), paths.files)), highlight=False)
+    return 0
+
+
 def stop_session(session: SessionSettings, printer: Printer | None = None) -> int:
     """Shut down the recorded session, politely first; never a QEMU this tool did not start."""
     printer = printer or default_printer()
     paths = SessionPaths.of(session.build_dir, session.name)
-    with SessionLock(paths).held("run-stop", session.wait, on_busy=lambda busy: _say(printer, busy)):
+    with SessionLock(paths).held("boot-stop", session.wait, on_busy=lambda busy: _say(printer, busy)):
         how = stop_locked(paths, session.powerdown_timeout)
     _say(printer, f"session {session.name}: {how}" if how else f"no session {session.name} is running")
     return 0
