@@ -31,6 +31,7 @@ def test_info_shows_a_tasks_inputs(doit):
     assert "- fetch:base-initfs" in result.stdout and "- cook:redoxfs" in result.stdout
     fetch = doit("info", "fetch:base-initfs")
     assert "- fetch:base" in fetch.stdout and "recipes/core/base-initfs/recipe.toml" in fetch.stdout
+    assert "content signature of fetch:base-initfs [code, dep:fetch:base, patches, source-table]" in fetch.stdout
 
 
 def test_list_on_a_copy_of_the_upstream_tree(corpus, tmp_path, doit):

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import shlex
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pydantic
@@ -9,8 +12,20 @@ import pytest
 
 from tasks.errors import InputError
 from tasks.process import command_line, run
-from tasks.qemu.command import (FIRMWARE_CANDIDATES, PFLASH_SIZE, Accel, DiskFormat, PortForward, RunOptions,
-                                SessionFiles, detect_accel, detect_format, find_firmware, qemu_argv, resolve)
+from tasks.qemu.command import (
+    FIRMWARE_CANDIDATES,
+    PFLASH_SIZE,
+    Accel,
+    DiskFormat,
+    PortForward,
+    RunOptions,
+    SessionFiles,
+    detect_accel,
+    detect_format,
+    find_firmware,
+    qemu_argv,
+    resolve,
+)
 from tasks.qemu.session import SessionPaths
 
 # The fork's image: a raw GPT disk booted by UEFI firmware from pflash, share/ over 9p, ssh forwarded, serial only.
@@ -36,6 +51,15 @@ def sparse_file(path: Path, size: int, head: bytes = b"") -> Path:
         stream.write(head)
         stream.truncate(size)
     return path
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    # Unix socket paths are limited to 107 bytes: under pytest-xdist's longer temporary paths the session layer
+    # moves its sockets to /tmp, which the golden command lines do not show. A short directory keeps them in build/.
+    path = Path(tempfile.mkdtemp(prefix="qemu-cmd-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -67,10 +67,7 @@ def tracked(task: str, method: str, args: tuple, signature: Callable[[], Signatu
     this exact signature (and its outputs exist); after the action its outputs are hashed, stamped and recorded
     at once, so ``kill -9`` loses at most the task that was running."""
     SIGNATURES[task] = signature
-
-    def check() -> bool:
-        # No lock here: a no-op build only reads (sqlite WAL readers never block the writer), and writes nothing.
-        return engine().state.is_current(task, signature())
+    check = EngineCheck(task, signature)
 
     def run() -> TaskFailed | None:
         try:
@@ -88,6 +85,29 @@ def tracked(task: str, method: str, args: tuple, signature: Callable[[], Signatu
         return None
     run.__name__ = method
     return {"actions": [run], "uptodate": [check]}
+
+
+class EngineCheck:
+    """doit's ``uptodate`` for a tracked task; ``doit info`` shows its repr: the inputs the engine compares."""
+
+    def __init__(self, task: str, signature: Callable[[], Signature]):
+        self.task = task
+        self.signature = signature
+
+    def __call__(self) -> bool:
+        # No lock here: a no-op build only reads (sqlite WAL readers never block the writer), and writes nothing.
+        # An input that cannot be read (a missing toolchain) makes the task stale: its action reports why.
+        try:
+            return engine().state.is_current(self.task, self.signature())
+        except BuildError:
+            return False
+
+    def __repr__(self) -> str:
+        try:
+            names = ", ".join(sorted(self.signature().components))
+        except BuildError as error:
+            names = f"(cannot be read: {error})"
+        return f"content signature of {self.task} [{names}]; `doit explain {self.task}` says what changed"
 
 
 def _drop_stamps(paths: list[Path]) -> None:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from ..build import NO_SYSROOT
+from ..errors import display_path
 from ..graph import Node, Step
+from ..model.recipe import SOURCE_KEYS
 from .common import inputs, project, tracked
 
 
@@ -23,13 +25,13 @@ def task_fetch():
     yield {"basename": "fetch", "name": None, "doc": task_fetch.__doc__, "uptodate": [True]}
     graph = project().graph
     for name, recipe in graph.sources.items():
-        kind = type(recipe.source).__name__.removesuffix("Source").lower() if recipe.source else "none"
+        kind = next((key for key in SOURCE_KEYS if hasattr(recipe.source, key)), "no")
         same_as = [fetch_name(step.source_from) for step in graph.steps.values()
                    if step.recipe.name == name and step.source_from]
         yield {
             "basename": "fetch",
             "name": name,
-            "doc": f"fetch the {kind} source of {name}",
+            "doc": f"fetch the {kind} source of {name} ({display_path(recipe.path)})",
             "task_dep": sorted(set(same_as)),
             **tracked(fetch_name(name), "fetch", (name,), lambda name=name: inputs().fetch(name)),
         }
@@ -42,7 +44,7 @@ def task_cook():
         yield {
             "basename": "cook",
             "name": str(node),
-            "doc": f"build {node} (template {step.template}, rule {step.rule})",
+            "doc": f"build {node} (template {step.template}, rule {step.rule}; {display_path(step.recipe.path)})",
             "task_dep": cook_dependencies(step),
             **tracked(cook_name(node), "cook", (node,), lambda node=node: inputs().cook(node),
                       lambda node=node: inputs().cook_outputs(node),
