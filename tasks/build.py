@@ -165,7 +165,7 @@ class Builder:
         step = self.project.graph.steps[node]
         deps = [self.stage_dir(dep) for dep in step.build_deps if not dep.host]
         host_deps = [self.stage_dir(dep) for dep in step.build_deps if dep.host]
-        cook(step.recipe, self.cook_paths(node), CookRequest(
+        cook(step.recipe, self.cook_paths(node), remote=self._extract_prebuilt, request=CookRequest(
             cargo=self._cargo(step),
             options=ScriptOptions(target=self.triple(node), offline=self._offline(), jobs=os.cpu_count() or 1),
             dependency_stages=[*deps, self.sysroot] if self.needs_sysroot(node) else deps,
@@ -278,6 +278,22 @@ class Builder:
         kind = ArtifactKind(NO_SYSROOT.get(step.node.recipe, ArtifactKind.USERSPACE))
         spec = self.specs()[SpecKind.KERNEL if kind is ArtifactKind.KERNEL else SpecKind.USERSPACE]
         return target_build(self.toolchain, kind, spec=spec, sysroot=self.sysroot)
+
+    def prebuilt_package(self, name: str) -> Path:
+        """The package file a ``binary`` rule takes, in the prebuilt directory (the package server's layout)."""
+        return self.settings.prebuilt_dir / self.settings.target / f"{name}.pkgar"
+
+    def _extract_prebuilt(self, name: str, stage: Path) -> None:
+        """The stage of a prebuilt package: its pkgar verified against the prebuilt directory's key, extracted."""
+        from .formats import pkgar, pkgkeys
+        archive = self.prebuilt_package(name)
+        key = self.settings.prebuilt_dir / "id_ed25519.pub.toml"
+        for path in (archive, key):
+            if not path.is_file():
+                raise InputError(f"{name} is taken prebuilt (rule \"binary\"), but this file is missing: put the "
+                                 f"package server's {path.relative_to(self.settings.prebuilt_dir)} there, or choose "
+                                 f"another directory with prebuilt=DIR", path=path)
+        pkgar.extract(archive, pkgkeys.load_public_key(key), stage)
 
     def _record(self, step: Step, name: str, depends: list[str], meta: bool) -> PackageRecord:
         from .formats.repo import PackageRecord

@@ -17,7 +17,7 @@ DEFAULT_CONFIG = Path("config/aarch64/desktop.toml")
 DEFAULT_TARGET = "aarch64-unknown-redox"
 MIB = 1 << 20
 # Command-line variables that are plain settings (validated and converted by the model).
-OPTIONS = ("target", "toolchain", "board", "rust_log", "initfs_max_size", "boot_dir", "backups")
+OPTIONS = ("target", "toolchain", "board", "rust_log", "initfs_max_size", "boot_dir", "backups", "prebuilt")
 
 
 def host_triple() -> str:
@@ -54,6 +54,9 @@ class Settings(BaseModel):
     """Where packages carry boot files (bootloader, kernel, initfs): the fork's ``boot``, upstream ``usr/lib/boot``."""
     backups: NonNegativeInt = 2
     """Previous disk images (and qcow2s) kept: ``x.bak``, ``x.bak.1``, …"""
+    prebuilt: Path | None = None
+    """Where packages taken prebuilt (rule ``binary``) come from: a directory laid out like the package server,
+    ``<dir>/<target>/<name>.pkgar`` and ``<dir>/id_ed25519.pub.toml``. Default: ``<build>/prebuilt``."""
 
     @classmethod
     def from_vars(cls, variables: dict[str, str]) -> "Settings":
@@ -79,6 +82,10 @@ class Settings(BaseModel):
             if shared.exists():
                 return shared
         return self.config
+
+    @property
+    def prebuilt_dir(self) -> Path:
+        return self.prebuilt if self.prebuilt is not None else self.build / "prebuilt"
 
     @property
     def recipes_dir(self) -> Path:

@@ -64,6 +64,9 @@ class TaskInputs:
         if step.builds_from_source:
             source = self.builder.cook_source(node)
             components["source"] = self.engine.trees.hash(source).digest if source.is_dir() else NONE
+        elif step.template == "remote":
+            package = self.builder.prebuilt_package(node.recipe)
+            components["prebuilt"] = hash_file(package) if package.is_file() else NONE
         for dep in step.build_deps:
             components[f"dep:cook:{dep}"] = self._output(f"cook:{dep}")
         if self.builder.needs_sysroot(node):

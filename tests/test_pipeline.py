@@ -46,3 +46,31 @@ def test_a_failing_build_is_one_message_with_the_log(tree, doit):
     output = result.stdout + result.stderr
     assert "cook hello: `" in output and "failed with exit status" in output
     assert "full log: " in output and "Traceback" not in output
+
+
+def test_binary_rule_takes_the_package_from_the_prebuilt_directory(tmp_path, doit):
+    root = make_tree(tmp_path / "tree", {"boot": '[source]\ngit = "https://example.org/unreachable.git"\n'
+                                                 '[build]\ntemplate = "custom"\nscript = "false"\n'},
+                     {"c.toml": '[packages]\nboot = "binary"\n'})
+    prebuilt = tmp_path / "server"
+    content = tmp_path / "content"
+    (content / "boot").mkdir(parents=True)
+    (content / "boot/bootloader.efi").write_bytes(b"MZ prebuilt")
+    server_key = pkgkeys.generate()
+    (prebuilt / host_triple()).mkdir(parents=True)
+    pkgkeys.write_key_files(server_key, prebuilt / "id_ed25519.pub.toml", tmp_path / "secret.toml")
+    pkgar.create(content, prebuilt / host_triple() / "boot.pkgar", server_key)
+    args = ("pkg", f"root={root}", "config=config/c.toml", f"target={host_triple()}")
+
+    missing = doit(*args)
+    assert missing.returncode != 0
+    assert f"{root}/build/prebuilt/{host_triple()}/boot.pkgar: boot is taken prebuilt (rule \"binary\")" in \
+        missing.stdout + missing.stderr
+
+    result = doit(*args, f"prebuilt={prebuilt}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    stage = root / "build" / host_triple() / "recipes/boot/stage"
+    assert (stage / "boot/bootloader.efi").read_bytes() == b"MZ prebuilt"
+    ours = pkgkeys.load_public_key(root / "build/cookbook/build/id_ed25519.pub.toml")
+    repackaged = pkgar.open_package(root / "build/cookbook/repo" / host_triple() / "boot.pkgar", ours)
+    assert [entry.path for entry in repackaged.entries] == [b"boot/bootloader.efi"]
