@@ -212,3 +212,11 @@ def test_a_second_build_waits_for_the_lock_and_finds_the_work_done(tree):
     assert build(tree) == set()
     for stamp in (tree / "build").rglob("*.stamp.json"):
         assert verify_stamp(stamp.with_name(stamp.name.removesuffix(".stamp.json")))
+
+
+def test_parallel_build_with_doit_n(tree):
+    # doit -n forks workers after its up-to-date checks: they share the lock its main process took.
+    assert build(tree, "-n", "2", "pkg") == ALL
+    assert build(tree, "-n", "2", "pkg") == set()
+    for stamp in (tree / "build").rglob("*.stamp.json"):
+        assert verify_stamp(stamp.with_name(stamp.name.removesuffix(".stamp.json")))

@@ -9,7 +9,7 @@ from pathlib import Path
 from doit import get_var
 from doit.exceptions import InvalidCommand, InvalidDodoFile, TaskFailed
 
-from ..errors import BuildError, display_path
+from ..errors import BuildError, LockError, display_path
 from ..build import Builder
 from ..engine import Engine, Signature, StampContext, stamp_path
 from ..signatures import TaskInputs
@@ -87,6 +87,17 @@ def tracked(task: str, method: str, args: tuple, signature: Callable[[], Signatu
     return {"actions": [run], "uptodate": [check]}
 
 
+def _lock_early() -> None:
+    """Take the build lock, if free, as soon as a task turns out stale. A no-op build only reads (SQLite WAL
+    readers never block the writer) and so writes nothing; a build that will run holds the lock in doit's main
+    process, where these checks run, before ``doit -n`` forks its workers: they inherit it instead of queueing
+    behind each other. Held by another build: the action waits for it (and says so)."""
+    try:
+        engine().ensure_started(wait=False)
+    except LockError:
+        pass
+
+
 class EngineCheck:
     """doit's ``uptodate`` for a tracked task; ``doit info`` shows its repr: the inputs the engine compares."""
 
@@ -95,12 +106,14 @@ class EngineCheck:
         self.signature = signature
 
     def __call__(self) -> bool:
-        # No lock here: a no-op build only reads (sqlite WAL readers never block the writer), and writes nothing.
         # An input that cannot be read (a missing toolchain) makes the task stale: its action reports why.
         try:
-            return engine().state.is_current(self.task, self.signature())
+            current = engine().state.is_current(self.task, self.signature())
         except BuildError:
-            return False
+            current = False
+        if not current:
+            _lock_early()
+        return current
 
     def __repr__(self) -> str:
         try:
