@@ -118,6 +118,8 @@ class StateStore:
         self.path = Path(path)
         self._connection: sqlite3.Connection | None = None
         self._pid = 0
+        self._rows: dict[str, tuple[str, str, str]] | None = None
+        self._rows_version = -1
 
     def get(self, task: str) -> Record | None:
         row = self._db().execute("SELECT task, signature, components, output_hash, outputs, time FROM records "
@@ -129,9 +131,9 @@ class StateStore:
 
     def is_current(self, task: str, signature: Signature) -> bool:
         """Recorded with this signature, and every recorded output still exists."""
-        row = self._db().execute("SELECT signature, outputs FROM records WHERE task = ?", (task,)).fetchone()
+        row = self._all().get(task)
         return (row is not None and row[0] == signature.digest
-                and all(os.path.lexists(output) for output in json.loads(row[1])))
+                and all(os.path.lexists(output) for output in json.loads(row[2])))
 
     def explain(self, task: str, signature: Signature) -> list[Change]:
         """Why ``task`` is stale against ``signature``; empty when it is current."""
@@ -149,14 +151,15 @@ class StateStore:
         return sorted(changes, key=lambda change: change.component)
 
     def output_hash(self, task: str) -> str | None:
-        row = self._db().execute("SELECT output_hash FROM records WHERE task = ?", (task,)).fetchone()
-        return None if row is None else row[0]
+        row = self._all().get(task)
+        return None if row is None else row[1]
 
     def record(self, task: str, signature: Signature, output_hash: str,
                outputs: Iterable[str | os.PathLike[str]]) -> Record:
         """Store a finished task, in one transaction of its own."""
         record = Record(task, signature.digest, dict(signature.components), output_hash,
                         tuple(str(output) for output in outputs), time.time())
+        self._rows = None
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)",
                        (record.task, record.signature, canonical_json(record.components), record.output_hash,
@@ -164,11 +167,25 @@ class StateStore:
         return record
 
     def forget(self, task: str) -> None:
+        self._rows = None
         with self._transaction() as db:
             db.execute("DELETE FROM records WHERE task = ?", (task,))
 
     def tasks(self) -> list[str]:
         return [row[0] for row in self._db().execute("SELECT task FROM records ORDER BY task")]
+
+    def _all(self) -> dict[str, tuple[str, str, str]]:
+        """task → (signature, output hash, outputs) of every record, read in one query and kept until a connection
+        commits: ``PRAGMA data_version`` changes when another connection (a ``doit -n`` worker, another build)
+        committed, and this connection's own writes drop the copy. A no-op check of thousands of tasks thus costs
+        one query, and a worker's record is still seen at once."""
+        db = self._db()
+        version = db.execute("PRAGMA data_version").fetchone()[0]
+        if self._rows is None or version != self._rows_version:
+            self._rows = {task: (signature, output_hash, outputs) for task, signature, output_hash, outputs
+                          in db.execute("SELECT task, signature, output_hash, outputs FROM records")}
+            self._rows_version = version
+        return self._rows
 
     def close(self) -> None:
         if self._connection is not None and self._pid == os.getpid():
@@ -190,6 +207,7 @@ class StateStore:
         """The connection of this process (a forked ``doit -n`` worker opens its own: SQLite forbids sharing)."""
         if self._connection is None or self._pid != os.getpid():
             self._connection, self._pid = self._open(), os.getpid()
+            self._rows = None
         return self._connection
 
     def _open(self) -> sqlite3.Connection:
