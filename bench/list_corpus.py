@@ -47,10 +47,13 @@ def make_tree(work: Path) -> tuple[Path, int]:
         index = RecipeIndex(CORPUS / "recipes")
         graph = GraphBuilder(index, load_config(config).rule, strict=False).build(
             [(name, Origin(config, name)) for name in buildable if name not in ignored])
-        culprits = {problem.path.parent.name for problem in graph.problems if problem.path is not None}
-        if not culprits:
+        if not graph.problems:
             return work, len(buildable) - len(ignored)
-        ignored |= culprits
+        # A failing recipe, and every recipe that needs it (through a host: build, say), is left out.
+        failed = {problem.path.parent.name for problem in graph.problems if problem.path is not None}
+        needing = {step.node.recipe for step in graph.steps.values()
+                   if any(dep.recipe in failed for dep in (*step.build_deps, *step.runtime_deps))}
+        ignored |= failed | needing
 
 
 def scandir_walk(root: Path) -> int:

@@ -314,8 +314,7 @@ class Builder:
 
     def same_as(self, name: str) -> str | None:
         """The recipe whose source ``name`` uses (``same_as``), if any."""
-        steps = [step for step in self.project.graph.steps.values() if step.recipe.name == name]
-        return steps[0].source_from if steps else None
+        return self.project.graph.same_as.get(name)
 
     def _offline(self) -> bool:
         return os.environ.get("COOKBOOK_OFFLINE", "") not in ("", "0", "false")

@@ -5,6 +5,7 @@ Every error a user can cause is a :class:`BuildError`: it renders as a single li
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -12,10 +13,19 @@ from pathlib import Path
 def display_path(path: str | os.PathLike[str]) -> str:
     """A path as the user would type it: relative to the working directory when below it."""
     path = Path(path)
+    if not path.is_absolute():
+        return str(path)
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(path.relative_to(_resolved(os.getcwd())))
     except ValueError:
         return str(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved(directory: str) -> Path:
+    # Paths from the settings are resolved once; resolving every shown path costs a realpath walk each (thousands
+    # of task docs), so only the working directory is resolved.
+    return Path(directory).resolve()
 
 
 class BuildError(Exception):

@@ -63,6 +63,8 @@ class Graph:
     """Every recipe to build, in dependency order (dependencies first)."""
     sources: dict[str, Recipe]
     """Every recipe whose source is fetched: the steps' own, plus ``same_as`` targets."""
+    same_as: dict[str, str] = field(default_factory=dict)
+    """Recipe → the recipe whose source it uses (``same_as``), for every such recipe in :attr:`sources`."""
     problems: list[BuildError] = field(default_factory=list)
 
     def image_steps(self) -> list[Step]:
@@ -87,6 +89,7 @@ class GraphBuilder:
         self.strict = strict
         self.steps: dict[Node, Step] = {}
         self.sources: dict[str, Recipe] = {}
+        self.same_as: dict[str, str] = {}
         self.problems: list[BuildError] = []
         self.failed: set[Node] = set()
 
@@ -113,7 +116,7 @@ class GraphBuilder:
             step.in_image = step.in_image or in_image
             queue.extend((dep_ref, dep_origin, in_image) for dep_ref, dep_origin in self._runtime_dep_refs(step, ref))
         ordered = self._ordered()
-        return Graph(ordered, self.sources, self.problems)
+        return Graph(ordered, self.sources, self.same_as, self.problems)
 
     # --- visiting one node -------------------------------------------------------------------------------------
 
@@ -153,6 +156,7 @@ class GraphBuilder:
                 return
             if step.source_from is None:
                 step.source_from = name
+            self.same_as[recipe.name] = name
             if name in seen:
                 self._fail(step.node, GraphError(f"same_as cycle: {' -> '.join([*seen, name])}",
                                                  path=recipe.path, key="source.same_as"))

@@ -22,8 +22,10 @@ class Project:
         if not settings.config_file.is_file():
             raise InputError("config file not found (choose one with config=PATH)", path=settings.config_file)
         config = load_config(settings.config_file)
-        index = RecipeIndex(settings.recipes_dir)
-        return cls(settings, config, index, graph_for_config(index, config))
+        index = RecipeIndex(settings.recipes_dir, cache=settings.build / "cache" / "recipes.pickle")
+        graph = graph_for_config(index, config)
+        index.cache.save()
+        return cls(settings, config, index, graph)
 
     @property
     def warnings(self) -> list[str]:

@@ -5,16 +5,18 @@ import os
 from pathlib import Path
 
 from ..errors import GraphError, display_path
-from .recipe import RECIPE_FILE, Recipe, load_recipe
+from .parsecache import RecipeCache
+from .recipe import RECIPE_FILE, Recipe
 
 
 class RecipeIndex:
     """Name → recipe directory for one tree, loading recipes on demand (each file is parsed once)."""
 
-    def __init__(self, recipes_dir: Path):
+    def __init__(self, recipes_dir: Path, cache: Path | None = None):
         self.recipes_dir = recipes_dir
         self.dirs, self.warnings = discover(recipes_dir)
         self._loaded: dict[str, Recipe] = {}
+        self.cache = RecipeCache(cache)
 
     def __contains__(self, name: str) -> bool:
         return name in self.dirs
@@ -28,7 +30,7 @@ class RecipeIndex:
             directory = self.dirs.get(name)
             if directory is None:
                 raise GraphError(f"no recipe named {name!r} under {display_path(self.recipes_dir)}")
-            recipe = self._loaded[name] = load_recipe(directory)
+            recipe = self._loaded[name] = self.cache.load(directory)
         return recipe
 
     def name_of_dir(self, directory: Path) -> str | None:

@@ -26,13 +26,11 @@ def task_fetch():
     graph = project().graph
     for name, recipe in graph.sources.items():
         kind = next((key for key in SOURCE_KEYS if hasattr(recipe.source, key)), "no")
-        same_as = [fetch_name(step.source_from) for step in graph.steps.values()
-                   if step.recipe.name == name and step.source_from]
         yield {
             "basename": "fetch",
             "name": name,
             "doc": f"fetch the {kind} source of {name} ({display_path(recipe.path)})",
-            "task_dep": sorted(set(same_as)),
+            "task_dep": [fetch_name(graph.same_as[name])] if name in graph.same_as else [],
             **tracked(fetch_name(name), "fetch", (name,), lambda name=name: inputs().fetch(name)),
         }
 
