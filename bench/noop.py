@@ -88,11 +88,12 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
         names = generate(root, args.recipes, args.files)
         ninja_file(root, names)
-        print(f"first build of {args.recipes} recipes (once)...", flush=True)
-        start = time.perf_counter()
-        subprocess.run(doit, cwd=PROJECT, check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["ninja", "-C", str(root)], check=True, stdout=subprocess.DEVNULL)
-        print(f"  took {time.perf_counter() - start:.0f} s")
+    # Bring both up to date first (the whole graph the first time; after an edit of the build system's code,
+    # whatever that code builds).
+    start = time.perf_counter()
+    subprocess.run(doit, cwd=PROJECT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["ninja", "-C", str(root)], check=True, stdout=subprocess.DEVNULL)
+    print(f"bringing {args.recipes} recipes up to date took {time.perf_counter() - start:.0f} s", flush=True)
     candidates = {
         "ours: doit pkg (no-op)": lambda: _check_noop(subprocess.run(doit, cwd=PROJECT, capture_output=True,
                                                                        text=True)),
