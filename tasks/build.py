@@ -234,8 +234,11 @@ class Builder:
         stamp = self.build_stamp()
         tree = assemble_tree(self.arch_dir / "initfs", layout, self._initfs_binaries(layout), manifest=stamp,
                              rust_log=self.settings.rust_log, strip=self._strip_tool(), log=self.log("initfs"))
-        write_initfs(tree.root, self.initfs_image, bootstrap=bootstrap, max_size=int(self.settings.initfs_max_size),
-                     mtime=self._source_date_epoch())
+        if self.settings.initfs_archiver is None:
+            write_initfs(tree.root, self.initfs_image, bootstrap=bootstrap,
+                         max_size=int(self.settings.initfs_max_size), mtime=self._source_date_epoch())
+        else:
+            self._archive_with_tool(tree.root, bootstrap)
         stage = self.arch_dir / "initfs-package"
         shutil.rmtree(stage, ignore_errors=True)
         (stage / self.settings.boot_dir).mkdir(parents=True)
@@ -243,6 +246,21 @@ class Builder:
         os.chmod(stage / self.settings.boot_dir / "initfs", 0o644)  # packaged modes must not depend on the umask
         record = PackageRecord(name=INITFS_PACKAGE, version=stamp.label, target=self.settings.target)
         publish(self.repo, record, stage, pkgkeys.ensure_keys(self.cookbook / "build"))
+
+    def _archive_with_tool(self, tree: Path, bootstrap: Path) -> None:
+        """The fork's own ``redox-initfs-ar`` instead of ours: same layout, its own header time. Its output is read
+        back before it replaces the previous initfs, so a tool that writes another revision of the format (or no
+        bootstrap entry) is refused here rather than at boot."""
+        from .formats.initfs import read_initfs
+        partial = self.initfs_image.with_name(self.initfs_image.name + ".tool.partial")
+        partial.unlink(missing_ok=True)
+        run([self.settings.initfs_archiver, "--max-size", str(int(self.settings.initfs_max_size)), tree, bootstrap,
+             "-o", partial], log=self.log("initfs"))
+        image = read_initfs(partial)
+        if not image.header.has_bootstrap or image.header.bootstrap_entry == 0:
+            raise InputError("the initfs has no bootstrap entry point: the kernel would jump to it and crash",
+                             path=partial, key="bootstrap_entry")
+        os.replace(partial, self.initfs_image)
 
     def image(self) -> None:
         """``build/<arch>/<config>.img`` from the local repository with the pinned installer; the last one kept."""
@@ -349,7 +367,7 @@ class Builder:
     def _git(self, *args: str) -> str | None:
         """Output of a git command in the tree; None when the tree is not a git work tree."""
         try:
-            return run(["git", "-C", self.settings.root, *args], capture=True).strip()
+            return run(["git", "--no-optional-locks", "-C", self.settings.root, *args], capture=True).strip()
         except CommandError:
             return None
 

@@ -17,7 +17,8 @@ DEFAULT_CONFIG = Path("config/aarch64/desktop.toml")
 DEFAULT_TARGET = "aarch64-unknown-redox"
 MIB = 1 << 20
 # Command-line variables that are plain settings (validated and converted by the model).
-OPTIONS = ("target", "toolchain", "board", "rust_log", "initfs_max_size", "boot_dir", "backups", "prebuilt")
+OPTIONS = ("target", "toolchain", "board", "rust_log", "initfs_max_size", "boot_dir", "backups", "prebuilt",
+           "initfs_archiver")
 
 
 def host_triple() -> str:
@@ -54,6 +55,8 @@ class Settings(BaseModel):
     """Where packages carry boot files (bootloader, kernel, initfs): the fork's ``boot``, upstream ``usr/lib/boot``."""
     backups: NonNegativeInt = 2
     """Previous disk images (and qcow2s) kept: ``x.bak``, ``x.bak.1``, …"""
+    initfs_archiver: Path | None = None
+    """The fork's ``redox-initfs-ar`` (a path) to pack the initfs instead of the built-in writer."""
     prebuilt: Path | None = None
     """Where packages taken prebuilt (rule ``binary``) come from: a directory laid out like the package server,
     ``<dir>/<target>/<name>.pkgar`` and ``<dir>/id_ed25519.pub.toml``. Default: ``<build>/prebuilt``."""

@@ -104,6 +104,7 @@ class TaskInputs:
                                      if path.is_file()]),
             "settings": hash_value([settings.target, settings.board, settings.rust_log, settings.initfs_max_size,
                                     settings.boot_dir, settings.toolchain]),
+            "archiver": hash_file(settings.initfs_archiver) if settings.initfs_archiver else "built-in",
             "stamp": hash_value(self.builder.build_stamp().model_dump()),
             "toolchain": self.builder.fingerprint(),  # its strip
             "key": self.key_hash,

@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -211,3 +212,42 @@ def test_one_changed_demo_file_rebuilds_its_package_the_image_and_the_qcow2_only
 def ran(result) -> set[str]:
     assert result.returncode == 0, result.stdout + result.stderr
     return {line[3:] for line in result.stdout.splitlines() if line.startswith(".  ")}
+
+
+ARCHIVER = '''#!{python}
+# Stands in for the fork's redox-initfs-ar, which is not published anywhere this machine can reach: the same command
+# line (clap: [--max-size BYTES] SOURCE [BOOTSTRAP] -o OUTPUT), the same format, written by our writer.
+import argparse, sys
+sys.path.insert(0, {project!r})
+from pathlib import Path
+from tasks.formats.initfs import write_initfs
+parser = argparse.ArgumentParser()
+parser.add_argument("--max-size", type=int, default=64 << 20)
+parser.add_argument("source")
+parser.add_argument("bootstrap", nargs="?")
+parser.add_argument("-o", "--output", required=True)
+args = parser.parse_args()
+bootstrap = None if {drop_bootstrap} else args.bootstrap
+write_initfs(Path(args.source), Path(args.output), bootstrap=bootstrap and Path(bootstrap), max_size=args.max_size,
+             allow_missing_bootstrap=True, mtime=0)
+'''
+
+
+def test_the_initfs_can_be_packed_by_the_forks_own_archiver(tmp_path):
+    tree = tmp_path / "demo"
+    shutil.copytree(DEMO, tree, ignore=shutil.ignore_patterns("build"))
+    tools = {}
+    for name, drop in (("good", False), ("broken", True)):
+        tools[name] = tmp_path / f"redox-initfs-ar-{name}"
+        tools[name].write_text(ARCHIVER.format(python=sys.executable, project=str(PROJECT_DIR), drop_bootstrap=drop))
+        tools[name].chmod(0o755)
+    args = ("initfs", f"root={tree}", "config=config/aarch64/demo.toml", "toolchain=host")
+    good = run_doit(*args, f"initfs_archiver={tools['good']}")
+    assert good.returncode == 0, good.stdout + good.stderr
+    image = read_initfs(tree / "build/aarch64/initfs.img")
+    assert image.header.has_bootstrap and image.header.creation_sec == 0  # written by the tool
+    before = (tree / "build/aarch64/initfs.img").read_bytes()
+    broken = run_doit(*args, f"initfs_archiver={tools['broken']}")
+    assert broken.returncode != 0
+    assert "bootstrap_entry: the initfs has no bootstrap entry point" in broken.stdout + broken.stderr
+    assert (tree / "build/aarch64/initfs.img").read_bytes() == before  # the previous initfs is kept

@@ -402,7 +402,9 @@ def run_git(root: bytes, *args: str) -> bytes:
     Not tasks.process.run: the output is NUL-separated raw bytes (paths need not be UTF-8), and this call sits on the
     no-op path, where the per-call overhead of ``sh`` matters.
     """
-    result = subprocess.run(["git", "-C", os.fsdecode(root), *args], capture_output=True,
+    # --no-optional-locks: `git status` would otherwise refresh the index under index.lock, and a build checking a
+    # source tree must never make the user's own git command in that tree fail.
+    result = subprocess.run(["git", "--no-optional-locks", "-C", os.fsdecode(root), *args], capture_output=True,
                             env=child_env(unset=_GIT_ENV_UNSET))
     if result.returncode != 0:
         reason = result.stderr.decode(errors="replace").strip()
