@@ -262,6 +262,36 @@ class Builder:
                              path=partial, key="bootstrap_entry")
         os.replace(partial, self.initfs_image)
 
+    # --- host tools ---------------------------------------------------------------------------------------------
+
+    HOST_TOOLS = ("redox_installer", "redoxfs")
+
+    def host_tool_source(self, name: str) -> Path | None:
+        """The tree's own source of a host tool (its recipe's ``source/``, when the recipe is in the graph and the
+        source has been fetched); None: the pinned release from crates.io."""
+        step = self.project.graph.steps.get(Node(name))
+        source = self.cook_source(Node(name)) if step is not None else None
+        return source if source is not None and (source / "Cargo.toml").is_file() else None
+
+    def host_tool_bins(self) -> list[Path]:
+        from . import hosttools
+        bins = []
+        for name in self.HOST_TOOLS:
+            directory = self.build / "host" / name / "bin" if self.host_tool_source(name) else \
+                hosttools.install_root(name) / "bin"
+            bins += [directory / binary for binary in hosttools.PINNED[name].binaries]
+        return bins
+
+    def host_tools(self) -> None:
+        """The installer and redoxfs for this machine: built from the tree's source when it has it, else the pinned
+        releases (cached per user)."""
+        from . import hosttools
+        for name in self.HOST_TOOLS:
+            if (source := self.host_tool_source(name)) is not None:
+                hosttools.install_from_source(name, source, self.build)
+            else:
+                hosttools.ensure(name, self.build)
+
     def image(self) -> None:
         """``build/<arch>/<config>.img`` from the local repository with the pinned installer; the last one kept."""
         from .installer import ImageRequest, build_image

@@ -70,6 +70,18 @@ def ensure(name: str, build_dir: Path, log: Path | None = None) -> Path:
     return root / "bin"
 
 
+def install_from_source(name: str, source: Path, build_dir: Path) -> Path:
+    """``cargo install --path`` of a tree's own source of a tool (as upstream's fstools do for redoxfs) into
+    ``<build>/host/<name>``; returns the directory holding its binaries. Cargo rebuilds only what changed."""
+    root = build_dir / "host" / name
+    try:
+        run(["cargo", "install", "--locked", "--force", "--path", source, "--root", root,
+             "--target-dir", build_dir / "host" / f"{name}-target"], log=build_dir / "logs" / f"host-{name}.log")
+    except CommandError as error:
+        raise CommandError(f"cannot build host tool {name} from {source}: {error.reason}") from None
+    return root / "bin"
+
+
 def _install(name: str, tool: HostTool, root: Path, build_dir: Path, log: Path | None) -> None:
     if not is_installed(tool, root):
         argv = ["cargo", "install", "--locked", "--root", root, "--version", tool.version, tool.crate]

@@ -29,6 +29,7 @@ IMPLEMENTATION = {
     "initfs": ("formats.initfs", "initfs_tree", "formats.pkgar", "formats.repo", "build"),
     "image": ("installer", "formats.gpt", "formats.redoxfs", "backups", "hosttools", "build"),
     "qcow2": ("qcow2_image", "backups", "build"),
+    "host-tools": ("hosttools", "build"),
 }
 INITFS_TEMPLATES = PROJECT_DIR / "tasks" / "templates" / "initfs"
 
@@ -118,11 +119,21 @@ class TaskInputs:
         return Signature({
             **packages,
             "dep:initfs": self._output("initfs"),
+            "dep:host-tools": self._output("host-tools"),
             "config": hash_value([[str(path), hash_file(path)] for path in self.builder.project.config.sources]),
             "settings": hash_value([settings.target, settings.boot_dir]),
             "key": self.key_hash,
             "code": self._code("image"),
         })
+
+    def host_tools(self) -> Signature:
+        from .hosttools import PINNED
+        components = {"code": self._code("host-tools")}
+        for name in self.builder.HOST_TOOLS:
+            source = self.builder.host_tool_source(name)
+            components[name] = self.engine.trees.hash(source).digest if source else \
+                f"{PINNED[name].crate} {PINNED[name].version}"
+        return Signature(components)
 
     def qcow2(self) -> Signature:
         return Signature({"dep:image": self._output("image"), "code": self._code("qcow2")})

@@ -74,3 +74,24 @@ def test_binary_rule_takes_the_package_from_the_prebuilt_directory(tmp_path, doi
     ours = pkgkeys.load_public_key(root / "build/cookbook/build/id_ed25519.pub.toml")
     repackaged = pkgar.open_package(root / "build/cookbook/repo" / host_triple() / "boot.pkgar", ours)
     assert [entry.path for entry in repackaged.entries] == [b"boot/bootloader.efi"]
+
+
+def test_host_tools_come_from_the_trees_own_source_when_it_has_one(tmp_path, doit):
+    # A stand-in redoxfs crate (the real one takes minutes to build): the point is cargo install --path of the
+    # tree's source, rebuilt when that source changes and not otherwise.
+    root = make_tree(tmp_path / "tree", {"redoxfs": '[build]\ntemplate = "cargo"\n'},
+                     {"c.toml": '[packages]\nredoxfs = {}\n'})
+    source = root / "recipes/redoxfs/source"
+    (source / "src/bin").mkdir(parents=True)
+    (source / "Cargo.toml").write_text('[package]\nname = "redoxfs"\nversion = "0.0.1"\nedition = "2021"\n')
+    for binary in ("redoxfs", "redoxfs-ar", "redoxfs-mkfs"):
+        (source / f"src/bin/{binary}.rs").write_text(f'fn main() {{ println!("{binary} from the tree"); }}\n')
+    args = ("host-tools", f"root={root}", "config=config/c.toml", f"target={host_triple()}")
+    first = doit(*args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    tool = root / "build/host/redoxfs/bin/redoxfs-ar"
+    assert subprocess.run([tool], capture_output=True, text=True).stdout == "redoxfs-ar from the tree\n"
+    assert ".  host-tools" not in doit(*args).stdout
+    (source / "src/bin/redoxfs-ar.rs").write_text('fn main() { println!("changed"); }\n')
+    assert ".  host-tools" in doit(*args).stdout
+    assert subprocess.run([tool], capture_output=True, text=True).stdout == "changed\n"

@@ -47,9 +47,16 @@ def task_initfs():
 def task_image():
     """Assemble the disk image from the config with the upstream installer (no FUSE)"""
     packages = [pkg_name(step.node.recipe) for step in project().graph.image_steps() if not step.node.host]
-    return {"task_dep": ["initfs", *packages],
+    return {"task_dep": ["initfs", "host-tools", *packages],
             **tracked("image", "image", (), lambda: inputs().image(), lambda: [builder().disk_image],
                       lambda: inputs().stamp_context([]))}
+
+
+def task_host_tools():
+    """Build the host tools the image needs: redox_installer and redoxfs (the tree's source, else pinned releases)"""
+    return {"basename": "host-tools",
+            **tracked("host-tools", "host_tools", (), lambda: inputs().host_tools(),
+                      lambda: builder().host_tool_bins())}
 
 
 def task_qcow2():
