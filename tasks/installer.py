@@ -16,7 +16,7 @@ from . import hosttools
 from .backups import install_with_backups
 from .errors import CommandError, FormatError, InputError
 from .formats import gpt, redoxfs
-from .formats.atomic import partial_path
+from .atomic import partial_path
 from .process import child_env, run
 from .settings import DEFAULT_TARGET
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .backups import install_with_backups
 from .errors import FormatError
-from .formats.atomic import partial_path
+from .atomic import partial_path
 from .process import run
 
 

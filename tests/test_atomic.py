@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.formats.atomic import atomic_output, write_atomically
+from tasks.atomic import atomic_output, write_atomically
 
 
 def test_write_replaces_the_file_with_the_requested_mode(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import write_text_if_changed
+from ..atomic import write_text_if_changed
 from ..hashing import hash_file, hash_value
 from ..process import run
 from ..model.recipe import GitSource, PathSource, Recipe, SameAsSource, TarSource

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import CommandError, GraphError
 from ..hashing import hash_bytes, hash_text, hash_value
-from .outputs import atomic_write_bytes, fresh_partial, move_into_place, remove_path
+from ..atomic import fresh_partial, move_into_place, remove_path, write_atomically
 from .stamp import Stamp, StampContext, build_time, collect_revisions, read_stamp, stamp_json, stamp_path
 from .state import Signature, StateStore
 from .treehash import hash_directory, kind_of, read_hash
@@ -91,7 +91,7 @@ class Publisher:
             staging.discard()
             raise
         journal = self.journal_dir / f"{hash_text(task)}.json"
-        atomic_write_bytes(journal, json.dumps(entry).encode())
+        write_atomically(journal, json.dumps(entry).encode())
         self._finish(journal, entry, recovering=False)
 
     def recover(self) -> list[str]:
@@ -115,7 +115,7 @@ class Publisher:
             raise
         entry["moves"] = [move for move in entry["moves"] if move[0] != move[1]]  # adopted outputs stay put
         journal = self.journal_dir / f"{hash_text(task)}.json"
-        atomic_write_bytes(journal, json.dumps(entry).encode())
+        write_atomically(journal, json.dumps(entry).encode())
         self._finish(journal, entry, recovering=False)
 
     def _journal_entry(self, task: str, signature: Signature, staging: Staging,

@@ -37,7 +37,7 @@ from pathlib import Path
 from ..errors import CommandError, InputError
 from ..hashing import CHUNK, hash_bytes, hash_value, new_hasher
 from ..process import child_env
-from .outputs import atomic_write_bytes
+from ..atomic import write_atomically
 
 KIND_FILE, KIND_EXEC, KIND_LINK = b"f", b"x", b"l"
 Manifest = dict[bytes, tuple[bytes, str]]  # relative path -> (kind, content hash)
@@ -205,7 +205,7 @@ class _TreeCache:
 
     def save(self) -> None:
         if self.changed:
-            atomic_write_bytes(self.path, marshal.dumps((self.stats, self.walk_digest, self.git_digests)))
+            write_atomically(self.path, marshal.dumps((self.stats, self.walk_digest, self.git_digests)))
             self.changed = False
 
     def replace_stats(self, stats: dict[bytes, StatEntry]) -> None:
@@ -388,7 +388,7 @@ class _BlobCache:
             return cls(path, {})
 
     def save(self) -> None:
-        atomic_write_bytes(self.path, marshal.dumps(self.hashes))
+        write_atomically(self.path, marshal.dumps(self.hashes))
 
 
 def is_git_tree(root: bytes) -> bool:

@@ -31,7 +31,7 @@ from typing import BinaryIO, NoReturn
 
 from ..errors import FormatError, InputError
 from ..hashing import hash_bytes
-from .atomic import atomic_output
+from ..atomic import atomic_output
 
 MAGIC = b"RedoxFtw"
 PAGE_SIZE = 4096

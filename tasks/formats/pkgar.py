@@ -25,7 +25,7 @@ import nacl.exceptions
 import nacl.signing
 
 from ..errors import FormatError, InputError
-from .atomic import atomic_output
+from ..atomic import atomic_output
 from .pkgkeys import KeyPair
 
 HEADER_SIZE = 136

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import FormatError, InputError
 from . import pkgar
-from .atomic import write_atomically
+from ..atomic import write_atomically
 from .pkgkeys import KeyPair
 
 INDEX_FILE = "repo.toml"

@@ -16,7 +16,7 @@ import tomlkit
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ..errors import InputError
-from ..files import write_text_if_changed
+from ..atomic import write_text_if_changed
 
 TABLE = "tool.redox.toolchain"
 TOOLCHAIN_FILE = "rust-toolchain.toml"

@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import write_text_if_changed
+from ..atomic import write_text_if_changed
 from ..templating import render
 
 

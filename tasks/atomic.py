@@ -1,4 +1,4 @@
-"""Atomic artifacts: build into ``<path>.partial``, rename into place only on success.
+"""The one way to write outputs: build into ``<path>.partial``, rename into place only on success.
 
 A failure (an exception, or ``kill -9``) leaves the previous artifact untouched: the half-written ``.partial`` is
 never at the artifact's path, and a leftover one from a killed run is removed before the next attempt.
@@ -13,8 +13,9 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
-from ..errors import CommandError
+from .errors import CommandError
 
 PARTIAL_SUFFIX = ".partial"
 _RENAME_EXCHANGE = 2
@@ -33,19 +34,43 @@ def remove_path(path: Path) -> None:
         path.unlink()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a small file (cache, journal, stamp) through a uniquely named temporary file and a rename.
+def write_atomically(path: Path, data: bytes | str, mode: int = 0o644) -> None:
+    """Write a small file (key, cache, journal, stamp, index) through a uniquely named temporary file and a rename.
 
-    The temporary name is unique so that two processes refreshing the same cache never write into one file.
+    The temporary name is unique so that two processes refreshing the same file never write into one another's.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=PARTIAL_SUFFIX)
     try:
         with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
+            stream.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(temporary, mode)  # mkstemp creates 0600
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_text_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
+    """Write ``text`` to ``path`` unless it already holds exactly that (its mtime then stays). True if written."""
+    if path.is_file() and path.read_text() == text:
+        return False
+    write_atomically(path, text, mode)
+    return True
+
+
+@contextmanager
+def atomic_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A seekable binary stream that becomes ``path`` (with permissions ``mode``) when the block succeeds."""
+    partial = fresh_partial(path, directory=False)
+    descriptor = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(descriptor, "w+b") as stream:
+            yield stream
+        os.chmod(partial, mode)  # os.open's mode is filtered by the umask
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
         raise
 
 
@@ -72,21 +97,10 @@ def move_into_place(partial: Path, final: Path) -> None:
 
 
 @contextmanager
-def atomic_file(path: Path) -> Iterator[Path]:
-    """Yield ``<path>.partial`` to write; on success it becomes ``path``, on failure it is removed."""
-    partial = fresh_partial(path, directory=False)
-    try:
-        yield partial
-    except BaseException:
-        remove_path(partial)
-        raise
-    move_into_place(partial, path)
-
-
-@contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """Yield an empty ``<path>.partial/`` to fill; on success it replaces ``path``, on failure it is removed."""
-    partial = fresh_partial(path, directory=True)
+def atomic_path(path: Path, *, directory: bool = False) -> Iterator[Path]:
+    """Yield ``<path>.partial`` to write (an empty directory to fill, with ``directory``); on success it replaces
+    ``path``, on failure it is removed."""
+    partial = fresh_partial(path, directory=directory)
     try:
         yield partial
     except BaseException:
