@@ -190,3 +190,14 @@ def _cpio_newc(entries: list[tuple[str, int, bytes, tuple[int, int]]]) -> bytes:
         record(inode, name, mode, data, rdev)
     record(0, "TRAILER!!!", 0, b"", (0, 0))
     return bytes(out)
+
+
+def type_at_the_prompt_then_detach(terminal) -> None:
+    """In an attached ``boot`` terminal (pexpect): reach the shell, run a command, detach with Ctrl-]."""
+    terminal.send("\r")
+    terminal.expect("root:~# ")
+    terminal.send("echo typed-$((6 * 7))\r")
+    terminal.expect("typed-42")
+    terminal.expect("root:~# ")
+    terminal.send("\x1d")
+    terminal.expect("detached from session default")

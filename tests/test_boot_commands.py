@@ -21,8 +21,8 @@ from tasks.qemu import SessionSettings, stop_session
 from tasks.qemu.command import PFLASH_SIZE, QEMU
 from tasks.qemu.session import SessionLock, SessionPaths, qemu_alive, read_record
 from tasks.settings import PROJECT_DIR, Settings, host_triple
-from tests.qemu_guest import build_guest
-from tests.trees import make_tree
+from tests.qemu_guest import build_guest, type_at_the_prompt_then_detach
+from tests.trees import make_tree, sparse_file
 
 GOLDEN_REDOX = (
     "qemu-system-aarch64 -M virt -accel tcg -cpu max -smp 4 -m 2G"
@@ -39,14 +39,6 @@ GOLDEN_REDOX = (
     " -qmp unix:{tmp}/build/run/default/qmp.sock,server=on,wait=off -monitor none"
     " -d guest_errors -device virtio-rng-pci,id=rng0"
 )
-
-
-def sparse_file(path: Path, size: int, head: bytes = b"") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as stream:
-        stream.write(head)
-        stream.truncate(size)
-    return path
 
 
 def gpt_head() -> bytes:
@@ -187,13 +179,7 @@ def test_boot_attaches_this_terminal_to_the_session(live):
     try:
         terminal.expect(f"reusing session default: QEMU pid {read_record(live.paths).qemu_pid}")
         terminal.expect("Ctrl-] detaches")
-        terminal.send("\r")
-        terminal.expect("root:~# ")
-        terminal.send("echo typed-$((6 * 7))\r")
-        terminal.expect("typed-42")
-        terminal.expect("root:~# ")
-        terminal.send("\x1d")
-        terminal.expect("detached from session default")
+        type_at_the_prompt_then_detach(terminal)
         terminal.expect(pexpect.EOF)
     finally:
         terminal.close(force=True)

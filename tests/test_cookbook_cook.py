@@ -8,9 +8,17 @@ from pathlib import Path
 
 import blake3
 import pytest
+from cookbook_fixtures import (
+    bare_repository,
+    cook_paths,
+    copy_fixtures,
+    host_request,
+    http_server,
+    make_tarball,
+    source_paths,
+    write_recipe,
+)
 
-from cookbook_fixtures import (bare_repository, copy_fixtures, cook_paths, host_request, http_server, make_tarball,
-                               source_paths, write_recipe)
 from tasks.cookbook import cook, fetch
 from tasks.errors import BuildError, CommandError
 from tasks.model.recipe import load_recipe
@@ -163,6 +171,7 @@ mkdir -p "$COOKBOOK_STAGE/usr/bin" && echo binary > "$COOKBOOK_STAGE/usr/bin/kib
 
 def test_cranelift_aarch64_cook_runs_cargo_with_spec_build_std_and_flags(root: Path, tmp_path: Path) -> None:
     from test_toolchain import SYSROOT, cranelift_toolchain
+
     from tasks.cookbook import CookRequest, ScriptOptions
     from tasks.toolchain import ArtifactKind, target_build
 

@@ -9,9 +9,16 @@ from pathlib import Path
 
 import blake3
 import pytest
+from cookbook_fixtures import (
+    bare_repository,
+    copy_fixtures,
+    git,
+    http_server,
+    make_tarball,
+    source_paths,
+    write_recipe,
+)
 
-from cookbook_fixtures import (bare_repository, copy_fixtures, git, http_server, make_tarball,
-                               source_paths, write_recipe)
 from tasks.cookbook import FetchStatus, fetch
 from tasks.cookbook.archive import extract
 from tasks.errors import FormatError, InputError

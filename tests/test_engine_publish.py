@@ -11,8 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tasks.engine import Engine, Signature, StampContext, output_digest, read_stamp, stamp_path, verify_stamp
 from tasks.atomic import PARTIAL_SUFFIX
+from tasks.engine import (
+    Engine,
+    Signature,
+    StampContext,
+    output_digest,
+    read_stamp,
+    stamp_path,
+    verify_stamp,
+)
 from tasks.hashing import hash_value
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,14 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from tasks.engine import Engine, Signature, StampContext, read_stamp, render_stamp, stamp_path
+from tasks.engine import (
+    Engine,
+    Signature,
+    StampContext,
+    read_stamp,
+    render_stamp,
+    stamp_path,
+)
 from tasks.engine.stamp import build_time, collect_revisions, git_revision
 from tasks.errors import InputError
 

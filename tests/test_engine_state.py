@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tasks.engine.state import Change, Signature, StateStore, code_version, env_components, format_explanation
+from tasks.engine.state import (
+    Change,
+    Signature,
+    StateStore,
+    code_version,
+    env_components,
+    format_explanation,
+)
 from tasks.errors import InputError
 from tasks.hashing import hash_text, hash_value
 

@@ -20,8 +20,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks.errors import FormatError, InputError
-from tasks.formats.initfs import (NO_BOOTSTRAP, Initfs, InodeKind, check_bootstrap_format, dump, elf_entry, extract,
-                                  read_initfs, write_initfs)
+from tasks.formats.initfs import (
+    NO_BOOTSTRAP,
+    Initfs,
+    InodeKind,
+    check_bootstrap_format,
+    dump,
+    elf_entry,
+    extract,
+    read_initfs,
+    write_initfs,
+)
 from tasks.process import run
 
 EPOCH = 1_700_000_000

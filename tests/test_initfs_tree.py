@@ -16,8 +16,16 @@ import pytest
 
 from tasks.errors import CommandError, InputError
 from tasks.formats.initfs import InodeKind, read_initfs, write_initfs
-from tasks.initfs_tree import (LAYOUT_FILE, TEMPLATES, InitfsLayout, assemble_tree, load_layout, render_init_drivers_rc,
-                               render_init_rc, render_pcid_config)
+from tasks.initfs_tree import (
+    LAYOUT_FILE,
+    TEMPLATES,
+    InitfsLayout,
+    assemble_tree,
+    load_layout,
+    render_init_drivers_rc,
+    render_init_rc,
+    render_pcid_config,
+)
 from tasks.process import run
 
 TARGET = "aarch64-unknown-redox"

@@ -24,8 +24,14 @@ from tasks.backups import backup_paths
 from tasks.errors import CommandError, FormatError, InputError
 from tasks.formats import gpt, redoxfs
 from tasks.hashing import hash_file
-from tasks.installer import (FORK_BOOT_DIR, ImageRequest, build_image, copy_from_fat, pinned_profile,
-                             verify_image)
+from tasks.installer import (
+    FORK_BOOT_DIR,
+    ImageRequest,
+    build_image,
+    copy_from_fat,
+    pinned_profile,
+    verify_image,
+)
 from tasks.process import run
 from tasks.qcow2_image import convert_qcow2
 from tasks.redoxfs_mount import mounted

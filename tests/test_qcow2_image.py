@@ -9,8 +9,8 @@ import pytest
 from tasks.backups import backup_paths
 from tasks.errors import CommandError, FormatError
 from tasks.hashing import hash_file
-from tasks.qcow2_image import check_qcow2, convert_qcow2
 from tasks.process import run
+from tasks.qcow2_image import check_qcow2, convert_qcow2
 
 
 def raw_image(path: Path, fill: bytes) -> Path:

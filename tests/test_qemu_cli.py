@@ -25,7 +25,7 @@ from tasks.qemu.command import RunOptions, detect_accel
 from tasks.qemu.console import ConsoleSettings
 from tasks.qemu.session import SessionLock, SessionPaths, qemu_alive, read_record
 from tasks.settings import PROJECT_DIR
-from tests.qemu_guest import build_guest
+from tests.qemu_guest import build_guest, type_at_the_prompt_then_detach
 
 pytestmark = pytest.mark.slow
 
@@ -165,13 +165,7 @@ def test_run_attaches_the_terminal_until_ctrl_bracket(env):
         terminal.expect("Ctrl-] detaches")
         with pytest.raises(LockError, match=r"in use by pid \d+ \(boot\)"):
             cli.test_in_redox(["true"], env.options, env.settings, env.console, printer())
-        terminal.send("\r")
-        terminal.expect("root:~# ")
-        terminal.send("echo typed-$((6 * 7))\r")
-        terminal.expect("typed-42")
-        terminal.expect("root:~# ")
-        terminal.send("\x1d")
-        terminal.expect("detached from session default")
+        type_at_the_prompt_then_detach(terminal)
         terminal.expect(pexpect.EOF)
     finally:
         terminal.close(force=True)

@@ -27,6 +27,7 @@ from tasks.qemu.command import (
     resolve,
 )
 from tasks.qemu.session import SessionPaths
+from tests.trees import sparse_file
 
 # The fork's image: a raw GPT disk booted by UEFI firmware from pflash, share/ over 9p, ssh forwarded, serial only.
 GOLDEN_REDOX = (
@@ -43,14 +44,6 @@ GOLDEN_REDOX = (
     "logfile={tmp}/build/logs/qemu-default-console.log,logappend=on -serial chardev:console0"
     " -qmp unix:{tmp}/build/run/default/qmp.sock,server=on,wait=off -monitor none"
 )
-
-
-def sparse_file(path: Path, size: int, head: bytes = b"") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as stream:
-        stream.write(head)
-        stream.truncate(size)
-    return path
 
 
 @pytest.fixture

@@ -15,7 +15,13 @@ from tasks.errors import CommandError
 from tasks.hashing import hash_file
 from tasks.qemu.command import RunOptions, resolve
 from tasks.qemu.console import Console, ConsoleSettings, ConsoleTimeout
-from tasks.qemu.session import ActiveSession, SessionLock, SessionPaths, open_session, stop
+from tasks.qemu.session import (
+    ActiveSession,
+    SessionLock,
+    SessionPaths,
+    open_session,
+    stop,
+)
 from tests.qemu_guest import build_guest
 
 pytestmark = pytest.mark.slow

@@ -20,8 +20,17 @@ import pytest
 from tasks.errors import InputError, LockError
 from tasks.hashing import hash_file
 from tasks.qemu.command import RunOptions, find_firmware, resolve
-from tasks.qemu.session import (SOCKET_PATH_LIMIT, SessionLock, SessionPaths, SessionRecord, isolated_name,
-                                live_record, open_session, stop, stop_locked)
+from tasks.qemu.session import (
+    SOCKET_PATH_LIMIT,
+    SessionLock,
+    SessionPaths,
+    SessionRecord,
+    isolated_name,
+    live_record,
+    open_session,
+    stop,
+    stop_locked,
+)
 from tasks.settings import PROJECT_DIR
 
 HOLD_LOCK = """

@@ -5,7 +5,13 @@ import re
 
 from tasks.errors import InputError
 from tasks.model.index import discover
-from tasks.model.recipe import GitSource, PathSource, SameAsSource, TarSource, load_recipe
+from tasks.model.recipe import (
+    GitSource,
+    PathSource,
+    SameAsSource,
+    TarSource,
+    load_recipe,
+)
 
 SYNTAX = re.compile(r"^recipes/wip/\S+/recipe\.toml: (line \d+, column \d+|end of file): invalid TOML: .+$")
 GO = re.compile(r"^recipes/wip/\S+/recipe\.toml: build\.template: unknown template 'go' "

@@ -10,9 +10,21 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import InputError
-from tasks.toolchain import (ArtifactKind, CodegenBackend, SpecKind, Toolchain, ToolchainPin, fingerprint,
-                             fingerprint_parts, load_pin, render_spec, target_build, verify_toolchain, write_pins,
-                             write_specs)
+from tasks.toolchain import (
+    ArtifactKind,
+    CodegenBackend,
+    SpecKind,
+    Toolchain,
+    ToolchainPin,
+    fingerprint,
+    fingerprint_parts,
+    load_pin,
+    render_spec,
+    target_build,
+    verify_toolchain,
+    write_pins,
+    write_specs,
+)
 from tasks.toolchain.installed import installed_toolchains
 
 GOLDEN = Path(__file__).parent / "fixtures" / "toolchain"

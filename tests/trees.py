@@ -22,3 +22,12 @@ def cargo(*deps: str, runtime: tuple[str, ...] = ()) -> str:
     if runtime:
         text += f"[package]\ndependencies = {list(runtime)!r}\n".replace("'", '"')
     return text
+
+
+def sparse_file(path: Path, size: int, head: bytes = b"") -> Path:
+    """A file of ``size`` bytes starting with ``head`` (disk images, firmware) that takes no disk space."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as stream:
+        stream.write(head)
+        stream.truncate(size)
+    return path
