@@ -17,7 +17,6 @@ import re
 import shutil
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from .errors import CommandError, InputError

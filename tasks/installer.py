@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import hosttools
+from .atomic import partial_path
 from .backups import install_with_backups
 from .errors import CommandError, FormatError, InputError
 from .formats import gpt, redoxfs
-from .atomic import partial_path
 from .process import child_env, run
 from .settings import DEFAULT_TARGET
 

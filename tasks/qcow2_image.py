@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .atomic import partial_path
 from .backups import install_with_backups
 from .errors import FormatError
-from .atomic import partial_path
 from .process import run
 
 

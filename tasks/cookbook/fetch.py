@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from ..errors import InputError
 from ..atomic import write_text_if_changed
+from ..errors import InputError
 from ..hashing import hash_file, hash_value
-from ..process import run
 from ..model.recipe import GitSource, PathSource, Recipe, SameAsSource, TarSource
+from ..process import run
 from . import archive, git
 from .script import run_fetch_script
 from .tree import remove_tree, tree_digest

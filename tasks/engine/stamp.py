@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2

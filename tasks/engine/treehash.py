@@ -34,10 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_atomically
 from ..errors import CommandError, InputError
 from ..hashing import CHUNK, hash_bytes, hash_value, new_hasher
 from ..process import child_env
-from ..atomic import write_atomically
 
 KIND_FILE, KIND_EXEC, KIND_LINK = b"f", b"x", b"l"
 Manifest = dict[bytes, tuple[bytes, str]]  # relative path -> (kind, content hash)

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
+from ..atomic import atomic_output
 from ..errors import FormatError, InputError
 from ..hashing import hash_bytes
-from ..atomic import atomic_output
 
 MAGIC = b"RedoxFtw"
 PAGE_SIZE = 4096

@@ -24,8 +24,8 @@ import blake3
 import nacl.exceptions
 import nacl.signing
 
-from ..errors import FormatError, InputError
 from ..atomic import atomic_output
+from ..errors import FormatError, InputError
 from .pkgkeys import KeyPair
 
 HEADER_SIZE = 136

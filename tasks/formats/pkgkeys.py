@@ -18,8 +18,8 @@ import nacl.utils
 import tomli_w
 from argon2.low_level import Type, hash_secret_raw
 
-from ..errors import FormatError, InputError
 from ..atomic import write_atomically
+from ..errors import FormatError, InputError
 
 PUBLIC_KEY_FILE = "id_ed25519.pub.toml"
 SECRET_KEY_FILE = "id_ed25519.toml"

@@ -12,9 +12,9 @@ from pathlib import Path
 import tomli_w
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..atomic import write_atomically
 from ..errors import FormatError, InputError
 from . import pkgar
-from ..atomic import write_atomically
 from .pkgkeys import KeyPair
 
 INDEX_FILE = "repo.toml"

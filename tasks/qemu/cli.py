@@ -17,8 +17,18 @@ from ..errors import display_path
 from ..process import command_line
 from .command import RunOptions, qemu_argv, resolve
 from .console import Console, ConsoleSettings, ConsoleTimeout, attach_terminal
-from .session import (DEFAULT_SESSION, POWERDOWN_TIMEOUT, ActiveSession, SessionLock, SessionPaths,
-                      isolated_name, live_record, locked_session, stop, stop_locked)
+from .session import (
+    DEFAULT_SESSION,
+    POWERDOWN_TIMEOUT,
+    ActiveSession,
+    SessionLock,
+    SessionPaths,
+    isolated_name,
+    live_record,
+    locked_session,
+    stop,
+    stop_locked,
+)
 
 
 class SessionSettings(BaseModel):

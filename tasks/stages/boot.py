@@ -23,8 +23,16 @@ from doit.cmdparse import CmdParseError
 from pydantic import ValidationError
 
 from ..errors import BuildError
-from ..qemu import (WAIT_FOREVER, ConsoleSettings, RunOptions, SessionSettings, print_command, run_interactive,
-                    stop_session, test_in_redox)
+from ..qemu import (
+    WAIT_FOREVER,
+    ConsoleSettings,
+    RunOptions,
+    SessionSettings,
+    print_command,
+    run_interactive,
+    stop_session,
+    test_in_redox,
+)
 from .common import VARIABLES, builder, settings
 
 EXIT_NOT_RUN = 3  # doit's status for "could not start"

@@ -9,12 +9,12 @@ from pathlib import Path
 from doit import get_var
 from doit.exceptions import InvalidCommand, InvalidDodoFile, TaskFailed
 
-from ..errors import BuildError, LockError, display_path
 from ..build import Builder
 from ..engine import Engine, Signature, StampContext, stamp_path
-from ..signatures import TaskInputs
+from ..errors import BuildError, LockError, display_path
 from ..project import Project
 from ..settings import OPTIONS, Settings
+from ..signatures import TaskInputs
 
 VARIABLES = ("config", "root", "build", *OPTIONS)
 """doit command-line variables: ``doit list config=config/aarch64/server.toml root=/path/to/tree``."""

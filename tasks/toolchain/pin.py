@@ -15,8 +15,8 @@ from typing import Any
 import tomlkit
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from ..errors import InputError
 from ..atomic import write_text_if_changed
+from ..errors import InputError
 
 TABLE = "tool.redox.toolchain"
 TOOLCHAIN_FILE = "rust-toolchain.toml"

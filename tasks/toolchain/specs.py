@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from ..errors import InputError
 from ..atomic import write_text_if_changed
+from ..errors import InputError
 from ..templating import render
 
 
