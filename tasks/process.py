@@ -17,6 +17,7 @@ import sh
 from .errors import CommandError, display_path
 
 TAIL_LINES = 40
+ERROR_LINES = 10
 
 Argv = Sequence[str | os.PathLike[str]]
 
@@ -46,35 +47,37 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
     """
     program, *args = (str(arg) for arg in argv)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
+    # A child writing to a pipe flushes its block-buffered stdout at exit, after its error message on stderr:
+    # the last stderr lines are kept apart so the reason for a failure is never pushed out of the tail.
+    errors: deque[str] = deque(maxlen=ERROR_LINES)
     captured: list[str] = []
     log_file = _open_log(log, argv, cwd) if log is not None else None
 
-    def sink(line: str) -> None:
+    def output(line: str) -> None:
         tail.append(line.rstrip("\n"))
         if capture:
             captured.append(line)
         if log_file is not None:
             log_file.write(line)
 
+    def error(line: str) -> None:
+        tail.append(line.rstrip("\n"))
+        errors.append(line.rstrip("\n"))
+        if log_file is not None:
+            log_file.write(line)
+
     try:
         command = sh.Command(program)
         command(*args, _cwd=None if cwd is None else str(cwd), _env=dict(os.environ if env is None else env),
-                _in=stdin, _out=sink, _err=sink if not capture else (lambda line: _log_only(line, log_file, tail)),
-                _tty_out=False, _ok_code=list(ok_codes), _bg_exc=False)
+                _in=stdin, _out=output, _err=error, _tty_out=False, _ok_code=list(ok_codes), _bg_exc=False)
     except sh.CommandNotFound:
         raise CommandError(f"command not found: {program} (is it installed and on PATH?)") from None
     except sh.ErrorReturnCode as failure:
-        raise CommandError(_failure_reason(argv, failure.exit_code, tail, log)) from None
+        raise CommandError(_failure_reason(argv, failure.exit_code, tail, errors, log)) from None
     finally:
         if log_file is not None:
             log_file.close()
     return "".join(captured)
-
-
-def _log_only(line: str, log_file, tail: deque[str]) -> None:
-    tail.append(line.rstrip("\n"))
-    if log_file is not None:
-        log_file.write(line)
 
 
 def _open_log(log: str | os.PathLike[str], argv: Argv, cwd) -> "object":
@@ -87,11 +90,15 @@ def _open_log(log: str | os.PathLike[str], argv: Argv, cwd) -> "object":
     return stream
 
 
-def _failure_reason(argv: Argv, status: int, tail: deque[str], log) -> str:
+def _failure_reason(argv: Argv, status: int, tail: deque[str], errors: deque[str], log) -> str:
     lines = [f"`{command_line(argv)}` failed with exit status {status}"]
     if tail:
         lines.append(f"last {len(tail)} lines of output:")
         lines.extend("  " + line for line in tail)
+    missing = [line for line in errors if line not in tail]
+    if missing:
+        lines.append("last lines of its error output:")
+        lines.extend("  " + line for line in errors)
     if log is not None:
         lines.append(f"full log: {display_path(log)}")
     return "\n".join(lines)

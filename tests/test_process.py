@@ -1,0 +1,41 @@
+"""The one command runner: real processes, their output, their failures."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tasks.errors import CommandError
+from tasks.process import run
+
+LATE_STDOUT = "import sys\nfor i in range(60): print('line', i)\nprint('boom: the real reason', file=sys.stderr)\n" \
+              "sys.exit(3)\n"
+
+
+def test_capture_returns_stdout_and_children_see_no_terminal(tmp_path):
+    assert run(["bash", "-c", "echo out; echo err >&2"], capture=True) == "out\n"
+    assert run(["bash", "-c", "[ -t 1 ] && echo tty || echo pipe"], capture=True) == "pipe\n"
+    log = tmp_path / "logs" / "x.log"
+    run(["bash", "-c", "echo logged; echo also >&2"], log=log)
+    assert log.read_text().splitlines() == ["$ bash -c 'echo logged; echo also >&2'", "logged", "also"]
+
+
+def test_a_failure_names_the_command_status_tail_and_log(tmp_path):
+    log = tmp_path / "x.log"
+    with pytest.raises(CommandError) as caught:
+        run(["bash", "-c", "for i in $(seq 50); do echo $i; done; exit 3"], log=log)
+    message = str(caught.value)
+    assert message.startswith("`bash -c 'for i in $(seq 50); do echo $i; done; exit 3'` failed with exit status 3")
+    assert "last 40 lines of output:\n  11\n" in message and message.endswith(f"full log: {log}")
+
+
+def test_the_error_message_survives_block_buffered_stdout_flushed_after_it():
+    # Python's stdout to a pipe is block-buffered: its 60 lines arrive after the stderr line.
+    with pytest.raises(CommandError) as caught:
+        run([sys.executable, "-c", LATE_STDOUT])
+    assert "boom: the real reason" in str(caught.value)
+
+
+def test_a_missing_program_is_named():
+    with pytest.raises(CommandError, match="command not found: no-such-tool-here"):
+        run(["no-such-tool-here"])
