@@ -1,11 +1,10 @@
 """Per-recipe tasks: ``fetch:<recipe>``, ``cook:<recipe>`` (``cook:host:<recipe>`` for host builds), ``pkg:<recipe>``."""
 from __future__ import annotations
 
-from ..build import NO_SYSROOT
 from ..errors import display_path
 from ..graph import Node, Step
 from ..model.recipe import SOURCE_KEYS
-from .common import inputs, project, tracked
+from .common import builder, inputs, project, tracked
 
 
 def fetch_name(recipe: str) -> str:
@@ -56,10 +55,9 @@ def cook_dependencies(step: Step) -> list[str]:
         deps.insert(0, fetch_name(step.recipe.name))
     if not step.node.host and step.builds_from_source:
         deps.append("toolchain")
-        if step.node.recipe not in NO_SYSROOT:
-            deps.append("relibc")
+    if builder().needs_sysroot(step.node):  # the same rule as its signature's dep:relibc
+        deps.append("relibc")
     return deps
-
 
 
 def task_pkg():
