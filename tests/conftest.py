@@ -39,3 +39,10 @@ def run_doit(*args: str, cwd: Path = PROJECT, env: dict | None = None) -> Comple
 @pytest.fixture
 def doit():
     return run_doit
+
+
+@pytest.fixture(scope="session")
+def redoxfs_bin() -> Path:
+    """The pinned redoxfs tools (built once per user, cached)."""
+    from tasks import hosttools
+    return hosttools.ensure("redoxfs", PROJECT / "build")

@@ -3,10 +3,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +18,7 @@ from tasks.engine import (
     verify_stamp,
 )
 from tasks.hashing import hash_value
+from tests.processes import kill_9_after_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,13 +124,7 @@ def test_kill_9_during_publication_never_leaves_a_half_artifact(tmp_path: Path) 
     build = tmp_path / "build"
     finished_counts = []
     for trial in range(22):
-        child = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(build), str(trial * 1_000_000)], cwd=ROOT,
-                                 stdout=subprocess.PIPE, text=True)
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"
-        time.sleep(rng.uniform(0.0, 0.25))
-        child.send_signal(signal.SIGKILL)
-        finished = [int(line) for line in child.stdout.read().split()]
-        child.wait()
+        finished = kill_9_after_ready(PUBLISHER, [str(build), str(trial * 1_000_000)], ROOT, rng, 0.25)
         finished_counts.append(len(finished))
 
         artifacts = [path for path in build.iterdir() if path.name.startswith(("file", "tree"))

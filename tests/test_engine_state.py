@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from tasks.engine.state import (
 )
 from tasks.errors import InputError
 from tasks.hashing import hash_text, hash_value
+from tests.processes import kill_9_after_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,14 +124,7 @@ def test_kill_9_of_a_writer_loses_at_most_the_running_record(tmp_path: Path) -> 
     path = tmp_path / "state.sqlite"
     killed_mid_sequence: list[int] = []
     for trial in range(24):
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(trial * 1_000_000)], cwd=ROOT,
-                                  stdout=subprocess.PIPE, text=True)
-        assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
-        time.sleep(rng.uniform(0.0, 0.08))
-        writer.send_signal(signal.SIGKILL)
-        finished = [int(line) for line in writer.stdout.read().split()]
-        writer.wait()
-        assert writer.returncode == -signal.SIGKILL
+        finished = kill_9_after_ready(WRITER, [str(path), str(trial * 1_000_000)], ROOT, rng, 0.08)
 
         db = sqlite3.connect(path)
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -6,19 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tasks import hosttools
 from tasks.errors import FormatError
 from tasks.formats import redoxfs
 from tasks.process import run
-from tasks.settings import PROJECT_DIR
 
 pytestmark = pytest.mark.slow  # builds the redoxfs host tool on first use
 OFFSET = 1024 * 1024  # a filesystem placed after 1 MiB of something else, as in a partitioned disk
-
-
-@pytest.fixture(scope="module")
-def redoxfs_bin() -> Path:
-    return hosttools.ensure("redoxfs", PROJECT_DIR / "build")
 
 
 def make_filesystem(redoxfs_bin: Path, tmp_path: Path) -> Path:

@@ -8,20 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tasks import hosttools
 from tasks.errors import CommandError
 from tasks.hashing import hash_file
 from tasks.process import run
 from tasks.redoxfs_mount import mounted
-from tasks.settings import PROJECT_DIR
 
 pytestmark = pytest.mark.slow  # builds the redoxfs host tool on first use
 OFFSET = 2 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def redoxfs_bin() -> Path:
-    return hosttools.ensure("redoxfs", PROJECT_DIR / "build")
 
 
 def test_mount_shows_archived_tree(redoxfs_bin: Path, tmp_path: Path) -> None:
