@@ -12,6 +12,7 @@ everything a build writes is under the build directory (``build/`` by default):
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from .errors import CommandError, InputError
 from .graph import Node, Step
-from .hashing import hash_text
+from .hashing import hash_file, hash_text, hash_value
 from .model.recipe import GitSource, Recipe, TarSource
 from .process import run
 from .project import Project
@@ -134,8 +135,42 @@ class Builder:
     def _fingerprint(self) -> str:
         if self.host_only:  # builds for this machine: the host compiler is the toolchain
             return hash_text(run([os.environ.get("RUSTC", "rustc"), "-vV"], capture=True))
+        return self._pinned_fingerprint()
+
+    def _pinned_fingerprint(self) -> str:
+        """The pinned toolchain's fingerprint, remembered under the build directory for as long as the toolchain's
+        files (rustc, cargo, its component list, the backend library) and the target specs are unchanged: checking
+        that costs a few stats, where verifying the toolchain again costs five rustup runs and hashing the backend
+        library — on every no-op build."""
+        from .atomic import write_atomically
         from .toolchain import fingerprint
-        return fingerprint(self.toolchain, self.specs().values())
+        cache = self.build / "cache" / "toolchain-fingerprint.json"
+        key = self._toolchain_key()
+        if key is not None and cache.is_file():
+            remembered = json.loads(cache.read_text())
+            if remembered.get("key") == key:
+                return remembered["fingerprint"]
+        value = fingerprint(self.toolchain, self.specs().values())
+        key = self._toolchain_key()  # the check may have installed the toolchain (install = true)
+        if key is not None:
+            write_atomically(cache, json.dumps({"key": key, "fingerprint": value}))
+        return value
+
+    def _toolchain_key(self) -> str | None:
+        """What the pinned toolchain's fingerprint depends on, read without running rustup; None when its directory
+        is not where rustup keeps toolchains (then the fingerprint is always computed)."""
+        rustup_home = Path(os.environ.get("RUSTUP_HOME", Path.home() / ".rustup"))
+        directory = rustup_home / "toolchains" / f"{self.pin.channel}-{host_triple()}"
+        files = [directory / "bin/rustc", directory / "bin/cargo", directory / "lib/rustlib/components"]
+        if self.pin.backend_path is not None:
+            files.append(self.pin.backend_path)
+        try:
+            stats = [[str(path), info.st_size, info.st_mtime_ns, info.st_ino]
+                     for path in files if (info := path.stat())]
+        except FileNotFoundError:
+            return None
+        specs = [[path.name, hash_file(path) if path.is_file() else None] for path in self.specs().values()]
+        return hash_value([self.pin.model_dump(mode="json"), stats, specs])
 
     def fingerprint(self) -> str:
         """The toolchain's identity (rustc -vV, backend, target specs); computed once per build."""
