@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
-CORPUS = PROJECT.parent / "shared" / "corpus" / "redox-upstream"
+CORPUS = (PROJECT.parent / "shared" / "corpus" / "redox-upstream").resolve()
 sys.path.insert(0, str(PROJECT))
 
 from tasks.errors import BuildError  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
-CORPUS = PROJECT.parent / "shared" / "corpus" / "redox-upstream"
+CORPUS = (PROJECT.parent / "shared" / "corpus" / "redox-upstream").resolve()  # as the CLI resolves root=
 
 
 @pytest.fixture(scope="session")

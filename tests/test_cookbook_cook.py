@@ -23,10 +23,7 @@ from tasks.cookbook import cook, fetch
 from tasks.errors import BuildError, CommandError
 from tasks.model.recipe import load_recipe
 from tasks.settings import host_triple
-
-UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "redox-upstream" / "recipes"
-CORPUS = next((path for path in (Path("/work/shared/corpus/redox-upstream/recipes"), UPSTREAM) if path.is_dir()),
-              UPSTREAM)
+from tests.conftest import CORPUS
 
 
 @pytest.fixture
@@ -117,7 +114,7 @@ def test_custom_script_sees_cookbook_variables_sysroot_and_splits_optional_packa
 
 @pytest.mark.slow
 def test_upstream_custom_recipe_runs_unchanged_against_a_local_source(root: Path) -> None:
-    upstream = CORPUS / "text" / "kibi" / "recipe.toml"
+    upstream = CORPUS / "recipes" / "text" / "kibi" / "recipe.toml"
     if not upstream.is_file():
         pytest.skip("the upstream corpus (../shared/corpus) is not beside this checkout")
     directory = root / "recipes" / "kibi"
