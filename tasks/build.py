@@ -48,6 +48,8 @@ INITFS_PACKAGE = "initfs"
 BINARY_DIRS = ("bin", "lib/drivers", "usr/bin", "usr/lib/drivers")
 BOOTSTRAP = "bootstrap"
 STAMP_DATE = "%Y-%m-%d %H:%M"
+OS_RELEASE = "/usr/lib/os-release"
+ION_INITRC = ".config/ion/initrc"  # in root's home (the installer's default: /home/root; the fork's: /root)
 
 
 class Builder:
@@ -330,9 +332,31 @@ class Builder:
         """``build/<arch>/<config>.img`` from the local repository with the pinned installer; the last one kept."""
         from .installer import ImageRequest, build_image
         self.index_repo()
-        build_image(ImageRequest(cookbook=self.cookbook, config=self.settings.config_file, output=self.disk_image,
+        build_image(ImageRequest(cookbook=self.cookbook, config=self.stamped_config(), output=self.disk_image,
                                  target=self.settings.target, backups=self.settings.backups,
                                  boot_dir=self.settings.boot_dir), self.build, log=self.log("image"))
+
+    def stamped_config(self) -> Path:
+        """The selected config plus the build's text stamps as ``[[files]]``: ``/usr/lib/os-release`` with BUILD_ID
+        (the pinned installer 0.2.40 does not add it) and the first line of root's ion initrc, which the fork's
+        developers see at login. Rendered from ``tasks/templates/stamps/`` with the build stamp; the config's own content of
+        those files is kept. Written beside the image; the installer reads it (``include`` of the original)."""
+        import tomli_w
+        from .templating import render
+        stamp, files = self.build_stamp(), {entry.path: entry.data for entry in self.project.config.files}
+        root = self.project.config.users.get("root")
+        initrc_path = f"{((root.home if root else None) or '/home/root').rstrip('/')}/{ION_INITRC}"
+        stamped = [
+            {"path": OS_RELEASE, "data": render("stamps/os-release.j2", stamp=stamp,
+                                                os_release=files.get(OS_RELEASE, ""))},
+            {"path": initrc_path, "data": render("stamps/ion-initrc.j2", stamp=stamp,
+                                                 initrc=files.get(initrc_path, "")), "mode": 0o644},
+        ]
+        path = self.disk_image.with_suffix(".toml")
+        text = tomli_w.dumps({"include": [str(self.settings.config_file)], "files": stamped})
+        from .atomic import write_text_if_changed
+        write_text_if_changed(path, text)
+        return path
 
     def qcow2(self) -> None:
         from .qcow2_image import convert_qcow2

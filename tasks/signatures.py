@@ -32,6 +32,7 @@ IMPLEMENTATION = {
     "host-tools": ("hosttools", "build"),
 }
 INITFS_TEMPLATES = PROJECT_DIR / "tasks" / "templates" / "initfs"
+STAMP_TEMPLATES = PROJECT_DIR / "tasks" / "templates" / "stamps"
 
 
 class TaskInputs:
@@ -122,6 +123,8 @@ class TaskInputs:
             "dep:host-tools": self._output("host-tools"),
             "config": hash_value([[str(path), hash_file(path)] for path in self.builder.project.config.sources]),
             "settings": hash_value([settings.target, settings.boot_dir]),
+            "stamp": hash_value(self.builder.build_stamp().model_dump()),
+            "templates": hash_value([hash_file(path) for path in sorted(STAMP_TEMPLATES.glob("*.j2"))]),
             "key": self.key_hash,
             "code": self._code("image"),
         })

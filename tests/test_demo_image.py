@@ -147,6 +147,16 @@ def test_config_files_are_written(root: Path) -> None:
     assert os.readlink(root / "bin") == "usr/bin"
     assert os.readlink(root / "etc/os-release") == "../usr/lib/os-release"
     assert 'ID="redox-os"' in (root / "usr/lib/os-release").read_text()
+
+
+def test_text_stamps_name_the_build(demo: Demo, root: Path) -> None:
+    commit = subprocess.run(["git", "-C", str(DEMO), "rev-parse", "--short=9", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    date = time.strftime("%Y-%m-%d %H:%M", time.gmtime(EPOCH))
+    os_release = (root / "usr/lib/os-release").read_text()
+    assert os_release.startswith('PRETTY_NAME=') and os_release.endswith(f'BUILD_ID="{commit}"\nBUILD_DATE="{date}"\n')
+    initrc = (root / "home/root/.config/ion/initrc").read_text()
+    assert initrc.splitlines()[0] == f"echo 'Build: {commit} @ {date}'"
     assert stat.S_IMODE((root / "tmp").stat().st_mode) == 0o1777
 
 
