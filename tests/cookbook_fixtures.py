@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import blake3
+
 from tasks.cookbook import CookPaths, CookRequest, ScriptOptions, SourcePaths
 from tasks.model.recipe import Recipe, load_recipe
 from tasks.settings import host_triple
@@ -59,6 +61,14 @@ def make_tarball(source: Path, destination: Path, top: str = "greet-1.0") -> Pat
     with tarfile.open(destination, "w:gz") as tar:
         tar.add(source, arcname=top)
     return destination
+
+
+def serve_greet_tarball(root: Path) -> tuple[Path, str]:
+    """The greet fixture as ``<root>/served/greet-1.0.tar.gz``: the directory to serve and the tarball's BLAKE3."""
+    served = root / "served"
+    served.mkdir()
+    tarball = make_tarball(root / "sources" / "greet", served / "greet-1.0.tar.gz")
+    return served, blake3.blake3(tarball.read_bytes()).hexdigest()
 
 
 class _CountingHandler(http.server.SimpleHTTPRequestHandler):

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import blake3
 import pytest
 from cookbook_fixtures import (
     bare_repository,
@@ -14,7 +13,7 @@ from cookbook_fixtures import (
     copy_fixtures,
     host_request,
     http_server,
-    make_tarball,
+    serve_greet_tarball,
     source_paths,
     write_recipe,
 )
@@ -72,10 +71,7 @@ def test_workspace_with_cookbook_cargo_packages_and_nostrip(root: Path) -> None:
 
 
 def _cook_greet(root: Path) -> Path:
-    served = root / "served"
-    served.mkdir()
-    tarball = make_tarball(root / "sources" / "greet", served / "greet-1.0.tar.gz")
-    digest = blake3.blake3(tarball.read_bytes()).hexdigest()
+    served, digest = serve_greet_tarball(root)
     with http_server(served) as server:
         recipe = write_recipe(root, "greet", f'[source]\ntar = "{server.url}/greet-1.0.tar.gz"\n'
                               f'blake3 = "{digest}"\npatches = ["../../patches/greet-exclaim.patch"]\n\n'

@@ -14,7 +14,7 @@ from cookbook_fixtures import (
     copy_fixtures,
     git,
     http_server,
-    make_tarball,
+    serve_greet_tarball,
     source_paths,
     write_recipe,
 )
@@ -94,10 +94,7 @@ def tar_recipe(root: Path, url: str, digest: str | None) -> object:
 
 
 def test_tar_is_verified_extracted_patched_scripted_and_not_downloaded_again(root: Path) -> None:
-    served = root / "served"
-    served.mkdir()
-    tarball = make_tarball(root / "sources" / "greet", served / "greet-1.0.tar.gz")
-    digest = blake3.blake3(tarball.read_bytes()).hexdigest()
+    served, digest = serve_greet_tarball(root)
     with http_server(served) as server:
         recipe = tar_recipe(root, f"{server.url}/greet-1.0.tar.gz", digest)
         paths = source_paths(root, recipe)
@@ -117,10 +114,7 @@ def test_tar_is_verified_extracted_patched_scripted_and_not_downloaded_again(roo
 
 
 def test_tar_with_a_wrong_or_missing_blake3_is_rejected(root: Path) -> None:
-    served = root / "served"
-    served.mkdir()
-    tarball = make_tarball(root / "sources" / "greet", served / "greet-1.0.tar.gz")
-    actual = blake3.blake3(tarball.read_bytes()).hexdigest()
+    served, actual = serve_greet_tarball(root)
     with http_server(served) as server:
         url = f"{server.url}/greet-1.0.tar.gz"
         wrong = tar_recipe(root, url, "0" * 64)

@@ -8,7 +8,7 @@ import pytest
 
 from tasks.errors import FormatError
 from tasks.formats import redoxfs
-from tasks.process import run
+from tests.trees import redoxfs_image
 
 pytestmark = pytest.mark.slow  # builds the redoxfs host tool on first use
 OFFSET = 1024 * 1024  # a filesystem placed after 1 MiB of something else, as in a partitioned disk
@@ -19,13 +19,7 @@ def make_filesystem(redoxfs_bin: Path, tmp_path: Path) -> Path:
     tree = tmp_path / "tree"
     (tree / "etc").mkdir(parents=True)
     (tree / "etc/hostname").write_text("redox\n")
-    filesystem = tmp_path / "fs.img"
-    with open(filesystem, "wb") as disk:
-        disk.truncate(16 * 1024 * 1024)
-    run([redoxfs_bin / "redoxfs-ar", filesystem, tree], capture=True)
-    image = tmp_path / "disk.img"
-    image.write_bytes(b"\xaa" * OFFSET + filesystem.read_bytes())
-    return image
+    return redoxfs_image(redoxfs_bin, tree, tmp_path / "disk.img", b"\xaa" * OFFSET)
 
 
 def test_reads_headers_written_by_redoxfs_ar(redoxfs_bin: Path, tmp_path: Path) -> None:

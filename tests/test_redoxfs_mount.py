@@ -10,8 +10,8 @@ import pytest
 
 from tasks.errors import CommandError
 from tasks.hashing import hash_file
-from tasks.process import run
 from tasks.redoxfs_mount import mounted
+from tests.trees import redoxfs_image
 
 pytestmark = pytest.mark.slow  # builds the redoxfs host tool on first use
 OFFSET = 2 * 1024 * 1024
@@ -25,12 +25,7 @@ def test_mount_shows_archived_tree(redoxfs_bin: Path, tmp_path: Path) -> None:
     (tree / "etc").mkdir()
     (tree / "etc/motd").write_text("hi\n")
     (tree / "bin").symlink_to("usr/bin")
-    filesystem = tmp_path / "fs.img"
-    with open(filesystem, "wb") as disk:
-        disk.truncate(16 * 1024 * 1024)
-    run([redoxfs_bin / "redoxfs-ar", filesystem, tree], capture=True)
-    image = tmp_path / "disk.img"
-    image.write_bytes(bytes(OFFSET) + filesystem.read_bytes())
+    image = redoxfs_image(redoxfs_bin, tree, tmp_path / "disk.img", bytes(OFFSET))
     before = hash_file(image)
 
     mountpoint = tmp_path / "mnt"

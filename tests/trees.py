@@ -31,3 +31,15 @@ def sparse_file(path: Path, size: int, head: bytes = b"") -> Path:
         stream.write(head)
         stream.truncate(size)
     return path
+
+
+def redoxfs_image(redoxfs_bin: Path, tree: Path, image: Path, lead: bytes) -> Path:
+    """``redoxfs-ar`` of ``tree`` into a 16 MiB filesystem, written to ``image`` after ``lead`` (what precedes the
+    filesystem on a disk: a partition table, say)."""
+    from tasks.process import run
+    filesystem = image.with_name(image.name + ".fs")
+    with open(filesystem, "wb") as disk:
+        disk.truncate(16 * 1024 * 1024)
+    run([redoxfs_bin / "redoxfs-ar", filesystem, tree], capture=True)
+    image.write_bytes(lead + filesystem.read_bytes())
+    return image
