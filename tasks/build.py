@@ -271,6 +271,7 @@ class Builder:
         tree = assemble_tree(self.arch_dir / "initfs", layout, self._initfs_binaries(layout), manifest=stamp,
                              rust_log=self.settings.rust_log, strip=self._strip_tool(), log=self.log("initfs"))
         if self.settings.initfs_archiver is None:
+            self._check_bootstrap_reads_our_format()
             write_initfs(tree.root, self.initfs_image, bootstrap=bootstrap,
                          max_size=int(self.settings.initfs_max_size), mtime=self._source_date_epoch())
         else:
@@ -282,6 +283,19 @@ class Builder:
         os.chmod(stage / self.settings.boot_dir / "initfs", 0o644)  # packaged modes must not depend on the umask
         record = PackageRecord(name=INITFS_PACKAGE, version=stamp.label, target=self.settings.target)
         publish(self.repo, record, stage, pkgkeys.ensure_keys(self.cookbook / "build"))
+
+    def _check_bootstrap_reads_our_format(self) -> None:
+        """The bootstrap parses the initfs with the initfs crate of the base source it is built from; when that crate
+        declares another layout than our writer's (the fork's history has two), stop before writing an image it
+        would misread, and say to use its own ``redox-initfs-ar`` (``initfs_archiver=``)."""
+        from .formats.initfs import check_bootstrap_format
+        for types_rs in self.initfs_format_files():
+            check_bootstrap_format(types_rs)
+
+    def initfs_format_files(self) -> list[Path]:
+        """The initfs crates' layout declarations in the sources the initfs is made from (``initfs/src/types.rs``)."""
+        return [path for name in INITFS_SOURCES if Node(name) in self.project.graph.steps
+                if (path := self.cook_source(Node(name)) / "initfs" / "src" / "types.rs").is_file()]
 
     def _archive_with_tool(self, tree: Path, bootstrap: Path) -> None:
         """The fork's own ``redox-initfs-ar`` instead of ours: same layout, its own header time. Its output is read

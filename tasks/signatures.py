@@ -107,6 +107,8 @@ class TaskInputs:
             "settings": hash_value([settings.target, settings.board, settings.rust_log, settings.initfs_max_size,
                                     settings.boot_dir, settings.toolchain]),
             "archiver": hash_file(settings.initfs_archiver) if settings.initfs_archiver else "built-in",
+            # checked against the writer's layout: an edit must re-run the check even when the binaries do not change
+            "format": hash_value([hash_file(path) for path in self.builder.initfs_format_files()]),
             "stamp": hash_value(self.builder.build_stamp().model_dump()),
             "toolchain": self.builder.fingerprint(),  # its strip
             "key": self.key_hash,

@@ -261,3 +261,22 @@ def test_the_initfs_can_be_packed_by_the_forks_own_archiver(tmp_path):
     assert broken.returncode != 0
     assert "bootstrap_entry: the initfs has no bootstrap entry point" in broken.stdout + broken.stderr
     assert (tree / "build/aarch64/initfs.img").read_bytes() == before  # the previous initfs is kept
+
+
+def test_an_initfs_crate_of_another_layout_stops_the_built_in_writer(tmp_path):
+    from tests.test_initfs import TYPES_RS, TYPES_RS_12_BYTE_INODES
+    tree = tmp_path / "demo"
+    shutil.copytree(DEMO, tree, ignore=shutil.ignore_patterns("build"))
+    types_rs = tree / "recipes/base-initfs/source/initfs/src/types.rs"
+    types_rs.parent.mkdir(parents=True)
+    types_rs.write_text(TYPES_RS)
+    args = ("initfs", f"root={tree}", "config=config/aarch64/demo.toml", "toolchain=host")
+    good = run_doit(*args)
+    assert good.returncode == 0, good.stdout + good.stderr
+    before = (tree / "build/aarch64/initfs.img").read_bytes()
+    types_rs.write_text(TYPES_RS_12_BYTE_INODES)  # the fork's other revision of the format
+    refused = run_doit(*args)
+    assert refused.returncode != 0
+    assert "`struct InodeHeader` is (type_, length, offset)" in refused.stdout + refused.stderr
+    assert "redox-initfs-ar" in refused.stdout + refused.stderr
+    assert (tree / "build/aarch64/initfs.img").read_bytes() == before
