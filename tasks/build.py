@@ -48,6 +48,8 @@ INITFS_PACKAGE = "initfs"
 BINARY_DIRS = ("bin", "lib/drivers", "usr/bin", "usr/lib/drivers")
 BOOTSTRAP = "bootstrap"
 STAMP_DATE = "%Y-%m-%d %H:%M"
+HEAD_COMMIT = ("rev-parse", "--short=9", "HEAD")
+COMMIT_TIME = ("log", "-1", "--format=%ct")
 OS_RELEASE = "/usr/lib/os-release"
 ION_INITRC = ".config/ion/initrc"  # in root's home (the installer's default: /home/root; the fork's: /root)
 
@@ -136,8 +138,18 @@ class Builder:
     @functools.cached_property
     def _fingerprint(self) -> str:
         if self.host_only:  # builds for this machine: the host compiler is the toolchain
-            return hash_text(run([os.environ.get("RUSTC", "rustc"), "-vV"], capture=True))
+            return hash_text(run(self._host_compiler_argv(), capture=True))
         return self._pinned_fingerprint()
+
+    @staticmethod
+    def _host_compiler_argv() -> list[str]:
+        return [os.environ.get("RUSTC", "rustc"), "-vV"]
+
+    def probes(self) -> list[list[str]]:
+        """The commands whose output signatures depend on: the tree's commit and its time (the build stamp), and
+        for host builds the host compiler's version."""
+        probes = [self._git_argv(*args) for args in (HEAD_COMMIT, COMMIT_TIME)]
+        return probes + [self._host_compiler_argv()] if self.host_only else probes
 
     def _pinned_fingerprint(self) -> str:
         """The pinned toolchain's fingerprint, remembered under the build directory for as long as the toolchain's
@@ -161,18 +173,23 @@ class Builder:
     def _toolchain_key(self) -> str | None:
         """What the pinned toolchain's fingerprint depends on, read without running rustup; None when its directory
         is not where rustup keeps toolchains (then the fingerprint is always computed)."""
-        rustup_home = Path(os.environ.get("RUSTUP_HOME", Path.home() / ".rustup"))
-        directory = rustup_home / "toolchains" / f"{self.pin.channel}-{host_triple()}"
-        files = [directory / "bin/rustc", directory / "bin/cargo", directory / "lib/rustlib/components"]
-        if self.pin.backend_path is not None:
-            files.append(self.pin.backend_path)
         try:
             stats = [[str(path), info.st_size, info.st_mtime_ns, info.st_ino]
-                     for path in files if (info := path.stat())]
+                     for path in self._toolchain_files() if (info := path.stat())]
         except FileNotFoundError:
             return None
         specs = [[path.name, hash_file(path) if path.is_file() else None] for path in self.specs().values()]
         return hash_value([self.pin.model_dump(mode="json"), stats, specs])
+
+    def _toolchain_files(self) -> list[Path]:
+        rustup_home = Path(os.environ.get("RUSTUP_HOME", Path.home() / ".rustup"))
+        directory = rustup_home / "toolchains" / f"{self.pin.channel}-{host_triple()}"
+        files = [directory / "bin/rustc", directory / "bin/cargo", directory / "lib/rustlib/components"]
+        return files if self.pin.backend_path is None else [*files, self.pin.backend_path]
+
+    def toolchain_files(self) -> list[Path]:
+        """The files the toolchain's fingerprint is known by (none for host builds: see :meth:`probes`)."""
+        return [] if self.host_only else [*self._toolchain_files(), *self.specs().values()]
 
     def fingerprint(self) -> str:
         """The toolchain's identity (rustc -vV, backend, target specs); computed once per build."""
@@ -356,6 +373,7 @@ class Builder:
         developers see at login. Rendered from ``tasks/templates/stamps/`` with the build stamp; the config's own content of
         those files is kept. Written beside the image; the installer reads it (``include`` of the original)."""
         import tomli_w
+
         from .templating import render
         stamp, files = self.build_stamp(), {entry.path: entry.data for entry in self.project.config.files}
         root = self.project.config.users.get("root")
@@ -379,7 +397,7 @@ class Builder:
     @functools.cached_property
     def _build_stamp(self) -> BuildStamp:
         from .initfs_tree import BuildStamp
-        commit = self._git("rev-parse", "--short=9", "HEAD")
+        commit = self._git(*HEAD_COMMIT)
         date = time.strftime(STAMP_DATE, time.gmtime(self._source_date_epoch()))
         return BuildStamp(commit=commit or "unversioned", date=date)
 
@@ -469,9 +487,12 @@ class Builder:
     def _git(self, *args: str) -> str | None:
         """Output of a git command in the tree; None when the tree is not a git work tree."""
         try:
-            return run(["git", "--no-optional-locks", "-C", self.settings.root, *args], capture=True).strip()
+            return run(self._git_argv(*args), capture=True).strip()
         except CommandError:
             return None
+
+    def _git_argv(self, *args: str) -> list[str]:
+        return ["git", "--no-optional-locks", "-C", str(self.settings.root), *args]
 
     def _source_date_epoch(self) -> int:
         """``SOURCE_DATE_EPOCH``, else the time of the tree's last commit, else now: the same inputs make the
@@ -480,5 +501,5 @@ class Builder:
             if not epoch.isdigit():
                 raise InputError(f"{epoch!r} is not a number of seconds", key="SOURCE_DATE_EPOCH")
             return int(epoch)
-        committed = self._git("log", "-1", "--format=%ct")
+        committed = self._git(*COMMIT_TIME)
         return int(committed) if committed else int(time.time())

@@ -12,8 +12,6 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import sh
-
 from .errors import CommandError, display_path
 
 TAIL_LINES = 40
@@ -65,6 +63,8 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
         errors.append(line.rstrip("\n"))
         if log_file is not None:
             log_file.write(line)
+
+    import sh  # here, not above: the no-op check imports this module for child_env and never runs a command
 
     try:
         command = sh.Command(program)

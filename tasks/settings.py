@@ -11,14 +11,11 @@ from typing import Literal
 from pydantic import BaseModel, ByteSize, ConfigDict, NonNegativeInt, ValidationError
 
 from .errors import InputError
+from .variables import OPTIONS, PROJECT_DIR, build_dir, root_dir
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path("config/aarch64/desktop.toml")
 DEFAULT_TARGET = "aarch64-unknown-redox"
 MIB = 1 << 20
-# Command-line variables that are plain settings (validated and converted by the model).
-OPTIONS = ("target", "toolchain", "board", "rust_log", "initfs_max_size", "boot_dir", "backups", "prebuilt",
-           "initfs_archiver")
 
 
 def host_triple() -> str:
@@ -62,15 +59,14 @@ class Settings(BaseModel):
     ``<dir>/<target>/<name>.pkgar`` and ``<dir>/id_ed25519.pub.toml``. Default: ``<build>/prebuilt``."""
 
     @classmethod
-    def from_vars(cls, variables: dict[str, str]) -> "Settings":
-        root = Path(variables.get("root", PROJECT_DIR)).resolve()
+    def from_vars(cls, variables: dict[str, str]) -> Settings:
+        root = root_dir(variables)
         config = Path(variables.get("config", DEFAULT_CONFIG))
         if not config.is_absolute():
             config = root / config
-        build = variables.get("build")
         options = {name: variables[name] for name in OPTIONS if name in variables}
         try:
-            return cls(root=root, config=config, build_dir=Path(build).resolve() if build else None, **options)
+            return cls(root=root, config=config, build_dir=build_dir(variables), **options)
         except ValidationError as error:
             problem = error.errors()[0]
             name = ".".join(str(part) for part in problem["loc"])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .build import INITFS_SOURCES, Builder
 from .engine import Engine, Signature, StampContext, env_components
+from .engine.evidence import Spec
 from .graph import Node
 from .hashing import hash_file, hash_value
 from .model.recipe import GitSource, Recipe, TarSource
@@ -18,6 +19,9 @@ from .settings import PROJECT_DIR
 
 # Environment variables a cook reads besides what the recipe and toolchain say (an explicit allow-list).
 COOK_ENV = ("RUSTFLAGS", "CARGO_PROFILE_RELEASE_LTO", "COOKBOOK_DEBUG", "COOKBOOK_NOSTRIP", "COOKBOOK_OFFLINE")
+# Every variable a signature reads, directly or through a path or command (the no-op evidence compares them).
+READ_ENV = (*COOK_ENV, "RUSTC", "SOURCE_DATE_EPOCH", "HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_HOME",
+            "XDG_CACHE_HOME", "REDOX_HOST_TOOLS")
 NONE = "(none)"
 # The modules that implement each task kind (by name: packages re-export functions under the same names).
 IMPLEMENTATION = {
@@ -143,6 +147,18 @@ class TaskInputs:
     def qcow2(self) -> Signature:
         return Signature({"dep:image": self._output("image"), "code": self._code("qcow2")})
 
+    def evidence_spec(self) -> Spec:
+        """What the signatures read besides the tree's ``recipes/`` and ``config/`` and this project's code (which
+        the no-op evidence observes anyway): config files included from elsewhere, the package key, the toolchain,
+        the prebuilt packages, the initfs archiver, environment variables and the commands of :meth:`probes`."""
+        settings = self.builder.settings
+        self.key_hash  # noqa: B018  (made now if missing: observed as the signatures will find it)
+        files = [*self.builder.project.config.sources, self._key_file, *self.builder.toolchain_files()]
+        if settings.initfs_archiver is not None:
+            files.append(settings.initfs_archiver)
+        return Spec(zones=[str(settings.prebuilt_dir)], files=[str(path) for path in files], env=list(READ_ENV),
+                    probes=self.builder.probes())
+
     # --- outputs and stamps ------------------------------------------------------------------------------------
 
     def cook_outputs(self, node: Node) -> list[Path]:
@@ -164,11 +180,15 @@ class TaskInputs:
     def key_hash(self) -> str:
         """The package signing key. Created here, not by the first pkg action: a signature must not change between
         one build and the next."""
-        public = self.builder.cookbook / "build" / "id_ed25519.pub.toml"
+        public = self._key_file
         if not public.exists():
             from .formats import pkgkeys
             pkgkeys.ensure_keys(public.parent)
         return hash_file(public)
+
+    @property
+    def _key_file(self) -> Path:
+        return self.builder.cookbook / "build" / "id_ed25519.pub.toml"
 
     # --- helpers ---------------------------------------------------------------------------------------------
 

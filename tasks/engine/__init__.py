@@ -1,49 +1,59 @@
-"""The content-hashed engine: source-tree hashes, task signatures and records, atomic stamped outputs, the lock.
+"""The content-hashed engine: source-tree hashes, task signatures and records, atomic stamped outputs, the lock,
+and the evidence that lets a no-op skip all of it.
 
 Nothing here knows doit. :class:`Engine` gathers the pieces for one build directory (all state under
 ``<build>/engine/``); the task graph asks it whether a task is current, why not, and publishes what a task built.
+
+Names are imported on first use: the no-op check (:mod:`.evidence`) lives in this package and must not pay for
+what only a build needs (pydantic and jinja2 for stamps).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from pathlib import Path
+import importlib
+from typing import TYPE_CHECKING
 
-from .lock import BuildLock
-from .publish import Publisher, Staging, output_digest, verify_stamp
-from .stamp import Stamp, StampContext, read_stamp, render_stamp, stamp_path
-from .state import Change, Record, Signature, StateStore, code_version, env_components, format_explanation
-from .treehash import TreeHash, TreeHasher
+_HOMES = {
+    "Engine": "core", "BuildLock": "lock",
+    "Publisher": "publish", "Staging": "publish", "output_digest": "publish", "verify_stamp": "publish",
+    "Stamp": "stamp", "StampContext": "stamp", "read_stamp": "stamp", "render_stamp": "stamp", "stamp_path": "stamp",
+    "Change": "state", "Record": "state", "Signature": "state", "StateStore": "state", "code_version": "state",
+    "env_components": "state", "format_explanation": "state",
+    "TreeHash": "treehash", "TreeHasher": "treehash",
+}
+__all__ = [
+    "BuildLock",
+    "Change",
+    "Engine",
+    "Publisher",
+    "Record",
+    "Signature",
+    "Staging",
+    "Stamp",
+    "StampContext",
+    "StateStore",
+    "TreeHash",
+    "TreeHasher",
+    "code_version",
+    "env_components",
+    "format_explanation",
+    "output_digest",
+    "read_stamp",
+    "render_stamp",
+    "stamp_path",
+    "verify_stamp",
+]
 
-__all__ = ["BuildLock", "Change", "Engine", "Publisher", "Record", "Signature", "Stamp", "StampContext", "Staging",
-           "StateStore", "TreeHash", "TreeHasher", "code_version", "env_components", "format_explanation",
-           "output_digest", "read_stamp", "render_stamp", "stamp_path", "verify_stamp"]
+if TYPE_CHECKING:
+    from .core import Engine
+    from .lock import BuildLock
+    from .publish import Publisher, Staging, output_digest, verify_stamp
+    from .stamp import Stamp, StampContext, read_stamp, render_stamp, stamp_path
+    from .state import Change, Record, Signature, StateStore, code_version, env_components, format_explanation
+    from .treehash import TreeHash, TreeHasher
 
 
-class Engine:
-    """The engine of one build directory."""
-
-    def __init__(self, build_dir: Path, *, exclude: Iterable[Path] = (), workers: int | None = None):
-        self.build_dir = Path(build_dir).absolute()
-        self.dir = self.build_dir / "engine"
-        self.state = StateStore(self.dir / "state.sqlite")
-        self.trees = TreeHasher(self.dir / "cache", exclude=(self.build_dir, *exclude), workers=workers)
-        self.publisher = Publisher(self.state, self.dir / "journal")
-        self.lock = BuildLock(self.dir / "build.lock")
-
-    def start_build(self, *, wait: bool = True, timeout: float | None = None) -> list[str]:
-        """Take the build lock, then finish what a killed build had journalled (returns those tasks)."""
-        self.lock.acquire(wait=wait, timeout=timeout)
-        return self.publisher.recover()
-
-    def ensure_started(self, *, wait: bool = True) -> None:
-        """:meth:`start_build` once per process tree: a no-op when this process (or the parent it was forked
-        from, as doit's ``-n`` workers are) already holds the lock. The kernel releases it when the build exits."""
-        if not self.lock.held:
-            self.start_build(wait=wait)
-
-    def end_build(self) -> None:
-        self.lock.release()
-        self.state.close()
-
-    def explain(self, task: str, signature: Signature) -> str:
-        return format_explanation(task, self.state.explain(task, signature))
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = globals()[name] = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    return value

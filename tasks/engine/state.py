@@ -29,9 +29,9 @@ from typing import Literal
 from ..errors import InputError
 from ..hashing import canonical_json, hash_file, hash_text, hash_value
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 UNSET = "(unset)"
-_SCHEMA = """
+_SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS records (
     task TEXT PRIMARY KEY,
     signature TEXT NOT NULL,
@@ -40,7 +40,12 @@ CREATE TABLE IF NOT EXISTS records (
     outputs TEXT NOT NULL,
     time REAL NOT NULL
 ) WITHOUT ROWID
-"""
+""", """
+CREATE TABLE IF NOT EXISTS generation (value INTEGER NOT NULL)
+""", """
+INSERT INTO generation SELECT 0 WHERE NOT EXISTS (SELECT * FROM generation)
+""")
+_NEXT_GENERATION = "UPDATE generation SET value = value + 1"
 
 
 @dataclass(frozen=True)
@@ -164,12 +169,23 @@ class StateStore:
             db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)",
                        (record.task, record.signature, canonical_json(record.components), record.output_hash,
                         json.dumps(record.outputs), record.time))
+            db.execute(_NEXT_GENERATION)
         return record
 
     def forget(self, task: str) -> None:
         self._rows = None
         with self._transaction() as db:
             db.execute("DELETE FROM records WHERE task = ?", (task,))
+            db.execute(_NEXT_GENERATION)
+
+    def generation(self) -> int:
+        """How many times the records changed: equal numbers mean the same records (the no-op evidence's check)."""
+        return self._db().execute("SELECT value FROM generation").fetchone()[0]
+
+    def outputs(self, tasks: Iterable[str]) -> list[str]:
+        """The recorded outputs of those tasks that have a record."""
+        rows = self._all()
+        return [output for task in tasks if (row := rows.get(task)) is not None for output in json.loads(row[2])]
 
     def tasks(self) -> list[str]:
         return [row[0] for row in self._db().execute("SELECT task FROM records ORDER BY task")]
@@ -225,11 +241,13 @@ class StateStore:
         return db
 
     def _create(self, db: sqlite3.Connection, version: int) -> None:
-        if version not in (0, SCHEMA_VERSION):
+        """A new database, or one of schema 1 (records only) given its generation counter."""
+        if version not in (0, 1, SCHEMA_VERSION):
             raise InputError(f"build state has schema {version}, this build system writes {SCHEMA_VERSION}; "
                              "remove the file to start afresh", path=self.path)
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("BEGIN IMMEDIATE")
-        db.execute(_SCHEMA)
+        for statement in _SCHEMA:
+            db.execute(statement)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")

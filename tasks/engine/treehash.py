@@ -49,6 +49,8 @@ RACY_WINDOW_NS = 2_000_000_000
 PARALLEL_MIN_FILES = 64
 BATCH_FILES = 32
 GIT_STATES_KEPT = 16
+# Every path that differs from HEAD (untracked included, ignored not), and HEAD itself.
+GIT_STATUS = ("status", "--porcelain=v2", "-z", "--branch", "--no-renames", "--untracked-files=all", "--ignored=no")
 _GIT_ENV_UNSET = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
                   "GIT_PREFIX")
 
@@ -182,6 +184,13 @@ def _output_kind(mode: int) -> bytes:
 
 
 StatKey = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, inode, mode
+
+
+def stat_key(st: os.stat_result) -> StatKey:
+    """What a cached answer about a file is keyed by: any write, rename or chmod changes one of these."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode
+
+
 StatEntry = tuple[StatKey, bytes, str, bool]  # stat key, kind, content hash, trusted
 
 
@@ -236,8 +245,7 @@ class _Lookup:
         old, stats, to_read = self.old, self.stats, self.to_read
         for rel, st in files:
             entry = old.get(rel)
-            if entry is not None and entry[3] and entry[0] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                                                                st.st_ino, st.st_mode):
+            if entry is not None and entry[3] and entry[0] == stat_key(st):
                 stats[rel] = entry
             elif (kind := kind_of(st.st_mode)) is not None:
                 to_read.append((rel, kind, st))
@@ -245,8 +253,7 @@ class _Lookup:
     def read(self, workers: int) -> None:
         hashes = read_hashes(self.root, [(rel, kind) for rel, kind, _ in self.to_read], workers)
         for (rel, kind, st), (digest, size) in zip(self.to_read, hashes, strict=True):
-            key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
-            self.stats[rel] = (key, kind, digest, max(st.st_mtime_ns, st.st_ctime_ns) < self.trust_before_ns)
+            self.stats[rel] = (stat_key(st), kind, digest, max(st.st_mtime_ns, st.st_ctime_ns) < self.trust_before_ns)
             self.hashed_bytes += size
 
     def manifest(self) -> Manifest:
@@ -299,8 +306,7 @@ class TreeHasher:
 
     def _hash_git(self, root: bytes, exclusions: Exclusions, cache: _TreeCache) -> TreeHash | None:
         """The git way; None when this tree needs the walk (it has submodules)."""
-        status = parse_git_status(run_git(root, "status", "--porcelain=v2", "-z", "--branch", "--no-renames",
-                                      "--untracked-files=all", "--ignored=no"))
+        status = parse_git_status(run_git(root, *GIT_STATUS))
         if status.submodules:
             return None
         lookup = _Lookup(root, cache.stats, time.time_ns() - self.racy_window_ns)

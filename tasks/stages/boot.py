@@ -33,7 +33,8 @@ from ..qemu import (
     stop_session,
     test_in_redox,
 )
-from .common import VARIABLES, builder, settings
+from ..variables import NAMES as VARIABLES
+from .common import builder, settings
 
 EXIT_NOT_RUN = 3  # doit's status for "could not start"
 EXIT_INTERRUPTED = 130

@@ -6,22 +6,20 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from doit import get_var
 from doit.exceptions import InvalidCommand, InvalidDodoFile, TaskFailed
 
 from ..build import Builder
-from ..engine import Engine, Signature, StampContext, stamp_path
+from ..engine import Engine, Signature, StampContext, StateStore, stamp_path
+from ..engine.evidence import Spec
 from ..errors import BuildError, LockError, display_path
 from ..project import Project
-from ..settings import OPTIONS, Settings
+from ..settings import Settings
 from ..signatures import TaskInputs
-
-VARIABLES = ("config", "root", "build", *OPTIONS)
-"""doit command-line variables: ``doit list config=config/aarch64/server.toml root=/path/to/tree``."""
+from .loader import variables
 
 
 def settings() -> Settings:
-    return Settings.from_vars({name: value for name in VARIABLES if (value := get_var(name)) is not None})
+    return Settings.from_vars(variables())
 
 
 @functools.cache
@@ -49,6 +47,18 @@ def engine() -> Engine:
 @functools.cache
 def inputs() -> TaskInputs:
     return TaskInputs(builder(), engine())
+
+
+def state() -> StateStore:
+    return engine().state
+
+
+def evidence_spec() -> Spec:
+    """What the signatures read outside the input directories, for the no-op evidence (see .loader)."""
+    try:
+        return inputs().evidence_spec()
+    except BuildError as error:
+        raise InvalidDodoFile(str(error)) from None
 
 
 SIGNATURES: dict[str, Callable[[], Signature]] = {}
@@ -131,18 +141,3 @@ def _drop_stamps(paths: list[Path]) -> None:
 def _relative(message: str) -> str:
     path, sep, rest = message.partition(": ")
     return f"{display_path(path)}{sep}{rest}" if sep and path.startswith("/") else message
-
-
-def doit_config(settings: Settings) -> dict:
-    settings.build.mkdir(parents=True, exist_ok=True)  # doit opens its database before any task runs
-    return {
-        # Our engine's store (build/engine/) is the only judge of staleness: tasks have no file_dep or targets,
-        # so doit's own database holds nothing we read. sqlite3 writes only when a task ran (json rewrites its
-        # whole file on every run, so a no-op would write), and survives concurrent readers; dbm would resolve to
-        # dbm.dumb where gdbm is missing (slow, corrupts under concurrent use).
-        "dep_file": str(settings.build / "doit-state.sqlite"),
-        "backend": "sqlite3",
-        "verbosity": 2,
-        "failure_verbosity": 2,
-        "sort": "definition",
-    }

@@ -1,0 +1,271 @@
+"""Evidence for a no-op: what a successful run's verdicts rested on, checked next time with stats alone.
+
+A build whose every task came out current leaves, per invocation (command-line variables and targets), an
+:class:`Evidence`: a *spec* of what to observe and the *observation* it made:
+
+* every file below the input directories — the tree's ``recipes/`` and ``config/``, the build system's own code —
+  by ``lstat`` (size, mtime, ctime, inode, mode); a recipe's ``source/`` that is a git work tree by its
+  ``git status`` and the stat of the paths git names, as the engine's tree hash reads it;
+* single files, environment variables and command outputs (``rustc -vV``) that signatures read outside those;
+* the outputs of every task (they must exist) and the state's generation (any record since changes it).
+
+The directories are observed *before* any verdict reads them, the rest before the tasks are checked: a file edited
+while the build runs differs next time. The next run of the same invocation observes the spec again — no recipe is
+parsed, no signature computed — and an equal observation means every task would be found current once more. Any
+difference sends it the normal way, which leaves new evidence when it ends well.
+
+A file whose stat is younger than the racy window when observed (it could change again within the same timestamp
+tick) is observed by content instead. Knows nothing of doit; standard library and the engine's tree helpers only,
+so that checking costs no more than the stats.
+"""
+from __future__ import annotations
+
+import marshal
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import BuildError
+from ..hashing import hash_bytes, hash_value
+from .treehash import GIT_STATUS, RACY_WINDOW_NS, Exclusions, kind_of, parse_git_status, read_hash, run_git, stat_key
+
+FORMAT = 1
+RACY_READS = 256  # files read because their stat is too recent; beyond this no evidence is kept
+SOURCE_DIR = b"source"  # a recipe's source: hashed the git way when it is a work tree (tasks.build.source_dir)
+RECIPE_FILE = b"recipe.toml"
+GENERATION, OUTPUTS = "\0generation", "\0outputs"
+
+Observation = dict[str, object]
+
+
+@dataclass
+class Spec:
+    """What to observe. Paths are absolute strings (marshal keeps them as they are)."""
+
+    zones: list[str] = field(default_factory=list)  # directories, walked whole
+    code_zones: list[str] = field(default_factory=list)  # walked whole, minus __pycache__
+    files: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
+    probes: list[list[str]] = field(default_factory=list)  # argv, run in the current directory
+    outputs: list[str] = field(default_factory=list)
+    state: str | None = None  # the engine's state database
+
+    def as_data(self) -> dict:
+        return dict(self.__dict__)
+
+    def merged(self, other: Spec) -> Spec:
+        """Both specs' observations (a path named twice is observed once)."""
+        def union(mine: list, theirs: list) -> list:
+            return mine + [item for item in theirs if item not in mine]
+        return Spec(zones=union(self.zones, other.zones), code_zones=union(self.code_zones, other.code_zones),
+                    files=union(self.files, other.files), env=union(self.env, other.env),
+                    probes=union(self.probes, other.probes), outputs=union(self.outputs, other.outputs),
+                    state=self.state or other.state)
+
+
+class TooManyRacyFiles(Exception):
+    """More recently written files than is worth reading on every check: keep no evidence this time."""
+
+
+class Observer:
+    """Observes a spec, in parts or whole; ``by_content`` names files compared by content whatever their stat."""
+
+    def __init__(self, by_content: Iterable[str] = (), exclude: Iterable[Path] = (), now_ns: int | None = None):
+        self.by_content = set(by_content)
+        self.exclude = tuple(exclude)  # the build directory: what builds write is no input
+        self.trust_before_ns = (time.time_ns() if now_ns is None else now_ns) - RACY_WINDOW_NS
+        self.reads = 0
+        self._visited: set[bytes] = set()
+
+    def observe(self, spec: Spec) -> Observation:
+        """Everything; commands run in threads while this one walks the directories."""
+        seen: Observation = {}
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            probes = {_probe_key(argv): pool.submit(_probe, argv) for argv in spec.probes}
+            self.directories(spec, seen, pool)
+            self.singles(spec, seen)
+            self.outcome(spec, seen)
+            seen.update({key: future.result() for key, future in probes.items()})
+        return seen
+
+    def directories(self, spec: Spec, seen: Observation, pool: ThreadPoolExecutor) -> None:
+        """The zones: every file by stat, git work-tree sources by ``git status`` (run in ``pool``)."""
+        statuses: dict[bytes, Future] = {}
+        for zone in spec.zones:
+            self._walk(os.fsencode(zone), seen, statuses, pool, code=False)
+        for zone in spec.code_zones:
+            self._walk(os.fsencode(zone), seen, statuses, pool, code=True)
+        for root, status in statuses.items():
+            self._git_tree(root, status, seen)
+
+    def singles(self, spec: Spec, seen: Observation) -> None:
+        """Files, environment variables and commands (these run here, one after the other)."""
+        for path in spec.files:
+            self._file(os.fsencode(path), seen)
+        seen.update({f"\0env\0{name}": os.environ.get(name) for name in spec.env})
+        seen.update({_probe_key(argv): _probe(argv) for argv in spec.probes if _probe_key(argv) not in seen})
+
+    def outcome(self, spec: Spec, seen: Observation) -> None:
+        """What the run left: every output present, and the state's generation."""
+        seen[OUTPUTS] = all(os.path.lexists(path) for path in spec.outputs)
+        seen[GENERATION] = None if spec.state is None else read_generation(Path(spec.state))
+
+    # --- walking ---------------------------------------------------------------------------------------------
+
+    def _walk(self, top: bytes, seen: Observation, statuses: dict[bytes, Future], pool: ThreadPoolExecutor, *,
+              code: bool) -> None:
+        if not os.path.isdir(top):
+            seen[os.fsdecode(top)] = None
+            return
+        real = os.path.realpath(top)
+        if real in self._visited:  # reached again through a symlink
+            return
+        self._visited.add(real)
+        exclusions = Exclusions(top, self.exclude)
+        stack = [top]
+        while stack:
+            directory = stack.pop()
+            with os.scandir(directory) as listing:
+                entries = list(listing)
+            if _is_git_source(directory, {entry.name for entry in entries}):
+                statuses[directory] = pool.submit(run_git, directory, *GIT_STATUS)
+                continue
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if not exclusions.directory(entry.path, entry.name) and not (code and entry.name == b"__pycache__"):
+                        stack.append(entry.path)
+                elif entry.name != b".git":
+                    self._entry(entry.path, entry.stat(follow_symlinks=False), seen)
+                    if entry.is_symlink() and os.path.isdir(entry.path):  # e.g. a source checked out elsewhere
+                        self._walk(entry.path, seen, statuses, pool, code=code)
+
+    def _git_tree(self, root: bytes, status: Future, seen: Observation) -> None:
+        """A work tree as the engine hashes it: HEAD and the paths git reports, each by stat; with submodules the
+        engine walks the tree, and so does this."""
+        try:
+            output = status.result()
+        except BuildError as error:
+            seen[f"\0git\0{os.fsdecode(root)}"] = str(error)
+            return
+        seen[f"\0git\0{os.fsdecode(root)}"] = hash_bytes(output)
+        parsed = parse_git_status(output)
+        exclusions = Exclusions(root, self.exclude)
+        if parsed.submodules:
+            self._walk_plain(root, exclusions, seen)
+            return
+        for rel in parsed.paths:
+            if exclusions.relative(rel):
+                continue
+            if rel.endswith(b"/"):  # an untracked nested repository counts whole
+                self._walk_plain(root + b"/" + rel.rstrip(b"/"), exclusions, seen)
+            else:
+                self._file(root + b"/" + rel, seen)
+
+    def _walk_plain(self, top: bytes, exclusions: Exclusions, seen: Observation) -> None:
+        stack = [top]
+        while stack:
+            with os.scandir(stack.pop()) as listing:
+                for entry in listing:
+                    if entry.is_dir(follow_symlinks=False):
+                        if not exclusions.directory(entry.path, entry.name):
+                            stack.append(entry.path)
+                    elif entry.name != b".git":
+                        self._entry(entry.path, entry.stat(follow_symlinks=False), seen)
+
+    def _file(self, path: bytes, seen: Observation) -> None:
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            seen[os.fsdecode(path)] = None
+            return
+        self._entry(path, st, seen)
+
+    def _entry(self, path: bytes, st: os.stat_result, seen: Observation) -> None:
+        name = os.fsdecode(path)
+        if name in self.by_content or max(st.st_mtime_ns, st.st_ctime_ns) >= self.trust_before_ns:
+            seen[name] = self._content(path, st)
+        else:
+            seen[name] = stat_key(st)
+
+    def _content(self, path: bytes, st: os.stat_result) -> tuple:
+        kind = kind_of(st.st_mode)
+        if kind is None:
+            return ("content", st.st_mode, None)
+        self.reads += 1
+        if self.reads > RACY_READS:
+            raise TooManyRacyFiles(os.fsdecode(path))
+        return ("content", st.st_mode, read_hash(path, kind)[0])
+
+
+def _is_git_source(directory: bytes, names: set[bytes]) -> bool:
+    """A recipe's ``source/`` that the engine hashes the git way (tasks.engine.treehash.is_git_tree)."""
+    return (os.path.basename(directory) == SOURCE_DIR and b".git" in names and b".gitmodules" not in names
+            and os.path.isfile(os.path.join(os.path.dirname(directory), RECIPE_FILE)))
+
+
+def _probe_key(argv: list[str]) -> str:
+    return "\0probe\0" + "\0".join(argv)
+
+
+def _probe(argv: list[str]) -> str:
+    """A command's exit status and output, as a hash (``rustc -vV``, ``git rev-parse HEAD``). Not
+    tasks.process.run: this runs in a thread beside the walk, on the path whose cost is the point."""
+    try:
+        result = subprocess.run(argv, check=False, capture_output=True, stdin=subprocess.DEVNULL)
+    except OSError as error:
+        return f"cannot run: {error.strerror}"
+    return hash_value([result.returncode, hash_bytes(result.stdout)])
+
+
+def read_generation(path: Path) -> int | None:
+    """The state database's generation, read without creating or upgrading it (None: there is none)."""
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(path, timeout=60)
+        try:
+            return db.execute("SELECT value FROM generation").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+
+
+@dataclass
+class Evidence:
+    """A spec and what was observed of it, plus a summary for the message (tasks covered, files observed)."""
+
+    spec: Spec
+    seen: Observation
+    tasks: int
+
+    def content_paths(self) -> list[str]:
+        return [path for path, value in self.seen.items() if isinstance(value, tuple) and value[:1] == ("content",)]
+
+    def dump(self) -> bytes:
+        return marshal.dumps((FORMAT, self.spec.as_data(), self.seen, self.tasks))
+
+    @classmethod
+    def load(cls, path: Path) -> Evidence | None:
+        try:
+            version, spec, seen, tasks = marshal.loads(path.read_bytes())
+        except (OSError, EOFError, ValueError, TypeError):
+            return None
+        return cls(Spec(**spec), seen, tasks) if version == FORMAT else None
+
+    def changes(self, exclude: Iterable[Path] = ()) -> list[str]:
+        """What observing the spec now finds different (empty: the evidence holds): paths, ``env NAME``,
+        ``probe ARGV``, ``git ROOT``, ``outputs``, ``generation``."""
+        try:
+            now = Observer(self.content_paths(), exclude).observe(self.spec)
+        except (OSError, TooManyRacyFiles) as error:
+            return [f"cannot observe: {error}"]
+        if now == self.seen:
+            return []
+        keys = sorted(key for key in self.seen.keys() | now.keys() if self.seen.get(key, now) != now.get(key, self))
+        return [key.strip("\0").replace("\0", " ") for key in keys]

@@ -1,0 +1,229 @@
+"""doit's task loader and reporter for this project: a no-op answered from evidence, everything else from dodo.py.
+
+Checking every task of a 3,000-recipe image means parsing the recipes, building the graph, and asking doit about
+9,000 tasks — seconds, where ninja takes milliseconds. The answer is the same as last time when nothing it rested
+on changed, so a run that ends with every task current leaves evidence (:mod:`tasks.engine.evidence`), and the
+loader, before it imports dodo.py, observes that evidence again: when it holds, doit is given just the requested
+targets, up to date. Otherwise (or for ``-a``, or any command but ``run``) the tasks come from dodo.py as always,
+and the reporter writes fresh evidence when the run ends well. ``pyproject.toml`` selects both
+(``[tool.doit] loader``, ``DOIT_CONFIG["reporter"]``); a doit run elsewhere simply always takes the long way.
+
+Imports only doit and the standard-library evidence module: this is the whole cost of a no-op.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from doit import get_var
+from doit.cmd_base import DodoTaskLoader
+from doit.reporter import ConsoleReporter
+from doit.task import Task
+
+from ..engine.evidence import GENERATION, OUTPUTS, Evidence, Observation, Observer, Spec, TooManyRacyFiles
+from ..hashing import hash_value
+from ..variables import NAMES, PROJECT_DIR, build_dir, root_dir
+
+EVIDENCE_KEPT = 16  # invocations remembered per build directory
+
+
+def variables() -> dict[str, str]:
+    """The command-line variables of this doit invocation that the build reads."""
+    return {name: value for name in NAMES if (value := get_var(name)) is not None}
+
+
+def doit_config(build: Path) -> dict:
+    build.mkdir(parents=True, exist_ok=True)  # doit opens its database before any task runs
+    return {
+        # Our engine's store (build/engine/) is the only judge of staleness: tasks have no file_dep or targets,
+        # so doit's own database holds nothing we read. sqlite3 writes only when a task ran (json rewrites its
+        # whole file on every run, so a no-op would write), and survives concurrent readers; dbm would resolve to
+        # dbm.dumb where gdbm is missing (slow, corrupts under concurrent use).
+        "dep_file": str(build / "doit-state.sqlite"),
+        "backend": "sqlite3",
+        "verbosity": 2,
+        "failure_verbosity": 2,
+        "sort": "definition",
+        "reporter": Reporter,
+    }
+
+
+@dataclass
+class Invocation:
+    """One ``doit run``: its variables, targets and options that change which tasks are checked."""
+
+    targets: list[str]
+    variables: dict[str, str]
+    single: bool
+    dodo: Path
+
+    @property
+    def build(self) -> Path:
+        return build_dir(self.variables)
+
+    @property
+    def evidence_path(self) -> Path:
+        key = hash_value([sorted(self.variables.items()), self.targets, self.single, str(self.dodo), os.getcwd()])
+        return self.build / "cache" / "evidence" / f"{key}.marshal"
+
+    def input_spec(self) -> Spec:
+        """What every build of this tree reads, known before loading anything: the recipes and configs, and the
+        build system's own code."""
+        root = root_dir(self.variables)
+        return Spec(zones=[str(root / "recipes"), str(root / "config")], code_zones=[str(PROJECT_DIR / "tasks")],
+                    files=[str(self.dodo), str(PROJECT_DIR / "pyproject.toml")])
+
+
+@dataclass
+class Recording:
+    """Evidence being gathered by a run that takes the long way (see :class:`Reporter`)."""
+
+    invocation: Invocation
+    spec: Spec
+    seen: Observation
+    generation: int = 0
+    checked: set[str] = field(default_factory=set)
+    executed: set[str] = field(default_factory=set)
+    spoiled: bool = False
+
+
+RECORDING: Recording | None = None
+
+
+class Loader(DodoTaskLoader):
+    """``[tool.doit] loader``: like doit's own, but a repeated run with nothing changed skips dodo.py."""
+
+    def setup(self, opt_values):
+        self._options = opt_values  # dodo.py is imported when tasks are needed, and only then
+
+    def load_doit_config(self):
+        return doit_config(build_dir(variables()))
+
+    def load_tasks(self, cmd, pos_args):
+        global RECORDING
+        invocation = self._invocation(cmd, pos_args)
+        if invocation is not None:
+            started = time.perf_counter()
+            evidence = Evidence.load(invocation.evidence_path)
+            if evidence is not None and not evidence.changes(exclude=[invocation.build]):
+                print(f"nothing changed since the last run of `{' '.join(pos_args) or 'doit'}`: "
+                      f"{evidence.tasks} tasks up to date ({len(evidence.seen):,} inputs compared in "
+                      f"{(time.perf_counter() - started) * 1000:.0f} ms)")
+                return [Task(name, None, doc="up to date (evidence of the last run)", uptodate=[True])
+                        for name in invocation.targets]
+            RECORDING = _start_recording(invocation)
+        super().setup(self._options)
+        tasks = super().load_tasks(cmd, pos_args)
+        if RECORDING is not None:
+            _add_build_inputs(RECORDING)
+        return tasks
+
+    def _invocation(self, cmd, pos_args: list[str]) -> Invocation | None:
+        """The run this is, when evidence may answer it: ``doit run`` (or ``doit TARGET…``) with plain targets."""
+        options = self._options
+        if (cmd.get_name() != "run" or options.get("always") or options.get("seek_file") or not pos_args
+                or any(arg.startswith("-") or "*" in arg for arg in pos_args)):
+            return None
+        dodo = Path(options["dodoFile"]).absolute()
+        os.chdir(options["cwdPath"] or dodo.parent)  # where doit's own loader would run the tasks (and rustc -vV)
+        return Invocation(list(pos_args), variables(), bool(options.get("single")), dodo)
+
+
+def _start_recording(invocation: Invocation) -> Recording | None:
+    """Observe the input directories now, before any task reads them."""
+    spec = invocation.input_spec()
+    seen: Observation = {}
+    observer = Observer(exclude=[invocation.build])
+    try:
+        observer.singles(spec, seen)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            observer.directories(spec, seen, pool)
+    except (OSError, TooManyRacyFiles):
+        return None
+    return Recording(invocation, spec, seen)
+
+
+def _add_build_inputs(recording: Recording) -> None:
+    """What the tasks' signatures read besides the input directories, observed before any task is checked."""
+    from .common import evidence_spec, state
+    spec = evidence_spec()
+    observer = Observer(exclude=[recording.invocation.build])
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            observer.directories(spec, recording.seen, pool)
+        observer.singles(spec, recording.seen)
+    except (OSError, TooManyRacyFiles):
+        recording.spoiled = True
+    recording.spec = recording.spec.merged(spec)
+    recording.spec.state = str(state().path)
+    recording.generation = state().generation()
+
+
+class Reporter(ConsoleReporter):
+    """doit's console reporter, which also leaves the run's evidence when every task ended current."""
+
+    def get_status(self, task):
+        if RECORDING is not None:
+            RECORDING.checked.add(task.name)
+        super().get_status(task)
+
+    def execute_task(self, task):
+        if RECORDING is not None:
+            RECORDING.executed.add(task.name)
+        super().execute_task(task)
+
+    def add_failure(self, task, fail):
+        self._spoil()
+        super().add_failure(task, fail)
+
+    def skip_ignore(self, task):
+        self._spoil()  # `doit ignore`d: not current, only skipped
+        super().skip_ignore(task)
+
+    def runtime_error(self, msg):
+        self._spoil()
+        super().runtime_error(msg)
+
+    def complete_run(self):
+        super().complete_run()
+        if RECORDING is not None and not RECORDING.spoiled:
+            try:
+                _leave_evidence(RECORDING)
+            except OSError as error:  # evidence only saves time: a run does not fail for want of it
+                print(f"warning: no evidence kept for the next no-op: {error}", file=sys.stderr)
+
+    @staticmethod
+    def _spoil() -> None:
+        if RECORDING is not None:
+            RECORDING.spoiled = True
+
+
+def _leave_evidence(recording: Recording) -> None:
+    """Keep the evidence when the run's only writes to the state were the tasks it ran, each recorded once, and
+    every output is there."""
+    from ..atomic import write_atomically
+    from .common import SIGNATURES, state
+    if recording.executed - SIGNATURES.keys():  # a task whose action always runs (explain) is never up to date
+        return
+    tracked = sorted(recording.checked & SIGNATURES.keys())
+    spec = recording.spec
+    spec.outputs = state().outputs(tracked)
+    Observer().outcome(spec, recording.seen)
+    if not recording.seen[OUTPUTS] or recording.seen[GENERATION] != recording.generation + len(recording.executed):
+        return
+    evidence = Evidence(spec, recording.seen, len(recording.checked))
+    path = recording.invocation.evidence_path
+    write_atomically(path, evidence.dump())
+    _forget_old_evidence(path.parent)
+
+
+def _forget_old_evidence(directory: Path) -> None:
+    """Keep the evidence of the most recent invocations only."""
+    files = sorted(directory.iterdir(), key=lambda path: path.stat().st_mtime_ns if path.exists() else 0,
+                   reverse=True)
+    for path in files[EVIDENCE_KEPT:]:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,205 @@
+"""The no-op answered from evidence (tasks.engine.evidence, tasks.stages.loader): fast, and never blind to a change.
+
+The module tests observe real directories, git work trees, commands and a real state database; the CLI tests run
+real doit processes on the small bash recipes of test_incremental (which, run from the project root, exercise the
+same loader on every one of its scenarios).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tasks.engine import Signature, StateStore
+from tasks.engine import evidence as evidence_module
+from tasks.engine.evidence import Evidence, Observer, Spec, TooManyRacyFiles
+from tests.conftest import PROJECT
+from tests.test_incremental import ALL, build, doit_command, executed, stage, tree  # noqa: F401  (fixture)
+
+ANSWERED = "nothing changed since the last run"
+
+
+@pytest.fixture
+def trusted(monkeypatch):
+    """Files written by the test count as old enough to be compared by stat (no racy window)."""
+    monkeypatch.setattr(evidence_module, "RACY_WINDOW_NS", -10_000_000_000)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def evidence_of(spec: Spec) -> Evidence:
+    return Evidence(spec, Observer().observe(spec), tasks=1)
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"})
+
+
+@pytest.fixture
+def zone(tmp_path):
+    """A recipes/ directory: a plain source, a git work-tree source with one dirty file, a symlinked source."""
+    recipes = tmp_path / "recipes"
+    write(recipes / "plain/recipe.toml", "[build]\ntemplate = \"custom\"\n")
+    write(recipes / "plain/source/a.txt", "a\n")
+    write(recipes / "plain/source/sub/b.txt", "b\n")
+    write(recipes / "gitty/recipe.toml", "[build]\ntemplate = \"custom\"\n")
+    source = recipes / "gitty/source"
+    write(source / "clean.txt", "clean\n")
+    write(source / "dirty.txt", "v1\n")
+    write(source / ".gitignore", "ignored/\n")
+    git(source, "init", "-q")
+    git(source, "add", ".")
+    git(source, "commit", "-q", "-m", "one")
+    write(source / "dirty.txt", "v2\n")
+    elsewhere = write(tmp_path / "checkout/main.rs", "fn main() {}\n").parent
+    write(recipes / "linked/recipe.toml", "[build]\ntemplate = \"custom\"\n")
+    (recipes / "linked/source").symlink_to(elsewhere)
+    return recipes
+
+
+CHANGES = {
+    "edit a plain file": lambda r: write(r / "plain/source/a.txt", "A\n"),
+    "add a file": lambda r: write(r / "plain/source/sub/new.txt", "new\n"),
+    "remove a file": lambda r: (r / "plain/source/sub/b.txt").unlink(),
+    "chmod a file": lambda r: (r / "plain/source/a.txt").chmod(0o755),
+    "edit a recipe": lambda r: write(r / "plain/recipe.toml", "[build]\ntemplate = \"cargo\"\n"),
+    "add a recipe": lambda r: write(r / "another/recipe.toml", "[build]\ntemplate = \"custom\"\n"),
+    "edit a clean file of a git source": lambda r: write(r / "gitty/source/clean.txt", "changed\n"),
+    "edit a dirty file of a git source again": lambda r: write(r / "gitty/source/dirty.txt", "v3\n"),
+    "add an untracked file to a git source": lambda r: write(r / "gitty/source/untracked.txt", "u\n"),
+    "commit in a git source": lambda r: git(r / "gitty/source", "commit", "-qam", "two"),
+    "edit a symlinked source": lambda r: write(r.parent / "checkout/main.rs", "fn main() { panic!() }\n"),
+}
+
+
+def test_evidence_holds_while_nothing_changes(zone, trusted):
+    spec = Spec(zones=[str(zone)])
+    evidence = evidence_of(spec)
+    assert evidence.changes() == []
+    seen = evidence.seen
+    assert seen[str(zone / "plain/source/a.txt")] == evidence_module.stat_key(os.lstat(zone / "plain/source/a.txt"))
+    # The git source is known by its status and its dirty file, not by a walk of its clean files.
+    assert f"\0git\0{zone / 'gitty/source'}" in seen and str(zone / "gitty/source/dirty.txt") in seen
+    assert str(zone / "gitty/source/clean.txt") not in seen
+    assert str(zone / "linked/source/main.rs") in seen
+
+
+@pytest.mark.parametrize("change", CHANGES.keys())
+def test_every_kind_of_change_is_seen(zone, trusted, change):
+    evidence = evidence_of(Spec(zones=[str(zone)]))
+    CHANGES[change](zone)
+    assert evidence.changes() != []
+
+
+def test_ignored_and_generated_files_do_not_count(zone, trusted):
+    code = write(zone.parent / "code/module.py", "x = 1\n").parent
+    evidence = evidence_of(Spec(zones=[str(zone)], code_zones=[str(code)]))
+    write(zone / "gitty/source/ignored/build.o", "object\n")  # git ignores it, so does the engine's tree hash
+    write(zone / "plain/source/target/CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n")  # cargo's
+    write(zone / "plain/source/target/debug/app", "binary\n")
+    write(code / "__pycache__/module.cpython-311.pyc", "bytecode\n")
+    assert evidence.changes() == []
+
+
+def test_a_recently_written_file_is_compared_by_content(tmp_path):
+    path = write(tmp_path / "zone/fresh.txt", "one\n")
+    evidence = evidence_of(Spec(zones=[str(tmp_path / "zone")]))
+    assert evidence.seen[str(path)][0] == "content"  # its timestamp tick may not be over: its stat proves nothing
+    os.utime(path)  # a new stat, the same content
+    assert evidence.changes() == []
+    path.write_text("two\n")  # same size
+    assert evidence.changes() == [str(path)]
+
+
+def test_too_many_recent_files_leave_no_evidence(tmp_path, monkeypatch):
+    monkeypatch.setattr(evidence_module, "RACY_READS", 3)
+    for number in range(5):
+        write(tmp_path / f"zone/{number}.txt", "x\n")
+    with pytest.raises(TooManyRacyFiles):
+        Observer().observe(Spec(zones=[str(tmp_path / "zone")]))
+
+
+def test_files_environment_commands_outputs_and_state_are_observed(tmp_path, trusted, monkeypatch):
+    single = write(tmp_path / "key.toml", "key\n")
+    output = write(tmp_path / "out/stage/file", "built\n")
+    script = write(tmp_path / "tool", "#!/bin/sh\ncat \"$(dirname \"$0\")/version\"\n")
+    script.chmod(0o755)
+    write(tmp_path / "version", "1.0\n")
+    state = StateStore(tmp_path / "state.sqlite")
+    state.record("cook:x", Signature({"a": "1"}), "hash", [output])
+    monkeypatch.setenv("RUSTFLAGS", "-O")
+    spec = Spec(files=[str(single), str(tmp_path / "missing.toml")], env=["RUSTFLAGS"], probes=[[str(script)]],
+                outputs=[str(output)], state=str(state.path))
+    checks = {
+        "file": lambda: single.write_text("other key\n"),
+        "missing file": lambda: write(tmp_path / "missing.toml", "now here\n"),
+        "env": lambda: monkeypatch.setenv("RUSTFLAGS", "-C opt-level=1"),
+        "probe": lambda: write(tmp_path / "version", "2.0\n"),
+        "output": lambda: output.unlink(),
+        "state": lambda: state.record("cook:y", Signature({"b": "2"}), "hash", []),
+    }
+    for name, change in checks.items():
+        evidence = evidence_of(spec)
+        assert evidence.changes() == [], name
+        change()
+        assert evidence.changes() != [], name
+
+
+# --- through doit --------------------------------------------------------------------------------------------
+
+
+def run(root: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(doit_command(root, *args), cwd=PROJECT, capture_output=True, text=True,
+                            env={**os.environ, **(env or {})}, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_a_repeated_run_is_answered_from_evidence_and_writes_nothing(tree):
+    assert build(tree) == ALL
+    files = {path: path.stat().st_mtime_ns for path in (tree / "build").rglob("*") if path.is_file()}
+    again = run(tree, "pkg")
+    assert ANSWERED in again.stdout and executed(again.stdout) == set()
+    assert {path: path.stat().st_mtime_ns for path in (tree / "build").rglob("*") if path.is_file()} == files
+
+
+def test_evidence_answers_only_the_invocation_it_was_left_by(tree):
+    build(tree)
+    other_target = run(tree, "pkg:app")
+    assert ANSWERED not in other_target.stdout and executed(other_target.stdout) == set()
+    assert ANSWERED in run(tree, "pkg:app").stdout
+    assert ANSWERED not in run(tree, "list").stdout  # other commands load dodo.py as always
+    everything = run(tree, "-a", "pkg")  # --always-execute is never answered from evidence
+    assert executed(everything.stdout) == ALL
+
+
+def test_another_invocations_build_in_between_is_seen(tree):
+    """The state's generation: a build with RUSTFLAGS recorded other signatures, so the build without it must run
+    again, although no file of the tree changed."""
+    build(tree)
+    assert ANSWERED in run(tree, "pkg").stdout
+    with_flags = build(tree, env={"RUSTFLAGS": "-C opt-level=1"})
+    assert with_flags == {"cook:lib", "cook:app", "cook:other", "pkg:other"}
+    assert build(tree) == with_flags
+
+
+def test_a_deleted_output_and_a_new_recipe_are_seen(tree):
+    build(tree)
+    run(tree, "pkg")
+    shutil.rmtree(stage(tree, "other"))
+    assert build(tree) == {"cook:other"}  # its stage comes out as before: its package stays current
+    # A recipe of the same name earlier in sorted order takes over "lib" (with a warning). Its script differs by a
+    # line, its stage does not: its cook and its package (which records the recipe) run, nothing after them.
+    write(tree / "recipes/a/lib/recipe.toml", (tree / "recipes/lib/recipe.toml").read_text().replace(
+        "sleep", "true\nsleep"))
+    (tree / "recipes/a/lib/source").symlink_to(tree / "recipes/lib/source")
+    assert build(tree) == {"cook:lib", "pkg:lib"}
