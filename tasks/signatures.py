@@ -148,15 +148,17 @@ class TaskInputs:
         return Signature({"dep:image": self._output("image"), "code": self._code("qcow2")})
 
     def evidence_spec(self) -> Spec:
-        """What the signatures read besides the tree's ``recipes/`` and ``config/`` and this project's code (which
-        the no-op evidence observes anyway): config files included from elsewhere, the package key, the toolchain,
-        the prebuilt packages, the initfs archiver, environment variables and the commands of :meth:`probes`."""
+        """What the signatures read besides the recipe files, ``config/`` and this project's code (which the no-op
+        evidence observes anyway): the directories of the recipes in the graph (sources, patches), config files
+        included from elsewhere, the package key, the toolchain, the prebuilt packages, the initfs archiver,
+        environment variables and the commands of :meth:`Builder.probes`. Call it once the graph is loaded."""
         settings = self.builder.settings
         self.key_hash  # noqa: B018  (made now if missing: observed as the signatures will find it)
         files = [*self.builder.project.config.sources, self._key_file, *self.builder.toolchain_files()]
         if settings.initfs_archiver is not None:
             files.append(settings.initfs_archiver)
-        return Spec(zones=[str(settings.prebuilt_dir)], files=[str(path) for path in files], env=list(READ_ENV),
+        zones = [*self.builder.project.index.loaded_dirs(), settings.prebuilt_dir]  # sources, patches, scripts
+        return Spec(zones=[str(path) for path in zones], files=[str(path) for path in files], env=list(READ_ENV),
                     probes=self.builder.probes())
 
     # --- outputs and stamps ------------------------------------------------------------------------------------

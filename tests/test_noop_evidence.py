@@ -100,6 +100,30 @@ def test_every_kind_of_change_is_seen(zone, trusted, change):
     assert evidence.changes() != []
 
 
+def test_the_recipe_index_sees_recipes_come_and_go_and_nothing_inside_them(zone, trusted):
+    spec = Spec(indexes=[str(zone)])
+    seen = evidence_of(spec).seen
+    assert str(zone / "plain/recipe.toml") in seen and str(zone / "plain/source/a.txt") not in seen
+    write(zone / "plain/source/new.txt", "inside a recipe: the graph's recipes are observed whole, by the build\n")
+    write(zone / "README.md", "not a recipe\n")
+    assert evidence_of(spec).seen == seen
+    for change in (lambda: write(zone / "wip/newcomer/recipe.toml", "[build]\ntemplate = \"custom\"\n"),
+                   lambda: (zone / "empty-category").mkdir(),
+                   lambda: write(zone / "plain/recipe.toml", "[build]\ntemplate = \"cargo\"\n"),
+                   lambda: (zone / "linked/recipe.toml").unlink()):
+        evidence = evidence_of(spec)
+        change()
+        assert evidence.changes() != []
+
+
+def test_a_symlinked_file_counts_by_its_target(tmp_path, trusted):
+    patch = write(tmp_path / "patches/fix.patch", "--- a\n+++ b\n")
+    (write(tmp_path / "recipe/recipe.toml", "").parent / "fix.patch").symlink_to(patch)
+    evidence = evidence_of(Spec(zones=[str(tmp_path / "recipe")]))
+    patch.write_text("--- a\n+++ c\n")
+    assert evidence.changes() == [f"{tmp_path / 'recipe/fix.patch'} target"]
+
+
 def test_ignored_and_generated_files_do_not_count(zone, trusted):
     code = write(zone.parent / "code/module.py", "x = 1\n").parent
     evidence = evidence_of(Spec(zones=[str(zone)], code_zones=[str(code)]))

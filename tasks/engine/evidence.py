@@ -3,7 +3,8 @@
 A build whose every task came out current leaves, per invocation (command-line variables and targets), an
 :class:`Evidence`: a *spec* of what to observe and the *observation* it made:
 
-* every file below the input directories — the tree's ``recipes/`` and ``config/``, the build system's own code —
+* where recipes are found: the directories of ``recipes/`` above the recipes, and every ``recipe.toml``;
+* every file below the input directories — the recipes the build read, ``config/``, the build system's own code —
   by ``lstat`` (size, mtime, ctime, inode, mode); a recipe's ``source/`` that is a git work tree by its
   ``git status`` and the stat of the paths git names, as the engine's tree hash reads it;
 * single files, environment variables and command outputs (``rustc -vV``) that signatures read outside those;
@@ -47,6 +48,7 @@ Observation = dict[str, object]
 class Spec:
     """What to observe. Paths are absolute strings (marshal keeps them as they are)."""
 
+    indexes: list[str] = field(default_factory=list)  # recipes/ directories, walked down to the recipe files
     zones: list[str] = field(default_factory=list)  # directories, walked whole
     code_zones: list[str] = field(default_factory=list)  # walked whole, minus __pycache__
     files: list[str] = field(default_factory=list)
@@ -60,12 +62,9 @@ class Spec:
 
     def merged(self, other: Spec) -> Spec:
         """Both specs' observations (a path named twice is observed once)."""
-        def union(mine: list, theirs: list) -> list:
-            return mine + [item for item in theirs if item not in mine]
-        return Spec(zones=union(self.zones, other.zones), code_zones=union(self.code_zones, other.code_zones),
-                    files=union(self.files, other.files), env=union(self.env, other.env),
-                    probes=union(self.probes, other.probes), outputs=union(self.outputs, other.outputs),
-                    state=self.state or other.state)
+        lists = {name: value + [item for item in getattr(other, name) if item not in value]
+                 for name, value in self.__dict__.items() if isinstance(value, list)}
+        return Spec(**lists, state=self.state or other.state)
 
 
 class TooManyRacyFiles(Exception):
@@ -80,6 +79,7 @@ class Observer:
         self.exclude = tuple(exclude)  # the build directory: what builds write is no input
         self.trust_before_ns = (time.time_ns() if now_ns is None else now_ns) - RACY_WINDOW_NS
         self.reads = 0
+        self._exclusions = Exclusions(b"", self.exclude)  # only its directory test is used, which needs no root
         self._visited: set[bytes] = set()
 
     def observe(self, spec: Spec) -> Observation:
@@ -88,16 +88,20 @@ class Observer:
         with ThreadPoolExecutor(max_workers=4) as pool:
             probes = {_probe_key(argv): pool.submit(_probe, argv) for argv in spec.probes}
             self.directories(spec, seen, pool)
-            self.singles(spec, seen)
+            self._files_and_env(spec, seen)
             self.outcome(spec, seen)
             seen.update({key: future.result() for key, future in probes.items()})
         return seen
 
     def directories(self, spec: Spec, seen: Observation, pool: ThreadPoolExecutor) -> None:
-        """The zones: every file by stat, git work-tree sources by ``git status`` (run in ``pool``)."""
+        """The indexes, with the zones they reach; the other zones; git work-tree sources by ``git status`` (run
+        in ``pool`` meanwhile)."""
         statuses: dict[bytes, Future] = {}
-        for zone in spec.zones:
-            self._walk(os.fsencode(zone), seen, statuses, pool, code=False)
+        zones = dict.fromkeys(os.fsencode(zone) for zone in spec.zones)
+        for index in spec.indexes:
+            self._index(os.fsencode(index), zones, seen, statuses, pool)
+        for zone in zones:
+            self._walk(zone, seen, statuses, pool, code=False)
         for zone in spec.code_zones:
             self._walk(os.fsencode(zone), seen, statuses, pool, code=True)
         for root, status in statuses.items():
@@ -105,10 +109,13 @@ class Observer:
 
     def singles(self, spec: Spec, seen: Observation) -> None:
         """Files, environment variables and commands (these run here, one after the other)."""
+        self._files_and_env(spec, seen)
+        seen.update({_probe_key(argv): _probe(argv) for argv in spec.probes})
+
+    def _files_and_env(self, spec: Spec, seen: Observation) -> None:
         for path in spec.files:
             self._file(os.fsencode(path), seen)
         seen.update({f"\0env\0{name}": os.environ.get(name) for name in spec.env})
-        seen.update({_probe_key(argv): _probe(argv) for argv in spec.probes if _probe_key(argv) not in seen})
 
     def outcome(self, spec: Spec, seen: Observation) -> None:
         """What the run left: every output present, and the state's generation."""
@@ -117,32 +124,69 @@ class Observer:
 
     # --- walking ---------------------------------------------------------------------------------------------
 
-    def _walk(self, top: bytes, seen: Observation, statuses: dict[bytes, Future], pool: ThreadPoolExecutor, *,
-              code: bool) -> None:
-        if not os.path.isdir(top):
-            seen[os.fsdecode(top)] = None
-            return
-        real = os.path.realpath(top)
-        if real in self._visited:  # reached again through a symlink
-            return
-        self._visited.add(real)
-        exclusions = Exclusions(top, self.exclude)
+    def _index(self, top: bytes, zones: dict[bytes, None], seen: Observation, statuses: dict[bytes, Future],
+               pool: ThreadPoolExecutor) -> None:
+        """What recipe discovery sees (tasks.model.index.discover): the directories down to the recipe directories
+        (a new one, with a recipe or not, is a change) and each recipe file. A recipe directory that is also a zone
+        is walked from the same listing (and taken off ``zones``)."""
         stack = [top]
         while stack:
             directory = stack.pop()
-            with os.scandir(directory) as listing:
-                entries = list(listing)
-            if _is_git_source(directory, {entry.name for entry in entries}):
+            entries = self._list(directory, seen)
+            if entries is None:
+                continue
+            recipe = next((entry for entry in entries if entry.name == RECIPE_FILE and entry.is_file()), None)
+            if recipe is None:
+                seen[os.fsdecode(directory)] = "directory"
+                stack.extend(entry.path for entry in entries if entry.is_dir(follow_symlinks=False))
+                continue
+            self._entry(recipe.path, recipe.stat(), seen)  # through a symlink, as the parser reads it
+            if directory in zones:
+                del zones[directory]
+                self._walk(directory, seen, statuses, pool, code=False, entries=entries)
+
+    def _walk(self, top: bytes, seen: Observation, statuses: dict[bytes, Future], pool: ThreadPoolExecutor, *,
+              code: bool, entries: list[os.DirEntry] | None = None) -> None:
+        stack = [(top, entries)]
+        while stack:
+            directory, listed = stack.pop()
+            if listed is None and (listed := self._list(directory, seen)) is None:
+                continue
+            if os.path.basename(directory) == SOURCE_DIR and _is_git_source(directory, listed):
                 statuses[directory] = pool.submit(run_git, directory, *GIT_STATUS)
                 continue
-            for entry in entries:
+            for entry in listed:
                 if entry.is_dir(follow_symlinks=False):
-                    if not exclusions.directory(entry.path, entry.name) and not (code and entry.name == b"__pycache__"):
-                        stack.append(entry.path)
+                    if not self._exclusions.directory(entry.path, entry.name) and not (
+                            code and entry.name == b"__pycache__"):
+                        stack.append((entry.path, None))
                 elif entry.name != b".git":
                     self._entry(entry.path, entry.stat(follow_symlinks=False), seen)
-                    if entry.is_symlink() and os.path.isdir(entry.path):  # e.g. a source checked out elsewhere
-                        self._walk(entry.path, seen, statuses, pool, code=code)
+                    if entry.is_symlink():
+                        self._link_target(entry.path, seen, statuses, pool, code)
+
+    @staticmethod
+    def _list(directory: bytes, seen: Observation) -> list[os.DirEntry] | None:
+        try:
+            with os.scandir(directory) as listing:
+                return list(listing)
+        except (FileNotFoundError, NotADirectoryError):
+            seen[os.fsdecode(directory)] = None
+            return None
+
+    def _link_target(self, link: bytes, seen: Observation, statuses: dict[bytes, Future], pool: ThreadPoolExecutor,
+                     code: bool) -> None:
+        """What a symlink in a recipe leads to also counts: a source checked out elsewhere is hashed through it,
+        a patch read through it."""
+        try:
+            target = os.stat(link)
+        except (FileNotFoundError, NotADirectoryError):
+            return  # dangling: the link's own stat says all there is
+        if not os.path.isdir(link):
+            self._entry(link, target, seen, key=os.fsdecode(link) + "\0target")
+        elif (real := os.path.realpath(link)) not in self._visited:  # a link loop is followed once
+            self._visited.add(real)
+            self._walk(link, seen, statuses, pool, code=code)
 
     def _git_tree(self, root: bytes, status: Future, seen: Observation) -> None:
         """A work tree as the engine hashes it: HEAD and the paths git reports, each by stat; with submodules the
@@ -185,14 +229,15 @@ class Observer:
             return
         self._entry(path, st, seen)
 
-    def _entry(self, path: bytes, st: os.stat_result, seen: Observation) -> None:
-        name = os.fsdecode(path)
-        if name in self.by_content or max(st.st_mtime_ns, st.st_ctime_ns) >= self.trust_before_ns:
-            seen[name] = self._content(path, st)
+    def _entry(self, path: bytes, st: os.stat_result, seen: Observation, key: str | None = None) -> None:
+        key = os.fsdecode(path) if key is None else key
+        if key in self.by_content or max(st.st_mtime_ns, st.st_ctime_ns) >= self.trust_before_ns:
+            seen[key] = self._content(path, st)
         else:
-            seen[name] = stat_key(st)
+            seen[key] = stat_key(st)
 
     def _content(self, path: bytes, st: os.stat_result) -> tuple:
+        """A file by its content (``st`` is its lstat, or its stat when read through a symlink)."""
         kind = kind_of(st.st_mode)
         if kind is None:
             return ("content", st.st_mode, None)
@@ -202,9 +247,10 @@ class Observer:
         return ("content", st.st_mode, read_hash(path, kind)[0])
 
 
-def _is_git_source(directory: bytes, names: set[bytes]) -> bool:
+def _is_git_source(directory: bytes, entries: list[os.DirEntry]) -> bool:
     """A recipe's ``source/`` that the engine hashes the git way (tasks.engine.treehash.is_git_tree)."""
-    return (os.path.basename(directory) == SOURCE_DIR and b".git" in names and b".gitmodules" not in names
+    names = {entry.name for entry in entries}
+    return (b".git" in names and b".gitmodules" not in names
             and os.path.isfile(os.path.join(os.path.dirname(directory), RECIPE_FILE)))
 
 
@@ -254,9 +300,9 @@ class Evidence:
     def load(cls, path: Path) -> Evidence | None:
         try:
             version, spec, seen, tasks = marshal.loads(path.read_bytes())
-        except (OSError, EOFError, ValueError, TypeError):
+            return cls(Spec(**spec), seen, tasks) if version == FORMAT else None
+        except (OSError, EOFError, ValueError, TypeError):  # none yet, or unreadable: the run takes the long way
             return None
-        return cls(Spec(**spec), seen, tasks) if version == FORMAT else None
 
     def changes(self, exclude: Iterable[Path] = ()) -> list[str]:
         """What observing the spec now finds different (empty: the evidence holds): paths, ``env NAME``,

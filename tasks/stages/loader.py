@@ -71,11 +71,11 @@ class Invocation:
         return self.build / "cache" / "evidence" / f"{key}.marshal"
 
     def input_spec(self) -> Spec:
-        """What every build of this tree reads, known before loading anything: the recipes and configs, and the
-        build system's own code."""
+        """What loading the tasks reads, known before loading anything: the recipe files (wherever they are),
+        the configs, and the build system's own code."""
         root = root_dir(self.variables)
-        return Spec(zones=[str(root / "recipes"), str(root / "config")], code_zones=[str(PROJECT_DIR / "tasks")],
-                    files=[str(self.dodo), str(PROJECT_DIR / "pyproject.toml")])
+        return Spec(indexes=[str(root / "recipes")], zones=[str(root / "config")],
+                    code_zones=[str(PROJECT_DIR / "tasks")], files=[str(self.dodo), str(PROJECT_DIR / "pyproject.toml")])
 
 
 @dataclass
@@ -88,6 +88,7 @@ class Recording:
     generation: int = 0
     checked: set[str] = field(default_factory=set)
     executed: set[str] = field(default_factory=set)
+    finished: set[str] = field(default_factory=set)  # found current, or run with success
     spoiled: bool = False
 
 
@@ -176,6 +177,16 @@ class Reporter(ConsoleReporter):
             RECORDING.executed.add(task.name)
         super().execute_task(task)
 
+    def skip_uptodate(self, task):
+        if RECORDING is not None:
+            RECORDING.finished.add(task.name)
+        super().skip_uptodate(task)
+
+    def add_success(self, task):
+        if RECORDING is not None:
+            RECORDING.finished.add(task.name)
+        super().add_success(task)
+
     def add_failure(self, task, fail):
         self._spoil()
         super().add_failure(task, fail)
@@ -207,6 +218,8 @@ def _leave_evidence(recording: Recording) -> None:
     every output is there."""
     from ..atomic import write_atomically
     from .common import SIGNATURES, state
+    if recording.checked - recording.finished:  # the run stopped before it got to them
+        return
     if recording.executed - SIGNATURES.keys():  # a task whose action always runs (explain) is never up to date
         return
     tracked = sorted(recording.checked & SIGNATURES.keys())
