@@ -86,11 +86,11 @@ def test_evidence_holds_while_nothing_changes(zone, trusted):
     evidence = evidence_of(spec)
     assert evidence.changes() == []
     seen = evidence.seen
-    assert seen[str(zone / "plain/source/a.txt")] == evidence_module.stat_key(os.lstat(zone / "plain/source/a.txt"))
+    assert seen[bytes(zone / "plain/source/a.txt")] == evidence_module.stat_key(os.lstat(zone / "plain/source/a.txt"))
     # The git source is known by its status and its dirty file, not by a walk of its clean files.
-    assert f"\0git\0{zone / 'gitty/source'}" in seen and str(zone / "gitty/source/dirty.txt") in seen
-    assert str(zone / "gitty/source/clean.txt") not in seen
-    assert str(zone / "linked/source/main.rs") in seen
+    assert f"\0git\0{zone / 'gitty/source'}" in seen and bytes(zone / "gitty/source/dirty.txt") in seen
+    assert bytes(zone / "gitty/source/clean.txt") not in seen
+    assert bytes(zone / "linked/source/main.rs") in seen
 
 
 @pytest.mark.parametrize("change", CHANGES.keys())
@@ -103,7 +103,7 @@ def test_every_kind_of_change_is_seen(zone, trusted, change):
 def test_the_recipe_index_sees_recipes_come_and_go_and_nothing_inside_them(zone, trusted):
     spec = Spec(indexes=[str(zone)])
     seen = evidence_of(spec).seen
-    assert str(zone / "plain/recipe.toml") in seen and str(zone / "plain/source/a.txt") not in seen
+    assert bytes(zone / "plain/recipe.toml") in seen and bytes(zone / "plain/source/a.txt") not in seen
     write(zone / "plain/source/new.txt", "inside a recipe: the graph's recipes are observed whole, by the build\n")
     write(zone / "README.md", "not a recipe\n")
     assert evidence_of(spec).seen == seen
@@ -137,7 +137,7 @@ def test_ignored_and_generated_files_do_not_count(zone, trusted):
 def test_a_recently_written_file_is_compared_by_content(tmp_path):
     path = write(tmp_path / "zone/fresh.txt", "one\n")
     evidence = evidence_of(Spec(zones=[str(tmp_path / "zone")]))
-    assert evidence.seen[str(path)][0] == "content"  # its timestamp tick may not be over: its stat proves nothing
+    assert evidence.seen[bytes(path)][0] == "content"  # its timestamp tick may not be over: its stat proves nothing
     os.utime(path)  # a new stat, the same content
     assert evidence.changes() == []
     path.write_text("two\n")  # same size
