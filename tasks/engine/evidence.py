@@ -67,6 +67,14 @@ class Spec:
         return Spec(**lists, state=self.state or other.state)
 
 
+    def covers(self, other: Spec) -> bool:
+        """Whether everything ``other`` observes is observed here too."""
+        def keys(items: list) -> set:
+            return {tuple(item) if isinstance(item, list) else item for item in items}
+        return all(keys(value) <= keys(getattr(self, name))
+                   for name, value in other.__dict__.items() if isinstance(value, list))
+
+
 class TooManyRacyFiles(Exception):
     """More recently written files than is worth reading on every check: keep no evidence this time."""
 

@@ -217,8 +217,10 @@ def _leave_evidence(recording: Recording) -> None:
     """Keep the evidence when the run's only writes to the state were the tasks it ran, each recorded once, and
     every output is there."""
     from ..atomic import write_atomically
-    from .common import SIGNATURES, state
+    from .common import SIGNATURES, evidence_spec, state
     if recording.checked - recording.finished:  # the run stopped before it got to them
+        return
+    if not recording.spec.covers(evidence_spec()):  # the tasks read a recipe or file that was not observed
         return
     if recording.executed - SIGNATURES.keys():  # a task whose action always runs (explain) is never up to date
         return
