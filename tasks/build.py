@@ -30,6 +30,7 @@ from .settings import PROJECT_DIR, host_triple
 
 if TYPE_CHECKING:
     from .cookbook.cook import CookPaths
+    from .engine import TreeHasher
     from .formats.repo import PackageRecord
     from .initfs_tree import BuildStamp, InitfsLayout
     from .toolchain import SpecKind
@@ -55,10 +56,11 @@ ION_INITRC = ".config/ion/initrc"  # in root's home (the installer's default: /h
 
 
 class Builder:
-    def __init__(self, project: Project):
+    def __init__(self, project: Project, trees: TreeHasher | None = None):
         self.project = project
         self.settings = project.settings
         self.build = self.settings.build
+        self.trees = trees  # the engine's tree hasher: fetch's "edited since fetched?" shares its caches
 
     # --- layout ----------------------------------------------------------------------------------------------
 
@@ -206,7 +208,7 @@ class Builder:
         from .cookbook.fetch import SourcePaths, fetch
         recipe = self.project.graph.sources[name]
         other = self.project.graph.sources.get(self.same_as(name) or "")
-        result = fetch(recipe, SourcePaths.for_recipe(recipe, self.build), offline=self._offline(),
+        result = fetch(recipe, SourcePaths.for_recipe(recipe, self.build), trees=self.trees, offline=self._offline(),
                        log=self.log(f"fetch-{name}"),
                        same_as_source=self.source_dir(other) if other is not None else None)
         if result.message:

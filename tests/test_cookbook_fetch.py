@@ -51,6 +51,12 @@ def test_git_rev_is_cloned_detached_patched_and_then_left_alone(root: Path) -> N
     second = fetch(recipe, paths, offline=True)
     assert second.status is FetchStatus.UNCHANGED
     assert main_rs.stat().st_mtime_ns == mtime
+    # A cargo build in the tree leaves target/ (CACHEDIR.TAG marks it): generated, not an edit (the engine's tree
+    # hash, which fetch shares, leaves it out).
+    (paths.source / "target" / "debug").mkdir(parents=True)
+    (paths.source / "target" / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
+    (paths.source / "target" / "debug" / "hello").write_text("binary\n")
+    assert fetch(recipe, paths, offline=True).status is FetchStatus.UNCHANGED
 
     main_rs.write_text(main_rs.read_text() + "// edited in place\n")
     third = fetch(recipe, paths)

@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import remove_path
 from ..errors import BuildError
 from ..model.recipe import OptionalPackage, Recipe
 from ..toolchain.env import CargoBuild
 from .script import ScriptDirs, ScriptOptions, run_build_script
-from .tree import remove_tree
 
 SYSROOT_DIRS = ("bin", "include", "lib", "share")
 
@@ -73,7 +73,7 @@ def cook(recipe: Recipe, paths: CookPaths, request: CookRequest, remote: RemoteS
     engine's decision (tasks/signatures.py), not this function's."""
     optional = {name: paths.optional_stage(name) for name in recipe.optional_names}
     stage_tmp = paths.target / "stage.tmp"
-    remove_tree(stage_tmp)
+    remove_path(stage_tmp)
     stage_tmp.mkdir(parents=True)
     template = request.template or recipe.template
     if template == "remote":
@@ -109,7 +109,7 @@ def assemble_sysroot(destination: Path, stages: Sequence[Path]) -> Path:
     """Upstream's sysroot: ``usr/{bin,include,lib,share}`` with ``bin`` etc. linked to them, and every stage
     copied in, in order (a later stage's file replaces an earlier one's). Built aside, then renamed."""
     partial = destination.with_name(destination.name + ".tmp")
-    remove_tree(partial)
+    remove_path(partial)
     for name in SYSROOT_DIRS:
         (partial / "usr" / name).mkdir(parents=True)
         (partial / name).symlink_to(Path("usr") / name)
@@ -123,7 +123,7 @@ def split_optional_packages(stage: Path, packages: Sequence[OptionalPackage], ta
     """Move each staged file matching an optional package's globs into ``stage.<name>.tmp``; the first
     matching pattern wins. Globs follow globset's defaults (``*`` also matches ``/``), like upstream."""
     for package in packages:
-        remove_tree(target_dir / f"stage.{package.name}.tmp")
+        remove_path(target_dir / f"stage.{package.name}.tmp")
         (target_dir / f"stage.{package.name}.tmp").mkdir(parents=True)
     if not packages:
         return
@@ -148,5 +148,5 @@ def _staged_files(stage: Path) -> list[Path]:
 
 def _promote(partial: Path, final: Path) -> None:
     """Replace ``final`` by ``partial`` (a directory): the old one goes only once the new one is complete."""
-    remove_tree(final)
+    remove_path(final)
     os.replace(partial, final)

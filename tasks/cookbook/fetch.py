@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from ..atomic import write_text_if_changed
+from ..atomic import remove_path, write_text_if_changed
+from ..engine.treehash import TreeHasher
 from ..errors import InputError
 from ..hashing import hash_file, hash_value
 from ..model.recipe import GitSource, PathSource, Recipe, SameAsSource, TarSource
 from ..process import run
 from . import archive, git
 from .script import run_fetch_script
-from .tree import remove_tree, tree_digest
 
 SOURCE_DIR = "source"
 
@@ -56,18 +56,24 @@ class FetchResult:
     message: str = ""
 
 
+STATE_FORMAT = 2  # 2: trees digested by the engine's tree hash
+
+
 @dataclass(frozen=True)
 class _State:
     identity: str
     ident: str
     tree: str
+    format: int = STATE_FORMAT
 
 
 def _read_state(path: Path) -> _State | None:
+    """The record of what fetch left there; None when there is none it can trust (then it touches nothing)."""
     try:
-        return _State(**json.loads(path.read_text()))
+        state = _State(**json.loads(path.read_text()))
     except (FileNotFoundError, json.JSONDecodeError, TypeError):
         return None
+    return state if state.format == STATE_FORMAT else None
 
 
 def _write_state(path: Path, state: _State) -> None:
@@ -81,35 +87,33 @@ def _identity(recipe: Recipe, **fields: object) -> str:
     return hash_value({**fields, "patches": patches, "script": getattr(source, "script", None)})
 
 
-def fetch(recipe: Recipe, paths: SourcePaths, *, offline: bool = False, log: Path | None = None,
-          same_as_source: Path | None = None) -> FetchResult:
-    """Bring ``paths.source`` to what ``recipe`` asks for. ``same_as_source``: the other recipe's source
-    directory (the caller fetches that recipe first)."""
+def fetch(recipe: Recipe, paths: SourcePaths, *, trees: TreeHasher | None = None, offline: bool = False,
+          log: Path | None = None, same_as_source: Path | None = None) -> FetchResult:
+    """Bring ``paths.source`` to what ``recipe`` asks for. ``trees``: the engine's tree hasher, whose caches make
+    the "edited since fetched?" check cost a stat walk or a ``git status`` (default: one with its caches beside
+    the fetch records). ``same_as_source``: the other recipe's source directory (the caller fetches that recipe
+    first)."""
+    fetcher = _Fetcher(recipe, paths, trees or TreeHasher(paths.state.parent / "trees"), log)
     source = recipe.source
     if isinstance(source, SameAsSource):
-        return _link_same_as(recipe, paths, same_as_source)
+        return fetcher.link_same_as(same_as_source)
     if source is None:
-        return _untouched(paths, FetchStatus.LOCAL, "recipe has no [source]")
+        return fetcher.untouched(FetchStatus.LOCAL, "recipe has no [source]")
     _check_patches_exist(recipe)
     state = _read_state(paths.state)
     if paths.source.exists() or paths.source.is_symlink():
         if state is None:
-            return _untouched(paths, FetchStatus.LOCAL, "source exists but was not fetched by this build; kept")
-        if tree_digest(paths.source) != state.tree:
-            return _untouched(paths, FetchStatus.DIRTY,
-                              f"source changed since it was fetched; not updated (remove it, or "
-                              f"{paths.state}, to fetch again)")
+            return fetcher.untouched(FetchStatus.LOCAL, "source exists but was not fetched by this build; kept")
+        if fetcher.digest(paths.source) != state.tree:
+            return fetcher.untouched(FetchStatus.DIRTY,
+                                     f"source changed since it was fetched; not updated (remove it, or "
+                                     f"{paths.state}, to fetch again)")
     if isinstance(source, GitSource):
-        return _fetch_git(recipe, source, paths, state, offline, log)
+        return fetcher.git(source, state, offline)
     if isinstance(source, TarSource):
-        return _fetch_tar(recipe, source, paths, state, offline, log)
+        return fetcher.tar(source, state, offline)
     assert isinstance(source, PathSource)
-    return _fetch_path(recipe, source, paths, state, log)
-
-
-def _untouched(paths: SourcePaths, status: FetchStatus, message: str) -> FetchResult:
-    ident = tree_digest(paths.source) if paths.source.is_dir() else ""
-    return FetchResult(status, paths.source, ident, message)
+    return fetcher.path(source, state)
 
 
 def _check_patches_exist(recipe: Recipe) -> None:
@@ -118,84 +122,97 @@ def _check_patches_exist(recipe: Recipe) -> None:
             raise InputError(f"patch file {patch} does not exist", path=recipe.path, key=f"source.patches[{index}]")
 
 
-def _finish(recipe: Recipe, directory: Path, log: Path | None) -> str:
-    """Apply patches (``patch -p1``, in order) and the script to a freshly fetched tree; return its digest."""
-    source = recipe.source
-    for patch in getattr(source, "patches", []):
-        run(["patch", "--batch", "--forward", "-p1", "-d", directory, "-i", recipe.dir / patch], log=log)
-    if script := getattr(source, "script", None):
-        run_fetch_script(recipe, directory, script, log)
-    return tree_digest(directory)
+@dataclass(frozen=True)
+class _Fetcher:
+    """One fetch of one recipe's source."""
 
+    recipe: Recipe
+    paths: SourcePaths
+    trees: TreeHasher
+    log: Path | None
 
-def _fetch_git(recipe: Recipe, source: GitSource, paths: SourcePaths, state: _State | None, offline: bool,
-               log: Path | None) -> FetchResult:
-    identity = _identity(recipe, git=source.git, rev=source.rev, branch=source.branch)
-    if not paths.source.exists():
-        if offline:
-            raise InputError(f"offline and {paths.source} is missing: fetch it online first", path=recipe.path,
-                             key="source.git")
-        git.clone(source.git, paths.source, branch=source.branch, treeless=bool(source.shallow_clone), log=log)
-        state = None
-    commit = git.resolve(paths.source, source.rev, source.branch, offline=offline, log=log)
-    if state is not None and state.identity == identity and state.ident == commit:
-        return FetchResult(FetchStatus.UNCHANGED, paths.source, commit)
-    git.checkout(paths.source, commit, source.branch, log=log)
-    tree = _finish(recipe, paths.source, log)
-    _write_state(paths.state, _State(identity, commit, tree))
-    return FetchResult(FetchStatus.FETCHED, paths.source, commit)
+    def digest(self, directory: Path) -> str:
+        return self.trees.hash(directory).digest
 
+    def untouched(self, status: FetchStatus, message: str) -> FetchResult:
+        ident = self.digest(self.paths.source) if self.paths.source.is_dir() else ""
+        return FetchResult(status, self.paths.source, ident, message)
 
-def _fetch_tar(recipe: Recipe, source: TarSource, paths: SourcePaths, state: _State | None, offline: bool,
-               log: Path | None) -> FetchResult:
-    identity = _identity(recipe, tar=source.tar, blake3=source.blake3)
-    if state is not None and state.identity == identity and paths.source.is_dir():
-        return FetchResult(FetchStatus.UNCHANGED, paths.source, state.ident)
-    tarball = archive.cached_tar_path(paths.downloads, source.tar, source.blake3)
-    if not tarball.exists():
-        if offline:
-            raise InputError(f"offline and {source.tar} is not in {paths.downloads}: fetch it online first",
-                             path=recipe.path, key="source.tar")
-        archive.download(source.tar, tarball)
-    ident = archive.verify_blake3(tarball, source.blake3, source.tar, recipe.path)
-    partial = paths.source.with_name(paths.source.name + ".partial")
-    remove_tree(partial)
-    archive.extract(tarball, partial)
-    tree = _finish(recipe, partial, log)
-    remove_tree(paths.source)
-    os.replace(partial, paths.source)
-    _write_state(paths.state, _State(identity, ident, tree))
-    return FetchResult(FetchStatus.FETCHED, paths.source, ident)
+    def finish(self, directory: Path) -> str:
+        """Apply patches (``patch -p1``, in order) and the script to a freshly fetched tree; return its digest."""
+        recipe, log = self.recipe, self.log
+        for patch in getattr(recipe.source, "patches", []):
+            run(["patch", "--batch", "--forward", "-p1", "-d", directory, "-i", recipe.dir / patch], log=log)
+        if script := getattr(recipe.source, "script", None):
+            run_fetch_script(recipe, directory, script, log)
+        return self.digest(directory)
 
+    def git(self, source: GitSource, state: _State | None, offline: bool) -> FetchResult:
+        recipe, paths, log = self.recipe, self.paths, self.log
+        identity = _identity(recipe, git=source.git, rev=source.rev, branch=source.branch)
+        if not paths.source.exists():
+            if offline:
+                raise InputError(f"offline and {paths.source} is missing: fetch it online first", path=recipe.path,
+                                 key="source.git")
+            git.clone(source.git, paths.source, branch=source.branch, treeless=bool(source.shallow_clone), log=log)
+            state = None
+        commit = git.resolve(paths.source, source.rev, source.branch, offline=offline, log=log)
+        if state is not None and state.identity == identity and state.ident == commit:
+            return FetchResult(FetchStatus.UNCHANGED, paths.source, commit)
+        git.checkout(paths.source, commit, source.branch, log=log)
+        tree = self.finish(paths.source)
+        _write_state(paths.state, _State(identity, commit, tree))
+        return FetchResult(FetchStatus.FETCHED, paths.source, commit)
 
-def _fetch_path(recipe: Recipe, source: PathSource, paths: SourcePaths, state: _State | None,
-                log: Path | None) -> FetchResult:
-    origin = (recipe.dir / source.path).resolve()
-    if not origin.is_dir():
-        raise InputError(f"{origin} is not a directory", path=recipe.path, key="source.path")
-    ident = tree_digest(origin)
-    identity = hash_value({"path": str(origin), "tree": ident})
-    if state is not None and state.identity == identity and paths.source.is_dir():
-        return FetchResult(FetchStatus.UNCHANGED, paths.source, ident)
-    partial = paths.source.with_name(paths.source.name + ".partial")
-    remove_tree(partial)
-    shutil.copytree(origin, partial, symlinks=True)
-    remove_tree(paths.source)
-    os.replace(partial, paths.source)
-    _write_state(paths.state, _State(identity, ident, tree_digest(paths.source)))
-    return FetchResult(FetchStatus.FETCHED, paths.source, ident)
+    def tar(self, source: TarSource, state: _State | None, offline: bool) -> FetchResult:
+        recipe, paths = self.recipe, self.paths
+        identity = _identity(recipe, tar=source.tar, blake3=source.blake3)
+        if state is not None and state.identity == identity and paths.source.is_dir():
+            return FetchResult(FetchStatus.UNCHANGED, paths.source, state.ident)
+        tarball = archive.cached_tar_path(paths.downloads, source.tar, source.blake3)
+        if not tarball.exists():
+            if offline:
+                raise InputError(f"offline and {source.tar} is not in {paths.downloads}: fetch it online first",
+                                 path=recipe.path, key="source.tar")
+            archive.download(source.tar, tarball)
+        ident = archive.verify_blake3(tarball, source.blake3, source.tar, recipe.path)
+        partial = paths.source.with_name(paths.source.name + ".partial")
+        remove_path(partial)
+        archive.extract(tarball, partial)
+        tree = self.finish(partial)
+        remove_path(paths.source)
+        os.replace(partial, paths.source)
+        _write_state(paths.state, _State(identity, ident, tree))
+        return FetchResult(FetchStatus.FETCHED, paths.source, ident)
 
+    def path(self, source: PathSource, state: _State | None) -> FetchResult:
+        recipe, paths = self.recipe, self.paths
+        origin = (recipe.dir / source.path).resolve()
+        if not origin.is_dir():
+            raise InputError(f"{origin} is not a directory", path=recipe.path, key="source.path")
+        ident = self.digest(origin)
+        identity = hash_value({"path": str(origin), "tree": ident})
+        if state is not None and state.identity == identity and paths.source.is_dir():
+            return FetchResult(FetchStatus.UNCHANGED, paths.source, ident)
+        partial = paths.source.with_name(paths.source.name + ".partial")
+        remove_path(partial)
+        shutil.copytree(origin, partial, symlinks=True)
+        remove_path(paths.source)
+        os.replace(partial, paths.source)
+        _write_state(paths.state, _State(identity, ident, self.digest(paths.source)))
+        return FetchResult(FetchStatus.FETCHED, paths.source, ident)
 
-def _link_same_as(recipe: Recipe, paths: SourcePaths, other: Path | None) -> FetchResult:
-    """``source`` becomes a symlink to the other recipe's source, as upstream does."""
-    if other is None:
-        raise InputError("the source of the recipe named by same_as was not given", path=recipe.path,
-                         key="source.same_as")
-    target = os.path.relpath(other, paths.source.parent)
-    if paths.source.is_symlink() and os.readlink(paths.source) == target:
-        return FetchResult(FetchStatus.UNCHANGED, other, "")
-    if paths.source.exists() or paths.source.is_symlink():
-        return _untouched(paths, FetchStatus.LOCAL, "source exists and is not the same_as link; kept")
-    paths.source.parent.mkdir(parents=True, exist_ok=True)
-    paths.source.symlink_to(target)
-    return FetchResult(FetchStatus.FETCHED, other, "")
+    def link_same_as(self, other: Path | None) -> FetchResult:
+        """``source`` becomes a symlink to the other recipe's source, as upstream does."""
+        recipe, paths = self.recipe, self.paths
+        if other is None:
+            raise InputError("the source of the recipe named by same_as was not given", path=recipe.path,
+                             key="source.same_as")
+        target = os.path.relpath(other, paths.source.parent)
+        if paths.source.is_symlink() and os.readlink(paths.source) == target:
+            return FetchResult(FetchStatus.UNCHANGED, other, "")
+        if paths.source.exists() or paths.source.is_symlink():
+            return self.untouched(FetchStatus.LOCAL, "source exists and is not the same_as link; kept")
+        paths.source.parent.mkdir(parents=True, exist_ok=True)
+        paths.source.symlink_to(target)
+        return FetchResult(FetchStatus.FETCHED, other, "")

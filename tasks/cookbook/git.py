@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..atomic import remove_path
 from ..errors import CommandError, InputError
 from ..process import run
-from .tree import remove_tree
 
 
 def _git(directory: Path, *args: str, log: Path | None = None, capture: bool = False) -> str:
@@ -16,7 +16,7 @@ def _git(directory: Path, *args: str, log: Path | None = None, capture: bool = F
 def clone(url: str, destination: Path, *, branch: str | None, treeless: bool, log: Path | None) -> None:
     """Clone without checking out (the caller checks out the wanted commit) via ``<destination>.partial``."""
     partial = destination.with_name(destination.name + ".partial")
-    remove_tree(partial)
+    remove_path(partial)
     argv = ["git", "clone", "--no-checkout"]
     if treeless:
         argv.append("--filter=tree:0")  # upstream's shallow_clone: full history, trees fetched on demand

@@ -13,9 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..atomic import remove_path
 from ..errors import InputError
 from ..process import run
-from .tree import remove_tree
 
 CRT_OBJECTS = ("crt0", "crti", "crtn")
 STUB_LIBRARIES = ("libpthread.a", "libdl.a", "librt.a", "libm.a")
@@ -58,7 +58,7 @@ def assemble_relibc_sysroot(relibc_stage: Path, sysroot: Path, *, ar: str, rust_
     if libc is None:
         raise InputError("relibc stage has neither libc.a nor librelibc.a", path=relibc_stage)
     partial = sysroot.with_name(sysroot.name + ".partial")
-    remove_tree(partial)
+    remove_path(partial)
     lib = partial / "lib"
     lib.mkdir(parents=True)
     shutil.copy2(libc, lib / "libc.a")
@@ -71,6 +71,6 @@ def assemble_relibc_sysroot(relibc_stage: Path, sysroot: Path, *, ar: str, rust_
         if include.is_dir():
             shutil.copytree(include, partial / "include", symlinks=True, dirs_exist_ok=True)
             break
-    remove_tree(sysroot)
+    remove_path(sysroot)
     os.replace(partial, sysroot)
     return sysroot

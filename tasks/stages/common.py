@@ -36,7 +36,7 @@ def project() -> Project:
 
 @functools.cache
 def builder() -> Builder:
-    return Builder(project())
+    return Builder(project(), trees=engine().trees)
 
 
 @functools.cache
