@@ -207,20 +207,24 @@ def test_evidence_answers_only_the_invocation_it_was_left_by(tree):
 
 
 def test_another_invocations_build_in_between_is_seen(tree):
-    """The state's generation: a build with RUSTFLAGS recorded other signatures, so the build without it must run
-    again, although no file of the tree changed."""
+    """The state's generation: `doit cook:other` with RUSTFLAGS recorded another signature for cook:other, so
+    `doit pkg` without it must run it again, although no file of the tree changed and its own evidence says so."""
     build(tree)
     assert ANSWERED in run(tree, "pkg").stdout
-    with_flags = build(tree, env={"RUSTFLAGS": "-C opt-level=1"})
-    assert with_flags == {"cook:lib", "cook:app", "cook:other", "pkg:other"}
-    assert build(tree) == with_flags
+    assert build(tree, "cook:other", env={"RUSTFLAGS": "-C opt-level=1"}) == {"cook:other"}
+    again = run(tree, "pkg")
+    assert executed(again.stdout) == {"cook:other"}  # back to its first output: pkg:other stays current
+    assert "checking every task: the build state (another build ran) changed since the last run" in again.stdout
+    assert ANSWERED in run(tree, "pkg").stdout
 
 
 def test_a_deleted_output_and_a_new_recipe_are_seen(tree):
     build(tree)
     run(tree, "pkg")
     shutil.rmtree(stage(tree, "other"))
-    assert build(tree) == {"cook:other"}  # its stage comes out as before: its package stays current
+    rebuilt = run(tree, "pkg")
+    assert executed(rebuilt.stdout) == {"cook:other"}  # its stage comes out as before: its package stays current
+    assert "checking every task: an output (missing)" in rebuilt.stdout
     # A recipe of the same name earlier in sorted order takes over "lib" (with a warning). Its script differs by a
     # line, its stage does not: its cook and its package (which records the recipe) run, nothing after them.
     write(tree / "recipes/a/lib/recipe.toml", (tree / "recipes/lib/recipe.toml").read_text().replace(

@@ -25,6 +25,7 @@ from doit.reporter import ConsoleReporter
 from doit.task import Task
 
 from ..engine.evidence import GENERATION, OUTPUTS, Evidence, Observation, Observer, Spec, TooManyRacyFiles
+from ..errors import display_path
 from ..hashing import hash_value
 from ..variables import NAMES, PROJECT_DIR, build_dir, root_dir
 
@@ -110,12 +111,15 @@ class Loader(DodoTaskLoader):
         if invocation is not None:
             started = time.perf_counter()
             evidence = Evidence.load(invocation.evidence_path)
-            if evidence is not None and not evidence.changes(exclude=[invocation.build]):
-                print(f"nothing changed since the last run of `{' '.join(pos_args) or 'doit'}`: "
-                      f"{evidence.tasks} tasks up to date ({len(evidence.seen):,} inputs compared in "
+            changes = None if evidence is None else evidence.changes(exclude=[invocation.build])
+            if changes == []:
+                print(f"nothing changed since the last run of `{' '.join(pos_args)}`: {evidence.tasks} tasks up to "
+                      f"date ({len(evidence.seen):,} inputs compared in "
                       f"{(time.perf_counter() - started) * 1000:.0f} ms)")
                 return [Task(name, None, doc="up to date (evidence of the last run)", uptodate=[True])
                         for name in invocation.targets]
+            if changes:
+                print(f"checking every task: {_describe(changes)} changed since the last run")
             RECORDING = _start_recording(invocation)
         super().setup(self._options)
         tasks = super().load_tasks(cmd, pos_args)
@@ -132,6 +136,13 @@ class Loader(DodoTaskLoader):
         dodo = Path(options["dodoFile"]).absolute()
         os.chdir(options["cwdPath"] or dodo.parent)  # where doit's own loader would run the tasks (and rustc -vV)
         return Invocation(list(pos_args), variables(), bool(options.get("single")), dodo)
+
+
+def _describe(changes: list[str]) -> str:
+    """The first change in words (the state's generation: a build of something else), and how many more."""
+    words = {"generation": "the build state (another build ran)", "outputs": "an output (missing)"}
+    first = words.get(changes[0]) or display_path(changes[0])
+    return first if len(changes) == 1 else f"{first} and {len(changes) - 1} more"
 
 
 def _start_recording(invocation: Invocation) -> Recording | None:
