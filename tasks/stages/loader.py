@@ -68,7 +68,9 @@ class Invocation:
 
     @property
     def evidence_path(self) -> Path:
-        key = hash_value([sorted(self.variables.items()), self.targets, self.single, str(self.dodo), os.getcwd()])
+        # root= and build= as the directories they name: `root=demo` and `root=$PWD/demo` are one invocation
+        where = {**self.variables, "root": str(root_dir(self.variables)), "build": str(self.build)}
+        key = hash_value([sorted(where.items()), self.targets, self.single, str(self.dodo), os.getcwd()])
         return self.build / "cache" / "evidence" / f"{key}.marshal"
 
     def input_spec(self) -> Spec:
