@@ -44,7 +44,6 @@ class TaskInputs:
         self.builder = builder
         self.engine = engine
         self.graph = builder.project.graph
-        self._recipe_hashes: dict[Path, str] = {}
 
     # --- per task kind ---------------------------------------------------------------------------------------
 
@@ -62,7 +61,7 @@ class TaskInputs:
     def cook(self, node: Node) -> Signature:
         step = self.graph.steps[node]
         components = {
-            "recipe": self._recipe_hash(step.recipe),
+            "recipe": step.recipe.digest,
             "template": step.template,
             "target": self.builder.triple(node),
             "code": self._code("cook"),
@@ -86,7 +85,7 @@ class TaskInputs:
         step = self.graph.steps[node]
         return Signature({
             "dep:cook": self._output(f"cook:{node}"),
-            "recipe": self._recipe_hash(step.recipe),
+            "recipe": step.recipe.digest,
             "depends": hash_value([str(dep) for dep in step.runtime_deps]),
             "key": self.key_hash,
             "target": self.builder.settings.target,
@@ -194,11 +193,6 @@ class TaskInputs:
 
     # --- helpers ---------------------------------------------------------------------------------------------
 
-    def _recipe_hash(self, recipe: Recipe) -> str:
-        """The recipe as parsed: a comment or the order of keys does not change it (computed once per recipe)."""
-        if (digest := self._recipe_hashes.get(recipe.path)) is None:
-            digest = self._recipe_hashes[recipe.path] = hash_value(recipe.file.model_dump(mode="json", by_alias=True))
-        return digest
 
     def _output(self, task: str) -> str:
         return self.engine.state.output_hash(task) or NONE

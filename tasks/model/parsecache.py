@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .recipe import RECIPE_FILE, Recipe, load_recipe
 
-FORMAT = 1
+FORMAT = 2  # 2: recipes carry their digest
 
 
 class RecipeCache:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Discriminator, Field, Tag, field_validator
 
 from ..errors import InputError
+from ..hashing import hash_value
 from .names import OptionalDependencyName, PackageName
 from .tomlfile import Table, read_toml, validate
 
@@ -150,6 +151,8 @@ class Recipe:
     dir: Path
     file: RecipeFile
     warnings: tuple[str, ...] = ()
+    digest: str = ""
+    """What the recipe says, hashed: a comment or the order of keys does not change it (a signature component)."""
 
     @property
     def path(self) -> Path:
@@ -193,7 +196,8 @@ def load_recipe(directory: Path) -> Recipe:
     recipe_file, unknown = validate(RecipeFile, data, path)
     recipe = Recipe(directory.name, directory, recipe_file)
     warnings += unknown + _template_warnings(recipe)
-    return Recipe(directory.name, directory, recipe_file, tuple(warnings))
+    digest = hash_value(recipe_file.model_dump(mode="json", by_alias=True))
+    return Recipe(directory.name, directory, recipe_file, tuple(warnings), digest)
 
 
 def _check_template_value(data: dict, path: Path) -> None:
