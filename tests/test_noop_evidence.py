@@ -7,6 +7,7 @@ same loader on every one of its scenarios).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -231,3 +232,39 @@ def test_a_deleted_output_and_a_new_recipe_are_seen(tree):
         "sleep", "true\nsleep"))
     (tree / "recipes/a/lib/source").symlink_to(tree / "recipes/lib/source")
     assert build(tree) == {"cook:lib", "pkg:lib"}
+
+
+@pytest.mark.slow
+def test_whenever_evidence_answers_the_long_way_agrees(tree):
+    """Random edits, seeded: each run answered from evidence is checked against the long way (the evidence removed:
+    it must find nothing to do), and each run that took the long way must leave evidence that answers the next."""
+    rng = random.Random(20261122)
+    env: dict[str, str] = {}
+    sources = [tree / "recipes/lib/source/data.txt", tree / "recipes/lib/source/notes.txt",
+               tree / "recipes/app/source/app.txt", tree / "recipes/other/source/other.txt"]
+    operations = {
+        "edit": lambda: (path := rng.choice(sources)).write_text(path.read_text() + "x\n"),
+        "touch": lambda: os.utime(rng.choice(sources)),
+        "same content": lambda: (path := rng.choice(sources)).write_text(path.read_text()),
+        "chmod": lambda: (path := rng.choice(sources)).chmod(path.stat().st_mode ^ 0o100),
+        "new file": lambda: write(tree / f"recipes/other/source/new{rng.randrange(1000)}.txt", "new\n"),
+        "comment": lambda: (path := tree / "recipes/app/recipe.toml").write_text(path.read_text() + "# note\n"),
+        "new recipe": lambda: write(tree / f"recipes/extra/e{rng.randrange(1000)}/recipe.toml", "[build]\n"
+                                    "template = \"custom\"\nscript = \"true\"\n"),
+        "env": lambda: env.update(RUSTFLAGS=rng.choice(["", "-O", "-C opt-level=1"])),
+        "output gone": lambda: shutil.rmtree(stage(tree, rng.choice(["lib", "app", "other"])), ignore_errors=True),
+        "other target": lambda: run(tree, rng.choice(["cook:lib", "pkg:app", "cook:other"]), env=env),
+        "nothing": lambda: None,
+    }
+    build(tree)
+    steps = sorted(operations) * 3  # each kind of change three times, in a seeded order
+    rng.shuffle(steps)
+    for step, name in enumerate(steps):
+        operations[name]()
+        first = run(tree, "pkg", env=env)
+        if ANSWERED in first.stdout:
+            for path in (tree / "build/cache/evidence").iterdir():
+                path.unlink()
+            assert executed(run(tree, "pkg", env=env).stdout) == set(), f"step {step}: {name} was not seen"
+        else:
+            assert ANSWERED in run(tree, "pkg", env=env).stdout, f"step {step}: {name} left no evidence"
