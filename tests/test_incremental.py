@@ -20,47 +20,14 @@ import pytest
 from tasks.engine import read_stamp, verify_stamp
 from tasks.settings import host_triple
 from tests.conftest import PROJECT
-from tests.trees import make_tree
+from tests.trees import bash_recipes_tree
 
-LIB = '''[build]
-template = "custom"
-script = """
-mkdir -p "$COOKBOOK_STAGE/usr/share/lib"
-cp "$COOKBOOK_SOURCE/data.txt" "$COOKBOOK_STAGE/usr/share/lib/data.txt"
-sleep ${SLOW:-0}
-"""
-'''
-APP = '''[build]
-template = "custom"
-dependencies = ["lib"]
-script = """
-mkdir -p "$COOKBOOK_STAGE/usr/share/app"
-cat "$COOKBOOK_SYSROOT/usr/share/lib/data.txt" "$COOKBOOK_SOURCE/app.txt" > "$COOKBOOK_STAGE/usr/share/app/out.txt"
-sleep ${SLOW:-0}
-"""
-'''
-OTHER = '''[build]
-template = "custom"
-script = """
-mkdir -p "$COOKBOOK_STAGE/usr/share/other"
-cp "$COOKBOOK_SOURCE/other.txt" "$COOKBOOK_STAGE/usr/share/other/"
-echo "flags=$RUSTFLAGS" > "$COOKBOOK_STAGE/usr/share/other/flags.txt"
-sleep ${SLOW:-0}
-"""
-'''
 ALL = {"toolchain", "cook:lib", "cook:app", "cook:other", "pkg:lib", "pkg:app", "pkg:other"}
 
 
 @pytest.fixture
 def tree(tmp_path):
-    root = make_tree(tmp_path / "tree", {"lib": LIB, "app": APP, "other": OTHER},
-                     {"c.toml": '[packages]\napp = {}\nother = {}\n'})
-    for recipe, files in {"lib": {"data.txt": "lib data\n", "notes.txt": "not built\n"},
-                          "app": {"app.txt": "app\n"}, "other": {"other.txt": "other\n"}}.items():
-        (root / "recipes" / recipe / "source").mkdir()
-        for name, text in files.items():
-            (root / "recipes" / recipe / "source" / name).write_text(text)
-    return root
+    return bash_recipes_tree(tmp_path / "tree")
 
 
 def doit_command(root: Path, *args: str) -> list[str]:

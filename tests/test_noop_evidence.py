@@ -18,9 +18,15 @@ from tasks.engine import Signature, StateStore
 from tasks.engine import evidence as evidence_module
 from tasks.engine.evidence import Evidence, Observer, Spec, TooManyRacyFiles
 from tests.conftest import PROJECT
-from tests.test_incremental import ALL, build, doit_command, executed, stage, tree  # noqa: F401  (fixture)
+from tests.test_incremental import ALL, build, doit_command, executed, stage
+from tests.trees import bash_recipes_tree
 
 ANSWERED = "nothing changed since the last run"
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return bash_recipes_tree(tmp_path / "tree")
 
 
 @pytest.fixture

@@ -16,6 +16,46 @@ def make_tree(root: Path, recipes: dict[str, str], configs: dict[str, str] | Non
     return root
 
 
+LIB = '''[build]
+template = "custom"
+script = """
+mkdir -p "$COOKBOOK_STAGE/usr/share/lib"
+cp "$COOKBOOK_SOURCE/data.txt" "$COOKBOOK_STAGE/usr/share/lib/data.txt"
+sleep ${SLOW:-0}
+"""
+'''
+APP = '''[build]
+template = "custom"
+dependencies = ["lib"]
+script = """
+mkdir -p "$COOKBOOK_STAGE/usr/share/app"
+cat "$COOKBOOK_SYSROOT/usr/share/lib/data.txt" "$COOKBOOK_SOURCE/app.txt" > "$COOKBOOK_STAGE/usr/share/app/out.txt"
+sleep ${SLOW:-0}
+"""
+'''
+OTHER = '''[build]
+template = "custom"
+script = """
+mkdir -p "$COOKBOOK_STAGE/usr/share/other"
+cp "$COOKBOOK_SOURCE/other.txt" "$COOKBOOK_STAGE/usr/share/other/"
+echo "flags=$RUSTFLAGS" > "$COOKBOOK_STAGE/usr/share/other/flags.txt"
+sleep ${SLOW:-0}
+"""
+'''
+
+
+def bash_recipes_tree(root: Path) -> Path:
+    """Three small bash recipes for the host (``lib``; ``app``, built against lib's stage; ``other``, which puts
+    ``$RUSTFLAGS`` into its output) with their sources, and ``config/c.toml`` asking for app and other."""
+    make_tree(root, {"lib": LIB, "app": APP, "other": OTHER}, {"c.toml": '[packages]\napp = {}\nother = {}\n'})
+    for recipe, files in {"lib": {"data.txt": "lib data\n", "notes.txt": "not built\n"},
+                          "app": {"app.txt": "app\n"}, "other": {"other.txt": "other\n"}}.items():
+        (root / "recipes" / recipe / "source").mkdir()
+        for name, text in files.items():
+            (root / "recipes" / recipe / "source" / name).write_text(text)
+    return root
+
+
 def cargo(*deps: str, runtime: tuple[str, ...] = ()) -> str:
     text = '[source]\ngit = "https://example.org/x.git"\n[build]\ntemplate = "cargo"\n'
     text += f"dependencies = {list(deps)!r}\n".replace("'", '"')
