@@ -178,7 +178,14 @@ def _add_build_inputs(recording: Recording) -> None:
 
 
 class Reporter(ConsoleReporter):
-    """doit's console reporter, which also leaves the run's evidence when every task ended current."""
+    """doit's console reporter, but an up-to-date task is listed only when it was asked for by name (the thousands
+    it needs are counted at the end, as make and ninja stay quiet about them); and it leaves the run's evidence when
+    every task ended current."""
+
+    def initialize(self, tasks, selected_tasks):
+        super().initialize(tasks, selected_tasks)
+        self._asked_for = set(selected_tasks or ())
+        self._up_to_date = self._ran = 0
 
     def get_status(self, task):
         if RECORDING is not None:
@@ -193,11 +200,14 @@ class Reporter(ConsoleReporter):
     def skip_uptodate(self, task):
         if RECORDING is not None:
             RECORDING.finished.add(task.name)
-        super().skip_uptodate(task)
+        self._up_to_date += 1
+        if task.name in self._asked_for:
+            super().skip_uptodate(task)
 
     def add_success(self, task):
         if RECORDING is not None:
             RECORDING.finished.add(task.name)
+        self._ran += bool(task.actions)
         super().add_success(task)
 
     def add_failure(self, task, fail):
@@ -213,6 +223,8 @@ class Reporter(ConsoleReporter):
         super().runtime_error(msg)
 
     def complete_run(self):
+        if self._up_to_date > len(self._asked_for):
+            self.write(f"{self._ran:,} tasks run, {self._up_to_date:,} up to date\n")
         super().complete_run()
         if RECORDING is not None and not RECORDING.spoiled:
             try:
