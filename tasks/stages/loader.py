@@ -25,7 +25,7 @@ from doit.reporter import ConsoleReporter
 from doit.task import Task
 
 from ..engine.evidence import GENERATION, OUTPUTS, Evidence, Observation, Observer, Spec, TooManyRacyFiles
-from ..errors import display_path
+from ..errors import BuildError, display_path
 from ..hashing import hash_value
 from ..variables import NAMES, PROJECT_DIR, build_dir, root_dir
 
@@ -78,7 +78,8 @@ class Invocation:
         the configs, and the build system's own code."""
         root = root_dir(self.variables)
         return Spec(indexes=[str(root / "recipes")], zones=[str(root / "config")],
-                    code_zones=[str(PROJECT_DIR / "tasks")], files=[str(self.dodo), str(PROJECT_DIR / "pyproject.toml")])
+                    code_zones=[str(PROJECT_DIR / "tasks")],
+                    files=[str(self.dodo), str(PROJECT_DIR / "pyproject.toml")])
 
 
 @dataclass
@@ -164,17 +165,18 @@ def _start_recording(invocation: Invocation) -> Recording | None:
 def _add_build_inputs(recording: Recording) -> None:
     """What the tasks' signatures read besides the input directories, observed before any task is checked."""
     from .common import evidence_spec, state
-    spec = evidence_spec()
     observer = Observer(exclude=[recording.invocation.build])
     try:
+        spec = evidence_spec()
         with ThreadPoolExecutor(max_workers=4) as pool:
             observer.directories(spec, recording.seen, pool)
         observer.singles(spec, recording.seen)
-    except (OSError, TooManyRacyFiles):
+        recording.generation = state().generation()
+    except (BuildError, OSError, TooManyRacyFiles):  # no evidence then; the tasks say what is wrong, if anything
         recording.spoiled = True
+        return
     recording.spec = recording.spec.merged(spec)
     recording.spec.state = str(state().path)
-    recording.generation = state().generation()
 
 
 class Reporter(ConsoleReporter):
