@@ -116,8 +116,8 @@ class Loader(DodoTaskLoader):
             evidence = Evidence.load(invocation.evidence_path)
             changes = None if evidence is None else evidence.changes(exclude=[invocation.build])
             if changes == []:
-                print(f"nothing changed since the last run of `{' '.join(pos_args)}`: {evidence.tasks} tasks up to "
-                      f"date ({len(evidence.seen):,} inputs compared in "
+                print(f"nothing changed since the last run of `{' '.join(pos_args)}`: {_tasks(evidence.tasks)} up "
+                      f"to date ({len(evidence.seen):,} inputs compared in "
                       f"{(time.perf_counter() - started) * 1000:.0f} ms)")
                 return [Task(name, None, doc="up to date (evidence of the last run)", uptodate=[True])
                         for name in invocation.targets]
@@ -139,6 +139,10 @@ class Loader(DodoTaskLoader):
         dodo = Path(options["dodoFile"]).absolute()
         os.chdir(options["cwdPath"] or dodo.parent)  # where doit's own loader would run the tasks (and rustc -vV)
         return Invocation(list(pos_args), variables(), bool(options.get("single")), dodo)
+
+
+def _tasks(count: int) -> str:
+    return f"{count:,} task" if count == 1 else f"{count:,} tasks"
 
 
 def _describe(changes: list[str]) -> str:
@@ -226,7 +230,7 @@ class Reporter(ConsoleReporter):
 
     def complete_run(self):
         if self._up_to_date > len(self._asked_for):
-            self.write(f"{self._ran:,} tasks run, {self._up_to_date:,} up to date\n")
+            self.write(f"{_tasks(self._ran)} run, {self._up_to_date:,} up to date\n")
         super().complete_run()
         if RECORDING is not None and not RECORDING.spoiled:
             try:
