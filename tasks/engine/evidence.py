@@ -62,17 +62,21 @@ class Spec:
 
     def merged(self, other: Spec) -> Spec:
         """Both specs' observations (a path named twice is observed once)."""
-        lists = {name: value + [item for item in getattr(other, name) if item not in value]
-                 for name, value in self.__dict__.items() if isinstance(value, list)}
+        lists = {}
+        for name, mine in self.__dict__.items():
+            if isinstance(mine, list):
+                known = {_hashable(item) for item in mine}
+                lists[name] = mine + [item for item in getattr(other, name) if _hashable(item) not in known]
         return Spec(**lists, state=self.state or other.state)
-
 
     def covers(self, other: Spec) -> bool:
         """Whether everything ``other`` observes is observed here too."""
-        def keys(items: list) -> set:
-            return {tuple(item) if isinstance(item, list) else item for item in items}
-        return all(keys(value) <= keys(getattr(self, name))
-                   for name, value in other.__dict__.items() if isinstance(value, list))
+        return all({_hashable(item) for item in theirs} <= {_hashable(item) for item in getattr(self, name)}
+                   for name, theirs in other.__dict__.items() if isinstance(theirs, list))
+
+
+def _hashable(item: str | list[str]) -> str | tuple[str, ...]:
+    return tuple(item) if isinstance(item, list) else item
 
 
 class TooManyRacyFiles(Exception):
@@ -82,10 +86,10 @@ class TooManyRacyFiles(Exception):
 class Observer:
     """Observes a spec, in parts or whole; ``by_content`` names files compared by content whatever their stat."""
 
-    def __init__(self, by_content: Iterable[bytes] = (), exclude: Iterable[Path] = (), now_ns: int | None = None):
+    def __init__(self, by_content: Iterable[bytes] = (), exclude: Iterable[Path] = ()):
         self.by_content = set(by_content)
         self.exclude = tuple(exclude)  # the build directory: what builds write is no input
-        self.trust_before_ns = (time.time_ns() if now_ns is None else now_ns) - RACY_WINDOW_NS
+        self.trust_before_ns = time.time_ns() - RACY_WINDOW_NS
         self.reads = 0
         self._exclusions = Exclusions(b"", self.exclude)  # only its directory test is used, which needs no root
         self._visited: set[bytes] = set()
