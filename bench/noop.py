@@ -31,8 +31,9 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from tasks.settings import host_triple  # noqa: E402
 from treehash import prepare, scandir_walk  # noqa: E402  (bench/treehash.py, beside this script)
+
+from tasks.settings import host_triple  # noqa: E402
 
 RECIPE = '''[build]
 template = "custom"

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .cookbook.paths import CookPaths
 from .errors import CommandError, InputError
 from .graph import Node, Step
 from .hashing import hash_file, hash_text, hash_value
@@ -29,7 +30,6 @@ from .project import Project
 from .settings import PROJECT_DIR, host_triple
 
 if TYPE_CHECKING:
-    from .cookbook.cook import CookPaths
     from .engine import TreeHasher
     from .formats.repo import PackageRecord
     from .initfs_tree import BuildStamp, InitfsLayout
@@ -96,7 +96,8 @@ class Builder:
         return self.build / self.triple(node) / "recipes" / node.recipe
 
     def stage_dir(self, node: Node, optional: str | None = None) -> Path:
-        return self.cook_dir(node) / ("stage" if optional is None else f"stage.{optional}")
+        paths = self.cook_paths(node)
+        return paths.stage if optional is None else paths.optional_stage(optional)
 
     def source_dir(self, recipe: Recipe) -> Path:
         return recipe.dir / "source"
@@ -107,7 +108,6 @@ class Builder:
         return self.source_dir(self.project.index.load(step.source_from) if step.source_from else step.recipe)
 
     def cook_paths(self, node: Node) -> CookPaths:
-        from .cookbook.cook import CookPaths
         return CookPaths(recipe=self.project.graph.steps[node].recipe.dir, source=self.cook_source(node),
                          target=self.cook_dir(node), root=self.settings.root, log=self.log(f"cook-{node}"))
 
@@ -255,8 +255,8 @@ class Builder:
         from .cookbook.relibc import assemble_relibc_sysroot
         stage = self.stage_dir(Node("relibc"))
         tools = self.toolchain
-        assemble_relibc_sysroot(stage, self.sysroot, ar=str(tools.tool("llvm-ar")), rust_lld=str(tools.tool("rust-lld")),
-                                log=self.log("relibc"))
+        assemble_relibc_sysroot(stage, self.sysroot, ar=str(tools.tool("llvm-ar")),
+                                rust_lld=str(tools.tool("rust-lld")), log=self.log("relibc"))
 
     # --- initfs, disk image, qcow2 ---------------------------------------------------------------------------
 
@@ -372,8 +372,9 @@ class Builder:
     def stamped_config(self) -> Path:
         """The selected config plus the build's text stamps as ``[[files]]``: ``/usr/lib/os-release`` with BUILD_ID
         (the pinned installer 0.2.40 does not add it) and the first line of root's ion initrc, which the fork's
-        developers see at login. Rendered from ``tasks/templates/stamps/`` with the build stamp; the config's own content of
-        those files is kept. Written beside the image; the installer reads it (``include`` of the original)."""
+        developers see at login. Rendered from ``tasks/templates/stamps/`` with the build stamp; the config's own
+        content of those files is kept. Written beside the image; the installer reads it (``include`` of the
+        original)."""
         import tomli_w
 
         from .templating import render

@@ -1,4 +1,5 @@
-"""The qcow2 copy of the raw disk image: ``qemu-img convert``, then ``qemu-img check`` before it replaces the last one."""
+"""The qcow2 copy of the raw disk image: ``qemu-img convert``, then ``qemu-img check`` before it replaces the last
+one."""
 from __future__ import annotations
 
 import json

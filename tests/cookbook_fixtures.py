@@ -15,7 +15,10 @@ from pathlib import Path
 
 import blake3
 
-from tasks.cookbook import CookPaths, CookRequest, ScriptOptions, SourcePaths
+from tasks.cookbook.cook import CookRequest
+from tasks.cookbook.fetch import SourcePaths
+from tasks.cookbook.paths import CookPaths
+from tasks.cookbook.script import ScriptOptions
 from tasks.model.recipe import Recipe, load_recipe
 from tasks.settings import host_triple
 from tasks.toolchain import host_build

@@ -18,7 +18,8 @@ from cookbook_fixtures import (
     write_recipe,
 )
 
-from tasks.cookbook import cook, fetch
+from tasks.cookbook.cook import cook
+from tasks.cookbook.fetch import fetch
 from tasks.errors import BuildError, CommandError
 from tasks.model.recipe import load_recipe
 from tasks.settings import host_triple
@@ -157,7 +158,9 @@ def test_none_template_stages_nothing_and_remote_is_not_yet_supported(root: Path
 RECORDING_CARGO = """#!/bin/sh
 # Stands in for the pinned nightly cargo, which cannot build for aarch64-unknown-redox here: records what the
 # cookbook runs, with the environment that matters, then stages a file as cargo install would.
-{ printf '%s\\n' "$@"; echo ---; env | grep -E '^(RUSTFLAGS|RUSTUP_TOOLCHAIN|CARGO_INCREMENTAL|CARGO_TARGET_DIR|TARGET|GNU_TARGET|COOKBOOK_CRANELIFT|CARGO_PROFILE_RELEASE_LTO|RUSTC_WRAPPER)=' | sort; } > "$CARGO_RECORD"
+names='RUSTFLAGS|RUSTUP_TOOLCHAIN|CARGO_INCREMENTAL|CARGO_TARGET_DIR|TARGET|GNU_TARGET|COOKBOOK_CRANELIFT'
+names="$names|CARGO_PROFILE_RELEASE_LTO|RUSTC_WRAPPER"
+{ printf '%s\\n' "$@"; echo ---; env | grep -E "^($names)=" | sort; } > "$CARGO_RECORD"
 mkdir -p "$COOKBOOK_STAGE/usr/bin" && echo binary > "$COOKBOOK_STAGE/usr/bin/kibi"
 """
 
@@ -165,7 +168,8 @@ mkdir -p "$COOKBOOK_STAGE/usr/bin" && echo binary > "$COOKBOOK_STAGE/usr/bin/kib
 def test_cranelift_aarch64_cook_runs_cargo_with_spec_build_std_and_flags(root: Path, tmp_path: Path) -> None:
     from test_toolchain import SYSROOT, cranelift_toolchain
 
-    from tasks.cookbook import CookRequest, ScriptOptions
+    from tasks.cookbook.cook import CookRequest
+    from tasks.cookbook.script import ScriptOptions
     from tasks.toolchain import ArtifactKind, target_build
 
     fake = tmp_path / "fake-bin"

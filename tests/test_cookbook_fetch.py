@@ -19,8 +19,8 @@ from cookbook_fixtures import (
     write_recipe,
 )
 
-from tasks.cookbook import FetchStatus, fetch
 from tasks.cookbook.archive import extract
+from tasks.cookbook.fetch import FetchStatus, fetch
 from tasks.errors import FormatError, InputError
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.cookbook import assemble_relibc_sysroot
-from tasks.cookbook.relibc import EMPTY_ARCHIVE, STUB_LIBRARIES
+from tasks.cookbook.relibc import EMPTY_ARCHIVE, STUB_LIBRARIES, assemble_relibc_sysroot
 from tasks.errors import InputError
 from tasks.settings import host_triple
 

@@ -1,15 +1,7 @@
 """Fetching and cooking recipes with the upstream cookbook's environment, and the relibc sysroot.
 
-Nothing here knows doit: ``fetch:<name>`` calls :func:`fetch`, ``cook:<name>`` calls :func:`cook`, ``relibc``
-calls :func:`assemble_relibc_sysroot`.
+Nothing here knows doit: ``fetch:<name>`` calls :func:`.fetch.fetch`, ``cook:<name>`` calls :func:`.cook.cook`,
+``relibc`` calls :func:`.relibc.assemble_relibc_sysroot`; :mod:`.paths` is the layout of a cook, :mod:`.script` the
+build script and its environment, :mod:`.git` and :mod:`.archive` the two ways to download. Import the module you
+need: this package loads none of them, so that the layout costs nothing to read.
 """
-from .cook import CookPaths, CookRequest, CookResult, assemble_sysroot, cook, split_optional_packages
-from .fetch import FetchResult, FetchStatus, SourcePaths, fetch
-from .relibc import assemble_relibc_sysroot
-from .script import ScriptOptions, build_environment, build_script
-
-__all__ = [
-    "CookPaths", "CookRequest", "CookResult", "FetchResult", "FetchStatus", "ScriptOptions",
-    "SourcePaths", "assemble_relibc_sysroot", "assemble_sysroot", "build_environment", "build_script", "cook",
-    "fetch", "split_optional_packages",
-]

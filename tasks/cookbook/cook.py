@@ -13,42 +13,13 @@ from ..atomic import remove_path
 from ..errors import BuildError
 from ..model.recipe import OptionalPackage, Recipe
 from ..toolchain.env import CargoBuild
+from .paths import CookPaths
 from .script import ScriptDirs, ScriptOptions, run_build_script
 
 SYSROOT_DIRS = ("bin", "include", "lib", "share")
 
 RemoteStage = Callable[[str, Path], None]
 """Fills a stage directory with the prebuilt package of a ``remote`` recipe (name, stage directory)."""
-
-
-@dataclass(frozen=True)
-class CookPaths:
-    """Where one recipe is cooked for one triple. ``target``: upstream's ``<recipe>/target/<triple>``."""
-
-    recipe: Path
-    source: Path
-    target: Path
-    root: Path            # COOKBOOK_ROOT (the tree holding recipes/)
-    log: Path
-
-    @property
-    def build(self) -> Path:
-        return self.target / "build"
-
-    @property
-    def stage(self) -> Path:
-        return self.target / "stage"
-
-    @property
-    def sysroot(self) -> Path:
-        return self.target / "sysroot"
-
-    @property
-    def toolchain(self) -> Path:
-        return self.target / "toolchain"
-
-    def optional_stage(self, name: str) -> Path:
-        return self.target / f"stage.{name}"
 
 
 @dataclass(frozen=True)

@@ -64,10 +64,11 @@ def run_interactive(options: RunOptions, session: SessionSettings, printer: Prin
     printer = printer or default_printer()
     name = session.session_name()
     with locked_session(session.build_dir, name, resolve(options), purpose="boot", wait=session.wait,
-                        on_busy=lambda busy: _say(printer, busy), powerdown_timeout=session.powerdown_timeout) as active:
+                        on_busy=lambda busy: _say(printer, busy),
+                        powerdown_timeout=session.powerdown_timeout) as active:
         _report(printer, active)
-        _say(printer, f"console of session {name}: Ctrl-] detaches, the session keeps running (doit boot-stop stops it)",
-             "dim")
+        _say(printer, f"console of session {name}: Ctrl-] detaches, the session keeps running "
+                      "(doit boot-stop stops it)", "dim")
         detached = attach_terminal(active.record.console_socket)
         printer.print()
         if session.isolated:
@@ -91,7 +92,8 @@ def test_in_redox(commands: Sequence[str], options: RunOptions, session: Session
     name = session.session_name()
     succeeded = 0
     with locked_session(session.build_dir, name, resolve(options), purpose="test-in-redox", wait=session.wait,
-                        on_busy=lambda busy: _say(printer, busy), powerdown_timeout=session.powerdown_timeout) as active:
+                        on_busy=lambda busy: _say(printer, busy),
+                        powerdown_timeout=session.powerdown_timeout) as active:
         try:
             _report(printer, active)
             with Console(active.record.console_socket, console) as guest:

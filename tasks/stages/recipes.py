@@ -1,4 +1,5 @@
-"""Per-recipe tasks: ``fetch:<recipe>``, ``cook:<recipe>`` (``cook:host:<recipe>`` for host builds), ``pkg:<recipe>``."""
+"""Per-recipe tasks: ``fetch:<recipe>``, ``cook:<recipe>`` (``cook:host:<recipe>`` for host builds),
+``pkg:<recipe>``."""
 from __future__ import annotations
 
 from ..errors import display_path

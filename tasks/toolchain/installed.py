@@ -13,7 +13,8 @@ from ..settings import host_triple
 from .pin import TABLE, ToolchainPin, component_id
 
 BACKEND_LIBRARY = "librustc_codegen_cranelift"
-BACKEND_BUILD_HINT = "build it in a rustc_codegen_cranelift checkout with `./y.sh prepare && ./y.sh build --sysroot clif`"
+BACKEND_BUILD_HINT = ("build it in a rustc_codegen_cranelift checkout with "
+                      "`./y.sh prepare && ./y.sh build --sysroot clif`")
 
 
 @dataclass(frozen=True)
