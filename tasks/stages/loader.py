@@ -122,7 +122,7 @@ class Loader(DodoTaskLoader):
                 return [Task(name, None, doc="up to date (evidence of the last run)", uptodate=[True])
                         for name in invocation.targets]
             if changes:
-                print(f"checking every task: {_describe(changes)} changed since the last run")
+                print(f"checking every task: {_describe(changes)}")
             RECORDING = _start_recording(invocation)
         super().setup(self._options)
         tasks = super().load_tasks(cmd, pos_args)
@@ -147,9 +147,12 @@ def _tasks(count: int) -> str:
 
 def _describe(changes: list[str]) -> str:
     """The first change in words (the state's generation: a build of something else), and how many more."""
+    if changes[0].startswith("cannot observe"):
+        return changes[0]
     words = {"generation": "the build state (another build ran)", "outputs": "an output (missing)"}
     first = words.get(changes[0]) or display_path(changes[0])
-    return first if len(changes) == 1 else f"{first} and {len(changes) - 1} more"
+    more = "" if len(changes) == 1 else f" and {len(changes) - 1} more"
+    return f"{first}{more} changed since the last run"
 
 
 def _start_recording(invocation: Invocation) -> Recording | None:
