@@ -151,7 +151,9 @@ class Builder:
         """The commands whose output signatures depend on: the tree's commit and its time (the build stamp), and
         for host builds the host compiler's version."""
         probes = [self._git_argv(*args) for args in (HEAD_COMMIT, COMMIT_TIME)]
-        return probes + [self._host_compiler_argv()] if self.host_only else probes
+        if self.host_only:
+            probes.append(self._host_compiler_argv())
+        return probes
 
     def _pinned_fingerprint(self) -> str:
         """The pinned toolchain's fingerprint, remembered under the build directory for as long as the toolchain's

@@ -67,6 +67,7 @@ def zone(tmp_path):
     git(source, "add", ".")
     git(source, "commit", "-q", "-m", "one")
     write(source / "dirty.txt", "v2\n")
+    git(write(source / "nested/inner.txt", "inner\n").parent, "init", "-q")  # an untracked repository inside
     elsewhere = write(tmp_path / "checkout/main.rs", "fn main() {}\n").parent
     write(recipes / "linked/recipe.toml", "[build]\ntemplate = \"custom\"\n")
     (recipes / "linked/source").symlink_to(elsewhere)
@@ -84,6 +85,7 @@ CHANGES = {
     "edit a dirty file of a git source again": lambda r: write(r / "gitty/source/dirty.txt", "v3\n"),
     "add an untracked file to a git source": lambda r: write(r / "gitty/source/untracked.txt", "u\n"),
     "commit in a git source": lambda r: git(r / "gitty/source", "commit", "-qam", "two"),
+    "edit in an untracked repository inside a git source": lambda r: write(r / "gitty/source/nested/inner.txt", "x\n"),
     "edit a symlinked source": lambda r: write(r.parent / "checkout/main.rs", "fn main() { panic!() }\n"),
 }
 

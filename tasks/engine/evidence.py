@@ -33,7 +33,17 @@ from pathlib import Path
 
 from ..errors import BuildError
 from ..hashing import hash_bytes, hash_value
-from .treehash import GIT_STATUS, RACY_WINDOW_NS, Exclusions, kind_of, parse_git_status, read_hash, run_git, stat_key
+from .treehash import (
+    GIT_STATUS,
+    RACY_WINDOW_NS,
+    Exclusions,
+    kind_of,
+    parse_git_status,
+    read_hash,
+    run_git,
+    stat_key,
+    walk,
+)
 
 FORMAT = 1
 RACY_READS = 256  # files read because their stat is too recent; beyond this no evidence is kept
@@ -223,20 +233,14 @@ class Observer:
             if exclusions.relative(rel):
                 continue
             if rel.endswith(b"/"):  # an untracked nested repository counts whole
-                self._walk_plain(root + b"/" + rel.rstrip(b"/"), exclusions, seen)
+                self._walk_plain(root, exclusions, seen, rel.rstrip(b"/"))
             else:
                 self._file(root + b"/" + rel, seen)
 
-    def _walk_plain(self, top: bytes, exclusions: Exclusions, seen: Observation) -> None:
-        stack = [top]
-        while stack:
-            with os.scandir(stack.pop()) as listing:
-                for entry in listing:
-                    if entry.is_dir(follow_symlinks=False):
-                        if not exclusions.directory(entry.path, entry.name):
-                            stack.append(entry.path)
-                    elif entry.name != b".git":
-                        self._entry(entry.path, entry.stat(follow_symlinks=False), seen)
+    def _walk_plain(self, root: bytes, exclusions: Exclusions, seen: Observation, start: bytes = b"") -> None:
+        """Every file below ``root/start`` as the tree hash's walk finds it."""
+        for rel, st in walk(root, exclusions, start):
+            self._entry(root + b"/" + rel, st, seen)
 
     def _file(self, path: bytes, seen: Observation) -> None:
         try:
