@@ -28,7 +28,7 @@ import subprocess
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import BuildError
@@ -310,6 +310,15 @@ class Evidence:
     spec: Spec
     seen: Observation
     tasks: int
+    latest: Observation | None = None
+    """What :meth:`changes` observed: taken before anything read it, so a run that then finds its spec unchanged can
+    keep it as its own observation of the inputs instead of observing them again."""
+
+    def inputs_seen(self, spec: Spec) -> Observation | None:
+        """The latest observation of the inputs, when ``spec`` asks for the same inputs (its outputs aside)."""
+        if self.latest is None or replace(spec, outputs=[], state=None) != replace(self.spec, outputs=[], state=None):
+            return None
+        return {key: value for key, value in self.latest.items() if key not in (OUTPUTS, GENERATION)}
 
     def content_paths(self) -> list[bytes]:
         return [path for path, value in self.seen.items() if isinstance(value, tuple) and value[:1] == ("content",)]
@@ -329,7 +338,7 @@ class Evidence:
         """What observing the spec now finds different (empty: the evidence holds): paths, ``env NAME``,
         ``probe ARGV``, ``git ROOT``, ``outputs``, ``generation``."""
         try:
-            now = Observer(self.content_paths(), exclude).observe(self.spec)
+            now = self.latest = Observer(self.content_paths(), exclude).observe(self.spec)
         except (OSError, TooManyRacyFiles) as error:
             return [f"cannot observe: {error}"]
         if now == self.seen:

@@ -89,6 +89,7 @@ class Recording:
     invocation: Invocation
     spec: Spec
     seen: Observation
+    previous: Evidence | None = None  # the evidence this run could not use
     generation: int = 0
     checked: set[str] = field(default_factory=set)
     executed: set[str] = field(default_factory=set)
@@ -123,7 +124,7 @@ class Loader(DodoTaskLoader):
                         for name in invocation.targets]
             if changes:
                 print(f"checking every task: {_describe(changes)}")
-            RECORDING = _start_recording(invocation)
+            RECORDING = _start_recording(invocation, evidence)
         super().setup(self._options)
         tasks = super().load_tasks(cmd, pos_args)
         if RECORDING is not None:
@@ -155,7 +156,7 @@ def _describe(changes: list[str]) -> str:
     return f"{first}{more} changed since the last run"
 
 
-def _start_recording(invocation: Invocation) -> Recording | None:
+def _start_recording(invocation: Invocation, previous: Evidence | None) -> Recording | None:
     """Observe the input directories now, before any task reads them."""
     spec = invocation.input_spec()
     seen: Observation = {}
@@ -166,23 +167,28 @@ def _start_recording(invocation: Invocation) -> Recording | None:
             observer.directories(spec, seen, pool)
     except (OSError, TooManyRacyFiles):
         return None
-    return Recording(invocation, spec, seen)
+    return Recording(invocation, spec, seen, previous)
 
 
 def _add_build_inputs(recording: Recording) -> None:
-    """What the tasks' signatures read besides the input directories, observed before any task is checked."""
+    """What the tasks' signatures read besides the input directories, observed before any task is checked — or,
+    when the inputs are those of the previous evidence, the observation its check just made (earlier still)."""
     from .common import evidence_spec, state
     observer = Observer(exclude=[recording.invocation.build])
     try:
-        spec = evidence_spec()
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            observer.directories(spec, recording.seen, pool)
-        observer.singles(spec, recording.seen)
+        extra = evidence_spec()
+        spec = recording.spec.merged(extra)
+        if recording.previous is not None and (seen := recording.previous.inputs_seen(spec)) is not None:
+            recording.seen = seen
+        else:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                observer.directories(extra, recording.seen, pool)
+            observer.singles(extra, recording.seen)
         recording.generation = state().generation()
     except (BuildError, OSError, TooManyRacyFiles):  # no evidence then; the tasks say what is wrong, if anything
         recording.spoiled = True
         return
-    recording.spec = recording.spec.merged(spec)
+    recording.spec = spec
     recording.spec.state = str(state().path)
 
 
