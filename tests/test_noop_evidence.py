@@ -1,8 +1,8 @@
 """The no-op answered from evidence (tasks.engine.evidence, tasks.stages.loader): fast, and never blind to a change.
 
 The module tests observe real directories, git work trees, commands and a real state database; the CLI tests run
-real doit processes on the small bash recipes of test_incremental (which, run from the project root, exercise the
-same loader on every one of its scenarios).
+real doit processes on the small bash recipes of tests/trees.py (test_incremental's, which, run from the project
+root, exercise the same loader in every one of its scenarios).
 """
 from __future__ import annotations
 
