@@ -91,8 +91,10 @@ def add_big_source(root: Path, kind: str, files: int, size_mb: int) -> str:
     directory = root / "recipes" / "big" / name
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "recipe.toml").write_text(BIG_RECIPE)
-    if not (directory / "source").is_symlink():
-        (directory / "source").symlink_to(tree)
+    source = directory / "source"
+    if not source.is_symlink() or source.readlink() != tree:
+        source.unlink(missing_ok=True)
+        source.symlink_to(tree)
     config = f"bench-{name}.toml"
     (root / "config" / config).write_text((root / "config" / "bench.toml").read_text() + f'"{name}" = {{}}\n')
     inputs = sorted(str(path) for path in tree.rglob("*.rs"))
