@@ -276,3 +276,30 @@ def test_whenever_evidence_answers_the_long_way_agrees(tree):
             assert executed(run(tree, "pkg", env=env).stdout) == set(), f"step {step}: {name} was not seen"
         else:
             assert ANSWERED in run(tree, "pkg", env=env).stdout, f"step {step}: {name} left no evidence"
+
+
+EDITOR = '''[build]
+template = "custom"
+dependencies = ["lib"]
+script = """
+mkdir -p "$COOKBOOK_STAGE/usr/share/editor"
+cp "$COOKBOOK_SOURCE/editor.txt" "$COOKBOOK_STAGE/usr/share/editor/"
+if [ -n "$EDIT_LIB_WHILE_BUILDING" ]; then
+    echo "edited during the build" >> "$COOKBOOK_ROOT/recipes/lib/source/data.txt"
+fi
+"""
+'''
+
+
+def test_an_edit_made_while_the_build_runs_is_seen_next_time(tree):
+    """The inputs are observed before any task reads them: a source edited after its task was found current (here by
+    another recipe's build script, so the moment is certain) makes the evidence that run leaves not hold."""
+    write(tree / "recipes/editor/recipe.toml", EDITOR)
+    write(tree / "recipes/editor/source/editor.txt", "one\n")
+    write(tree / "config/c.toml", '[packages]\napp = {}\nother = {}\neditor = {}\n')
+    build(tree)
+    write(tree / "recipes/editor/source/editor.txt", "two\n")  # so that the editor's script runs, after cook:lib
+    assert build(tree, env={"EDIT_LIB_WHILE_BUILDING": "1"}) == {"cook:editor", "pkg:editor"}
+    after = run(tree, "pkg")
+    assert ANSWERED not in after.stdout
+    assert {"cook:lib", "pkg:lib"} <= executed(after.stdout)
