@@ -49,3 +49,13 @@ def test_other_config_by_variable(corpus, doit):
     result = doit("list", "--all", f"root={corpus}", "config=config/minimal.toml")
     assert result.returncode == 0, result.stderr
     assert "pkg:ion" in result.stdout and "pkg:netsurf" not in result.stdout
+
+
+def test_a_bare_doit_builds_the_image(tmp_path, doit):
+    """Like upstream's bare `make`: here the image stops at the initfs, which this tree cannot make (it names why)."""
+    from tasks.settings import host_triple
+    from tests.trees import bash_recipes_tree
+    tree = bash_recipes_tree(tmp_path / "tree")
+    result = doit(f"root={tree}", "config=config/c.toml", f"target={host_triple()}")
+    assert result.returncode != 0
+    assert ".  initfs" in result.stdout and "the initfs needs recipe 'base-initfs'" in result.stdout + result.stderr

@@ -30,6 +30,7 @@ from ..hashing import hash_value
 from ..variables import NAMES, PROJECT_DIR, build_dir, root_dir
 
 EVIDENCE_KEPT = 16  # invocations remembered per build directory
+DEFAULT_TASKS = ["image"]  # what a bare `doit` builds, as a bare `make` builds upstream's image
 
 
 def variables() -> dict[str, str]:
@@ -49,6 +50,7 @@ def doit_config(build: Path) -> dict:
         "verbosity": 2,
         "failure_verbosity": 2,
         "sort": "definition",
+        "default_tasks": DEFAULT_TASKS,
         "reporter": Reporter,
     }
 
@@ -117,8 +119,8 @@ class Loader(DodoTaskLoader):
             evidence = Evidence.load(invocation.evidence_path)
             changes = None if evidence is None else evidence.changes(exclude=[invocation.build])
             if changes == []:
-                print(f"nothing changed since the last run of `{' '.join(pos_args)}`: {_tasks(evidence.tasks)} up "
-                      f"to date ({len(evidence.seen):,} inputs compared in "
+                print(f"nothing changed since the last run of `{' '.join(invocation.targets)}`: "
+                      f"{_tasks(evidence.tasks)} up to date ({len(evidence.seen):,} inputs compared in "
                       f"{(time.perf_counter() - started) * 1000:.0f} ms)")
                 return [Task(name, None, doc="up to date (evidence of the last run)", uptodate=[True])
                         for name in invocation.targets]
@@ -134,12 +136,13 @@ class Loader(DodoTaskLoader):
     def _invocation(self, cmd, pos_args: list[str]) -> Invocation | None:
         """The run this is, when evidence may answer it: ``doit run`` (or ``doit TARGET…``) with plain targets."""
         options = self._options
-        if (cmd.get_name() != "run" or options.get("always") or options.get("seek_file") or not pos_args
-                or any(arg.startswith("-") or "*" in arg for arg in pos_args)):
+        targets = list(pos_args) or DEFAULT_TASKS
+        if (cmd.get_name() != "run" or options.get("always") or options.get("seek_file")
+                or any(arg.startswith("-") or "*" in arg for arg in targets)):
             return None
         dodo = Path(options["dodoFile"]).absolute()
         os.chdir(options["cwdPath"] or dodo.parent)  # where doit's own loader would run the tasks (and rustc -vV)
-        return Invocation(list(pos_args), variables(), bool(options.get("single")), dodo)
+        return Invocation(targets, variables(), bool(options.get("single")), dodo)
 
 
 def _tasks(count: int) -> str:
