@@ -172,14 +172,8 @@ class StateStore:
             db.execute(_NEXT_GENERATION)
         return record
 
-    def forget(self, task: str) -> None:
-        self._rows = None
-        with self._transaction() as db:
-            db.execute("DELETE FROM records WHERE task = ?", (task,))
-            db.execute(_NEXT_GENERATION)
-
     def generation(self) -> int:
-        """How many times the records changed: equal numbers mean the same records (the no-op evidence's check)."""
+        """How many records were written: equal numbers mean the same records (the no-op evidence's check)."""
         return self._db().execute("SELECT value FROM generation").fetchone()[0]
 
     def outputs(self, tasks: Iterable[str]) -> list[str]:
