@@ -18,8 +18,8 @@ CORPUS = (PROJECT.parent / "shared" / "corpus" / "redox-upstream").resolve()
 sys.path.insert(0, str(PROJECT))
 
 from tasks.errors import BuildError  # noqa: E402
-from tasks.graph import GraphBuilder, Origin  # noqa: E402
 from tasks.model.config import load_config  # noqa: E402
+from tasks.model.graph import GraphBuilder, Origin  # noqa: E402
 from tasks.model.index import RecipeIndex  # noqa: E402
 
 

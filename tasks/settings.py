@@ -104,5 +104,6 @@ class Settings(BaseModel):
         return host_triple() if self.toolchain == "host" else self.target
 
     @property
-    def host_target(self) -> str:
-        return host_triple()
+    def host_only(self) -> bool:
+        """Recipes are compiled for this machine (the demo, tests): no Redox toolchain is involved."""
+        return self.cook_target == host_triple()

@@ -44,5 +44,5 @@ def doit():
 @pytest.fixture(scope="session")
 def redoxfs_bin() -> Path:
     """The pinned redoxfs tools (built once per user, cached)."""
-    from tasks import hosttools
+    from tasks.toolchain import hosttools
     return hosttools.ensure("redoxfs", PROJECT / "build")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.backups import backup_paths, install_with_backups
 from tasks.errors import InputError
+from tasks.image.backups import backup_paths, install_with_backups
 
 
 def publish(tmp_path: Path, target: Path, content: str, keep: int) -> None:

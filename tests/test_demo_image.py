@@ -20,15 +20,16 @@ from pathlib import Path, PurePosixPath
 import argon2
 import pytest
 
-from tasks import hosttools
-from tasks.formats import gpt, pkgar, pkgkeys, redoxfs
-from tasks.formats.initfs import PAGE_SIZE, InodeKind, elf_entry, read_initfs
+from tasks.formats import pkgar, pkgkeys
 from tasks.hashing import hash_file
-from tasks.installer import ImageLayout, copy_from_fat, pinned_profile, verify_image
+from tasks.image import gpt, redoxfs
+from tasks.image.fuse import mounted
+from tasks.image.installer import ImageLayout, copy_from_fat, pinned_profile, verify_image
+from tasks.image.qcow2 import check_qcow2
+from tasks.initfs.format import PAGE_SIZE, InodeKind, elf_entry, read_initfs
 from tasks.process import run
-from tasks.qcow2_image import check_qcow2
-from tasks.redoxfs_mount import mounted
 from tasks.settings import PROJECT_DIR, host_triple
+from tasks.toolchain import hosttools
 from tests.conftest import run_doit
 
 pytestmark = pytest.mark.slow
@@ -230,7 +231,7 @@ ARCHIVER = '''#!{python}
 import argparse, sys
 sys.path.insert(0, {project!r})
 from pathlib import Path
-from tasks.formats.initfs import write_initfs
+from tasks.initfs.format import write_initfs
 parser = argparse.ArgumentParser()
 parser.add_argument("--max-size", type=int, default=64 << 20)
 parser.add_argument("source")

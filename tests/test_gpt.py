@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import FormatError
-from tasks.formats import gpt
+from tasks.image import gpt
 from tasks.process import run
 
 SCRIPT = """label: gpt

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from tasks.errors import GraphError, InputError
-from tasks.graph import Node, Origin, graph_for_config, graph_for_packages
 from tasks.model.config import load_config
+from tasks.model.graph import Node, Origin, graph_for_config, graph_for_packages
 from tasks.model.index import RecipeIndex
 from tests.trees import cargo, make_tree
 

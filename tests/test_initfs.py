@@ -1,4 +1,4 @@
-"""The RedoxFtw writer and reader (tasks/formats/initfs.py) against spec §1 of shared/specs/redox-formats.md.
+"""The RedoxFtw writer and reader (tasks/initfs/format.py) against spec §1 of shared/specs/redox-formats.md.
 
 The fork's redox-initfs-ar is not published on crates.io, so there is no interoperability test with it here; the
 layout is checked against the spec's worked example byte for byte instead, and real ELF files are used as bootstraps.
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks.errors import FormatError, InputError
-from tasks.formats.initfs import (
+from tasks.initfs.format import (
     NO_BOOTSTRAP,
     Initfs,
     InodeKind,

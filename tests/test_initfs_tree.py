@@ -1,4 +1,4 @@
-"""The initfs tree (tasks/initfs_tree.py): layout data, rendered etc/ files, assembly with a real strip tool.
+"""The initfs tree (tasks/initfs/tree.py): layout data, rendered etc/ files, assembly with a real strip tool.
 
 There is no Redox target toolchain here, so the "built binaries" are host executables compiled with cc; the code path
 (strip with `-o OUT IN`, copy, chmod, archive) is the one the real build takes with the toolchain's llvm-strip.
@@ -15,8 +15,8 @@ import jinja2
 import pytest
 
 from tasks.errors import CommandError, InputError
-from tasks.formats.initfs import InodeKind, read_initfs, write_initfs
-from tasks.initfs_tree import (
+from tasks.initfs.format import InodeKind, read_initfs, write_initfs
+from tasks.initfs.tree import (
     LAYOUT_FILE,
     TEMPLATES,
     InitfsLayout,

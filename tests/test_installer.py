@@ -19,12 +19,12 @@ import argon2
 import nacl.signing
 import pytest
 
-from tasks import hosttools
-from tasks.backups import backup_paths
 from tasks.errors import CommandError, FormatError, InputError
-from tasks.formats import gpt, redoxfs
 from tasks.hashing import hash_file
-from tasks.installer import (
+from tasks.image import gpt, redoxfs
+from tasks.image.backups import backup_paths
+from tasks.image.fuse import mounted
+from tasks.image.installer import (
     FORK_BOOT_DIR,
     ImageRequest,
     build_image,
@@ -32,10 +32,10 @@ from tasks.installer import (
     pinned_profile,
     verify_image,
 )
+from tasks.image.qcow2 import convert_qcow2
 from tasks.process import run
-from tasks.qcow2_image import convert_qcow2
-from tasks.redoxfs_mount import mounted
 from tasks.settings import PROJECT_DIR
+from tasks.toolchain import hosttools
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The no-op answered from evidence (tasks.engine.evidence, tasks.stages.loader): fast, and never blind to a change.
+"""The no-op answered from evidence (tasks.engine.evidence, tasks.cli.loader): fast, and never blind to a change.
 
 The module tests observe real directories, git work trees, commands and a real state database; the CLI tests run
 real doit processes on the small bash recipes of tests/trees.py (test_incremental's, which, run from the project

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks import hosttools
 from tasks.errors import CommandError, FormatError, InputError
 from tasks.formats import pkgar
 from tasks.formats.pkgkeys import KeyPair, ensure_keys, generate
 from tasks.process import run
+from tasks.toolchain import hosttools
 
 # Host tools are cached across runs here (git-ignored); the old release needs its own root because it installs a
 # binary of the same name.

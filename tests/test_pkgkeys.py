@@ -8,10 +8,10 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tasks import hosttools
 from tasks.errors import FormatError, InputError
 from tasks.formats import pkgkeys
 from tasks.process import run
+from tasks.toolchain import hosttools
 
 BUILD = Path(__file__).resolve().parents[1] / "build"
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks.backups import backup_paths
 from tasks.errors import CommandError, FormatError
 from tasks.hashing import hash_file
+from tasks.image.backups import backup_paths
+from tasks.image.qcow2 import check_qcow2, convert_qcow2
 from tasks.process import run
-from tasks.qcow2_image import check_qcow2, convert_qcow2
 
 
 def raw_image(path: Path, fill: bytes) -> Path:

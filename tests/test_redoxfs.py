@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import FormatError
-from tasks.formats import redoxfs
+from tasks.image import redoxfs
 from tests.trees import redoxfs_image
 
 pytestmark = pytest.mark.slow  # builds the redoxfs host tool on first use

@@ -10,7 +10,7 @@ import pytest
 
 from tasks.errors import CommandError
 from tasks.hashing import hash_file
-from tasks.redoxfs_mount import mounted
+from tasks.image.fuse import mounted
 from tests.trees import redoxfs_image
 
 pytestmark = pytest.mark.slow  # builds the redoxfs host tool on first use

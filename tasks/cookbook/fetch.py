@@ -23,8 +23,6 @@ from ..process import run
 from . import archive, git
 from .script import run_fetch_script
 
-SOURCE_DIR = "source"
-
 
 class FetchStatus(StrEnum):
     UNCHANGED = "unchanged"   # the source already matched the recipe
@@ -44,7 +42,7 @@ class SourcePaths:
     @classmethod
     def for_recipe(cls, recipe: Recipe, build_dir: Path) -> "SourcePaths":
         """Upstream layout: ``<recipe>/source``; records and downloads under the build directory."""
-        return cls(source=recipe.dir / SOURCE_DIR, state=build_dir / "fetch" / f"{recipe.name}.json",
+        return cls(source=recipe.source_dir, state=build_dir / "fetch" / f"{recipe.name}.json",
                    downloads=build_dir / "downloads")
 
 

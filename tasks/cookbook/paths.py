@@ -1,12 +1,17 @@
 """Where a recipe is cooked: its build directory, stage, sysroot and toolchain, and its optional packages' stages.
 
-Standard library only, so that the build's layout is spelled once and read cheaply (``tasks.build`` uses it to name
-outputs without loading the cookbook).
+Standard library only, so that the build's layout is spelled once and read cheaply (:class:`tasks.layout.Layout`
+names the stages with :func:`stage_dir` without loading the cookbook).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def stage_dir(target: Path, optional: str | None = None) -> Path:
+    """A recipe's stage in its cook directory ``target``, or the stage of one of its optional packages."""
+    return target / ("stage" if optional is None else f"stage.{optional}")
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class CookPaths:
 
     @property
     def stage(self) -> Path:
-        return self.target / "stage"
+        return stage_dir(self.target)
 
     @property
     def sysroot(self) -> Path:
@@ -36,4 +41,4 @@ class CookPaths:
         return self.target / "toolchain"
 
     def optional_stage(self, name: str) -> Path:
-        return self.target / f"stage.{name}"
+        return stage_dir(self.target, name)

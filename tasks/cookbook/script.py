@@ -21,6 +21,11 @@ def redoxer_path() -> Path:
     return template_path(REDOXER)
 
 
+def offline() -> bool:
+    """``COOKBOOK_OFFLINE`` set (and not 0 or false), as upstream's cookbook reads it: nothing from the network."""
+    return os.environ.get("COOKBOOK_OFFLINE", "") not in ("", "0", "false")
+
+
 def gnu_target(target: str) -> str:
     """GNU_TARGET as redoxer derives it: the triple, with riscv64gc spelled as GNU tools know it."""
     return target.replace("riscv64gc-", "riscv64-", 1) if target.startswith("riscv64gc-") else target

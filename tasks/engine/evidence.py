@@ -47,7 +47,7 @@ from .treehash import (
 
 FORMAT = 1
 RACY_READS = 256  # files read because their stat is too recent; beyond this no evidence is kept
-SOURCE_DIR = b"source"  # a recipe's source: hashed the git way when it is a work tree (tasks.build.source_dir)
+SOURCE_DIR = b"source"  # a recipe's source: hashed the git way when it is a work tree (tasks.model.recipe.SOURCE_DIR)
 RECIPE_FILE = b"recipe.toml"
 GENERATION, OUTPUTS = "\0generation", "\0outputs"
 

@@ -20,6 +20,7 @@ from argon2.low_level import Type, hash_secret_raw
 
 from ..atomic import write_atomically
 from ..errors import FormatError, InputError
+from ..hashing import hash_file
 
 PUBLIC_KEY_FILE = "id_ed25519.pub.toml"
 SECRET_KEY_FILE = "id_ed25519.toml"
@@ -111,6 +112,16 @@ def ensure_keys(build_dir: Path) -> KeyPair:
     pair = generate()
     write_key_files(pair, public_path, secret_path)
     return pair
+
+
+def public_key_digest(build_dir: Path) -> str:
+    """The hash of the public key under ``build_dir`` (what signatures of signed packages include), the pair made
+    first when there is none: made by the first package's action instead, it would change between one build's
+    signatures and the next."""
+    public = build_dir / PUBLIC_KEY_FILE
+    if not public.exists():
+        ensure_keys(build_dir)
+    return hash_file(public)
 
 
 def _write_public_key(pair: KeyPair, path: Path) -> None:

@@ -18,6 +18,7 @@ from .names import OptionalDependencyName, PackageName
 from .tomlfile import Table, read_toml, validate
 
 RECIPE_FILE = "recipe.toml"
+SOURCE_DIR = "source"  # upstream's place for a recipe's source, beside its recipe.toml
 
 
 class GitSource(Table):
@@ -157,6 +158,10 @@ class Recipe:
     @property
     def path(self) -> Path:
         return self.dir / RECIPE_FILE
+
+    @property
+    def source_dir(self) -> Path:
+        return self.dir / SOURCE_DIR
 
     @property
     def source(self) -> GitSource | TarSource | PathSource | SameAsSource | None:

@@ -1,4 +1,20 @@
-"""doit task declarations, one module per stage; ``all`` gathers them for ``dodo.py``, ``loader`` answers no-ops.
-
-Nothing is imported here: the loader (``[tool.doit] loader`` in pyproject.toml) must stay light.
+"""The pipeline's stages, one module each: what a stage depends on, its signature's inputs, its outputs and its
+action, declared in one class (:mod:`.stage` says how). Doit-free: :mod:`tasks.cli.creators` makes doit's tasks
+from :data:`STAGES`. Adding a stage: a module here and a line below.
 """
+from .base import Base
+from .cook import Cook
+from .fetch import Fetch
+from .host_tools import HostTools
+from .image import Image
+from .initfs import Initfs
+from .pkg import Package
+from .qcow2 import Qcow2
+from .relibc import Relibc
+from .stage import RecipeStage, Stage
+from .toolchain import Toolchain
+
+# In the order `doit list` shows them.
+STAGES: tuple[type[Stage] | type[RecipeStage], ...] = (
+    Toolchain, Fetch, Relibc, Base, Cook, Initfs, Image, HostTools, Qcow2, Package,
+)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from .errors import InputError
-from .graph import Graph, graph_for_config
-from .model.config import Config, load_config
-from .model.index import RecipeIndex
-from .settings import Settings
+from ..errors import InputError
+from ..settings import Settings
+from .config import Config, load_config
+from .graph import Graph, Step, graph_for_config
+from .index import RecipeIndex
 
 
 @dataclass
@@ -32,3 +33,7 @@ class Project:
         recipe_warnings = [f"{step.recipe.path}: {warning}"
                            for step in self.graph.steps.values() for warning in step.recipe.warnings]
         return self.index.warnings + self.config.warnings + recipe_warnings
+
+    def source_dir(self, step: Step) -> Path:
+        """The source a recipe builds from: its own, or with ``same_as`` the other recipe's."""
+        return (self.index.load(step.source_from) if step.source_from else step.recipe).source_dir

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import CommandError
-from .formats.redoxfs import BLOCK_SIZE
-from .process import command_line, run
+from ..errors import CommandError
+from ..process import command_line, run
+from .redoxfs import BLOCK_SIZE
 
 MOUNT_TIMEOUT = 30.0
 

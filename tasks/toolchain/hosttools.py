@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CommandError
-from .process import run
+from ..errors import CommandError
+from ..process import run
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,15 @@ def ensure(name: str, build_dir: Path, log: Path | None = None) -> Path:
     return root / "bin"
 
 
+def source_install_root(name: str, build_dir: Path) -> Path:
+    """Where a tree's own source of a tool is installed: per build directory, since the source is the tree's."""
+    return build_dir / "host" / name
+
+
 def install_from_source(name: str, source: Path, build_dir: Path) -> Path:
     """``cargo install --path`` of a tree's own source of a tool (as upstream's fstools do for redoxfs) into
-    ``<build>/host/<name>``; returns the directory holding its binaries. Cargo rebuilds only what changed."""
-    root = build_dir / "host" / name
+    :func:`source_install_root`; returns the directory holding its binaries. Cargo rebuilds only what changed."""
+    root = source_install_root(name, build_dir)
     try:
         run(["cargo", "install", "--locked", "--force", "--path", source, "--root", root,
              "--target-dir", build_dir / "host" / f"{name}-target"], log=build_dir / "logs" / f"host-{name}.log")

@@ -1,13 +1,17 @@
-"""Builder parts that need no compiler: the initfs stamp (git revision, source date) and its input checks."""
+"""Stage parts that need no compiler: the text stamp (git revision, source date) and the initfs's input checks."""
 from __future__ import annotations
 
 import pytest
 
-from tasks.build import Builder
+from tasks.engine.treehash import TreeHasher
 from tasks.errors import InputError
+from tasks.layout import Layout
+from tasks.model.project import Project
 from tasks.process import run
-from tasks.project import Project
+from tasks.revision import TreeRevision
 from tasks.settings import Settings
+from tasks.stages.initfs import Initfs
+from tasks.stages.stage import Context
 from tests.trees import make_tree
 
 EPOCH = 1_700_000_000  # 2023-11-14 22:13 UTC
@@ -22,8 +26,9 @@ def tree(tmp_path):
                      {"c.toml": "[packages]\nhello = {}\n"})
 
 
-def builder(tree) -> Builder:
-    return Builder(Project.load(Settings.from_vars({"root": str(tree), "config": "config/c.toml"})))
+def context(tree) -> Context:
+    settings = Settings.from_vars({"root": str(tree), "config": "config/c.toml"})
+    return Context(Project.load(settings), Layout(settings), TreeHasher(settings.build / "trees"))
 
 
 def git(tree, *args: str) -> str:
@@ -32,7 +37,7 @@ def git(tree, *args: str) -> str:
 
 def test_stamp_outside_git_uses_source_date_epoch(tree, monkeypatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
-    stamp = builder(tree).build_stamp()
+    stamp = TreeRevision(tree).stamp
     assert (stamp.label, stamp.date) == ("unversioned", "2023-11-14 22:13")
 
 
@@ -42,21 +47,21 @@ def test_stamp_in_git_is_the_commit_dated_by_it_and_not_changed_by_an_edit(tree,
     git(tree, "add", ".")
     git(tree, "commit", "-q", "-m", "tree")
     commit = git(tree, "rev-parse", "--short=9", "HEAD")
-    stamp = builder(tree).build_stamp()
+    stamp = TreeRevision(tree).stamp
     assert (stamp.label, stamp.date) == (commit, "2023-11-14 22:14")  # the commit's time, one minute later
     (tree / "config/c.toml").write_text("[packages]\n")
     # An uncommitted edit does not change init.rc's stamp (it would rebuild the initfs for any edit); the JSON
     # stamps beside the artifacts record the dirty flag.
-    assert builder(tree).build_stamp().label == commit
+    assert TreeRevision(tree).stamp.label == commit
 
 
 def test_a_bad_source_date_epoch_is_named(tree, monkeypatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(InputError, match="SOURCE_DATE_EPOCH"):
-        builder(tree).build_stamp()
+        TreeRevision(tree).stamp
 
 
 def test_initfs_without_base_initfs_in_the_config_says_so(tree) -> None:
     with pytest.raises(InputError, match="needs recipe 'base-initfs'") as raised:
-        builder(tree).initfs()
+        Initfs(context(tree)).run()
     assert raised.value.path == tree / "config/c.toml"

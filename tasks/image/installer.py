@@ -2,7 +2,7 @@
 
 ``redox_installer --cookbook=<dir> --no-mount -c <config> <image>.partial`` with ``TARGET`` exported writes GPT,
 the EFI system partition (FAT) and RedoxFS without FUSE or root-only mounts (spec §6). The result is verified
-before it replaces the previous image, which is kept as ``.bak`` (rotated, see :mod:`tasks.backups`).
+before it replaces the previous image, which is kept as ``.bak`` (rotated, see :mod:`tasks.image.backups`).
 """
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from . import hosttools
-from .atomic import partial_path
+from ..atomic import partial_path
+from ..errors import CommandError, FormatError, InputError
+from ..process import child_env, run
+from ..settings import DEFAULT_TARGET
+from ..toolchain import hosttools
+from . import gpt, redoxfs
 from .backups import install_with_backups
-from .errors import CommandError, FormatError, InputError
-from .formats import gpt, redoxfs
-from .process import child_env, run
-from .settings import DEFAULT_TARGET
 
 MIB = 1024 * 1024
 

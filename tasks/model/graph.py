@@ -11,11 +11,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BuildError, GraphError, InputError
-from .model.config import Config
-from .model.index import RecipeIndex
-from .model.names import PackageRef, parse_package_name
-from .model.recipe import Recipe, SameAsSource
+from ..errors import BuildError, GraphError, InputError
+from .config import Config
+from .index import RecipeIndex
+from .names import PackageRef, parse_package_name
+from .recipe import Recipe, SameAsSource
 
 
 @dataclass(frozen=True, order=True)

@@ -23,6 +23,7 @@ from doit.cmdparse import CmdParseError
 from pydantic import ValidationError
 
 from ..errors import BuildError
+from ..layout import Layout
 from ..qemu import (
     WAIT_FOREVER,
     ConsoleSettings,
@@ -34,7 +35,7 @@ from ..qemu import (
     test_in_redox,
 )
 from ..variables import NAMES as VARIABLES
-from .common import builder, settings
+from .creators import settings
 
 EXIT_NOT_RUN = 3  # doit's status for "could not start"
 EXIT_INTERRUPTED = 130
@@ -236,7 +237,8 @@ class BootCommand(SessionCommand):
         if params["qcow2"] and (image is not None or params["kernel"] is not None):
             raise CmdParseError("--qcow2 boots the qcow2 copy of the built image: not with --image or --kernel")
         if image is None and params["kernel"] is None:
-            image = builder().qcow2_image if params["qcow2"] else builder().disk_image
+            layout = Layout(settings())
+            image = layout.qcow2_image if params["qcow2"] else layout.disk_image
         try:
             return RunOptions(image=image, snapshot=params["snapshot"], memory=params["memory"], cpus=params["cpus"],
                               gui=params["gui"], forwards=tuple(params["forward"]), firmware=params["firmware"],

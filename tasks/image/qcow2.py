@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .atomic import partial_path
+from ..atomic import partial_path
+from ..errors import FormatError
+from ..process import run
 from .backups import install_with_backups
-from .errors import FormatError
-from .process import run
 
 
 def convert_qcow2(raw: Path, output: Path, backups: int = 1, log: Path | None = None) -> None:

@@ -128,7 +128,8 @@ class Loader(DodoTaskLoader):
                 print(f"checking every task: {_describe(changes)}")
             RECORDING = _start_recording(invocation, evidence)
         super().setup(self._options)
-        tasks = super().load_tasks(cmd, pos_args)
+        from .creators import in_order
+        tasks = in_order(super().load_tasks(cmd, pos_args))
         if RECORDING is not None:
             _add_build_inputs(RECORDING)
         return tasks
@@ -176,7 +177,7 @@ def _start_recording(invocation: Invocation, previous: Evidence | None) -> Recor
 def _add_build_inputs(recording: Recording) -> None:
     """What the tasks' signatures read besides the input directories, observed before any task is checked — or,
     when the inputs are those of the previous evidence, the observation its check just made (earlier still)."""
-    from .common import evidence_spec, state
+    from .creators import evidence_spec, state
     observer = Observer(exclude=[recording.invocation.build])
     try:
         extra = evidence_spec()
@@ -260,7 +261,7 @@ def _leave_evidence(recording: Recording) -> None:
     """Keep the evidence when the run's only writes to the state were the tasks it ran, each recorded once, and
     every output is there."""
     from ..atomic import write_atomically
-    from .common import SIGNATURES, evidence_spec, state
+    from .creators import SIGNATURES, evidence_spec, state
     if recording.checked - recording.finished:  # the run stopped before it got to them
         return
     if not recording.spec.covers(evidence_spec()):  # the tasks read a recipe or file that was not observed

@@ -4,11 +4,10 @@ from __future__ import annotations
 from doit.exceptions import TaskFailed
 
 from ..errors import BuildError
-from .common import engine, signature_of
+from .creators import engine, signature_of
 
 
-def task_explain():
-    """Say why tasks are stale: doit explain cook:ion pkg:ion (which input changed, old -> new hash)"""
+def explain_task() -> dict:
     def explain(pos: list[str]) -> TaskFailed | None:
         for task in pos or []:
             try:
@@ -16,4 +15,5 @@ def task_explain():
             except BuildError as error:
                 return TaskFailed(f"{task}: its inputs cannot be read: {error}")
         return None
-    return {"actions": [explain], "pos_arg": "pos", "uptodate": [False], "verbosity": 2}
+    return {"actions": [explain], "pos_arg": "pos", "uptodate": [False], "verbosity": 2,
+            "doc": "Say why tasks are stale: doit explain cook:ion pkg:ion (which input changed, old -> new hash)"}

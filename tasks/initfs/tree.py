@@ -2,7 +2,7 @@
 
 ``tasks/templates/initfs/layout.toml`` says what goes in per target and board; ``init.rc.j2``,
 ``init_drivers.rc.j2`` and ``pcid-initfs.toml.j2`` render ``etc/``. :func:`assemble_tree` puts it all in a
-directory that :func:`tasks.formats.initfs.write_initfs` then archives.
+directory that :func:`tasks.initfs.format.write_initfs` then archives.
 """
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from pathlib import Path
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import InputError
-from .process import run
+from ..errors import InputError
+from ..process import run
+from ..templating import TEMPLATES_DIR
 
-TEMPLATES = Path(__file__).resolve().parent / "templates" / "initfs"
+TEMPLATES = TEMPLATES_DIR / "initfs"
 LAYOUT_FILE = TEMPLATES / "layout.toml"
 DRIVERS_DIR = "/scheme/initfs/lib/drivers/"
 RUST_LOG_ALLOWED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-=,.:/")

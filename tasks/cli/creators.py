@@ -1,0 +1,271 @@
+"""doit's tasks, made from the stage declarations (:data:`tasks.stages.STAGES`) for the project of one invocation.
+
+Each stage becomes one task creator, ``task_<stage>``: one task, or a group with one task per recipe. The only
+judge of a task is the content-hashed engine: stale unless its store holds the task recorded with this exact
+signature (and its outputs exist); after the action the outputs are hashed, stamped and recorded at once, so
+``kill -9`` loses at most the task that was running. A signature is the stage's own inputs plus what its
+declaration says once: its code version, its environment variables, and its dependencies' recorded output hashes
+(the same list doit's ``task_dep`` is made from).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from doit.exceptions import InvalidCommand, InvalidDodoFile, TaskFailed
+from doit.task import Task
+
+from ..engine import Engine, Signature, StampContext, StateStore, env_components, stamp_path
+from ..engine.codeversion import CodeGraph
+from ..engine.evidence import Spec
+from ..errors import BuildError, LockError, display_path
+from ..formats.pkgkeys import public_key_digest
+from ..layout import Layout
+from ..model.project import Project
+from ..model.recipe import Recipe
+from ..revision import TreeRevision
+from ..settings import PROJECT_DIR, Settings
+from ..stages import STAGES, RecipeStage, Stage
+from ..stages.stage import NONE, Context, Dep, task_name
+from ..toolchain.selected import SelectedToolchain
+from .loader import variables
+
+TASKS_DIR = PROJECT_DIR / "tasks"
+# Variables signatures read through a path or a command (the no-op evidence compares them), besides the stages' own.
+READ_ENV = ("RUSTC", "SOURCE_DATE_EPOCH", "HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_HOME", "XDG_CACHE_HOME",
+            "REDOX_HOST_TOOLS")
+
+# --- the project of this invocation ------------------------------------------------------------------------------
+
+
+def settings() -> Settings:
+    return Settings.from_vars(variables())
+
+
+@functools.cache
+def project() -> Project:
+    """The project of this doit invocation. A user error stops doit with one line and exit status 3."""
+    try:
+        loaded = Project.load(settings())
+    except BuildError as error:
+        raise InvalidDodoFile(str(error)) from None
+    for warning in loaded.warnings:
+        print(f"warning: {_relative(warning)}", file=sys.stderr)
+    return loaded
+
+
+@functools.cache
+def engine() -> Engine:
+    return Engine(settings().build)
+
+
+@functools.cache
+def context() -> Context:
+    return Context(project(), Layout(settings()), engine().trees)
+
+
+def state() -> StateStore:
+    return engine().state
+
+
+# --- tasks from stages ---------------------------------------------------------------------------------------------
+
+SIGNATURES: dict[str, Callable[[], Signature]] = {}
+"""Every tracked task's signature function, for ``doit explain`` and the no-op evidence."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One task of a stage, with the stage's methods bound to its item."""
+
+    name: str
+    doc: str
+    deps: list[Dep]
+    inputs: Callable[[], dict[str, str]]
+    outputs: Callable[[], list[Path]]
+    stamp_sources: Callable[[], list[Recipe] | None]
+    run: Callable[[], None]
+
+
+def planned(stage: Stage | RecipeStage) -> Iterator[Planned]:
+    if isinstance(stage, RecipeStage):
+        for item in stage.items():
+            yield Planned(task_name(stage.name, item), stage.describe(item), stage.deps(item),
+                          partial(stage.inputs, item), partial(stage.outputs, item),
+                          partial(stage.stamp_sources, item), partial(stage.run, item))
+    else:
+        yield Planned(stage.name, stage.summary(), stage.deps(), stage.inputs, stage.outputs, stage.stamp_sources,
+                      stage.run)
+
+
+def signature(stage: Stage | RecipeStage, task: Planned) -> Signature:
+    own = task.inputs()
+    if clash := sorted(name for name in own if name == "code" or name.startswith(("dep:", "env:"))):
+        raise TypeError(f"stage {stage.name}: input {clash[0]!r} is made from the declaration (deps, env, data)")
+    outputs = {f"dep:{dep.task}": state().output_hash(dep.task) or NONE for dep in task.deps if not dep.order_only}
+    return Signature({**own, **env_components(stage.env), "code": code_version(type(stage)), **outputs})
+
+
+@functools.cache
+def code_version(stage: type[Stage] | type[RecipeStage]) -> str:
+    return code_graph().version(Path(inspect.getfile(stage)), [TASKS_DIR / path for path in stage.data])
+
+
+@functools.cache
+def code_graph() -> CodeGraph:
+    return CodeGraph(TASKS_DIR, cache=settings().build / "cache" / "code-graph.marshal")
+
+
+def stage_tasks(stage_class: type[Stage] | type[RecipeStage]) -> Iterator[dict]:
+    """doit's dicts for one stage: a task, or the group and one task per item."""
+    stage = stage_class(context())
+    if isinstance(stage, RecipeStage):
+        yield {"basename": stage.name, "name": None, "doc": stage.summary(), "uptodate": [True]}
+    for task in planned(stage):
+        fields = {"doc": task.doc, "task_dep": [dep.task for dep in task.deps]}
+        if isinstance(stage, RecipeStage):
+            fields |= {"basename": stage.name, "name": task.name.partition(":")[2]}
+        else:
+            fields["basename"] = stage.name
+        if isinstance(stage, Stage) and not stage.needed():
+            yield {**fields, "actions": None, "uptodate": [True]}
+        else:
+            yield {**fields, **tracked(task, partial(signature, stage, task))}
+
+
+def tracked(task: Planned, signature_now: Callable[[], Signature]) -> dict:
+    """doit's fields for a task judged by the engine (see the module's docstring)."""
+    SIGNATURES[task.name] = signature_now
+    check = EngineCheck(task.name, signature_now)
+
+    def run() -> TaskFailed | None:
+        try:
+            # The build lock (and recovery of a killed build's last publication), taken once the first task runs.
+            # Another build may have finished this task while we waited for the lock: check again under it.
+            engine().ensure_started()
+            before = signature_now()  # before reading inputs: an edit during the build re-runs it next time
+            if state().is_current(task.name, before):
+                return None
+            _drop_stamps(task.outputs())  # an artifact replaced but not recorded must not keep its predecessor's stamp
+            task.run()
+            engine().publisher.adopt(task.name, before, task.outputs(), _stamp_context(task.stamp_sources()))
+        except BuildError as error:
+            return TaskFailed(str(error))
+        return None
+    run.__name__ = task.name.replace(":", "_").replace("-", "_")
+    return {"actions": [run], "uptodate": [check]}
+
+
+def _stamp_context(recipes: list[Recipe] | None) -> StampContext | None:
+    if recipes is None:
+        return None
+    sources = {recipe.name: recipe.source_dir for recipe in recipes if recipe.source_dir.is_dir()}
+    return StampContext(main_repo=settings().root, sources=sources, toolchain=_toolchain().fingerprint)
+
+
+def _toolchain() -> SelectedToolchain:
+    ctx = context()
+    return ctx.shared(SelectedToolchain, ctx.layout)
+
+
+def _lock_early() -> None:
+    """Take the build lock, if free, as soon as a task turns out stale. A no-op build only reads (SQLite WAL
+    readers never block the writer) and so writes nothing; a build that will run holds the lock in doit's main
+    process, where these checks run, before ``doit -n`` forks its workers: they inherit it instead of queueing
+    behind each other. Held by another build: the action waits for it (and says so)."""
+    try:
+        engine().ensure_started(wait=False)
+    except LockError:
+        pass
+
+
+class EngineCheck:
+    """doit's ``uptodate`` for a tracked task; ``doit info`` shows its repr: the inputs the engine compares."""
+
+    # doit asks inspect.signature which arguments to pass, per task and run; this answers at once (none).
+    __signature__ = inspect.Signature()
+
+    def __init__(self, task: str, signature_now: Callable[[], Signature]):
+        self.task = task
+        self.signature = signature_now
+
+    def __call__(self) -> bool:
+        # An input that cannot be read (a missing toolchain) makes the task stale: its action reports why.
+        try:
+            current = state().is_current(self.task, self.signature())
+        except BuildError:
+            current = False
+        if not current:
+            _lock_early()
+        return current
+
+    def __repr__(self) -> str:
+        try:
+            names = ", ".join(sorted(self.signature().components))
+        except BuildError as error:
+            names = f"(cannot be read: {error})"
+        return f"content signature of {self.task} [{names}]; `doit explain {self.task}` says what changed"
+
+
+def signature_of(task: str) -> Signature:
+    if task not in SIGNATURES:
+        raise InvalidCommand(f"no task {task!r} with recorded inputs (see doit list --all)")
+    return SIGNATURES[task]()
+
+
+def task_creators(extra: dict[str, Callable[[], dict]]) -> dict[str, Callable]:
+    """``task_<name>`` for the ``extra`` tasks and for every stage (see :func:`in_order`)."""
+    makers = {**extra, **{stage.name: partial(stage_tasks, stage) for stage in STAGES}}
+    ORDER[:] = list(makers)
+    return {f"task_{name.replace('-', '_')}": _creator(make) for name, make in makers.items()}
+
+
+ORDER: list[str] = []
+
+
+def in_order(tasks: list[Task]) -> list[Task]:
+    """The tasks in the order of :func:`task_creators` (each group's tasks after it), which ``doit list`` shows.
+    doit itself would order the creators by the line they are defined on, which is one line for all of them."""
+    position = {name: index for index, name in enumerate(ORDER)}
+    return sorted(tasks, key=lambda task: position.get(task.name.split(":", 1)[0], len(position)))
+
+
+def _creator(make: Callable) -> Callable:
+    def creator():
+        return make()
+    return creator
+
+
+# --- what the no-op evidence observes ------------------------------------------------------------------------------
+
+
+def evidence_spec() -> Spec:
+    """What the signatures read besides the recipe files, ``config/`` and this project's code (which the no-op
+    evidence observes anyway): the directories of the recipes in the graph (sources, patches), config files
+    included from elsewhere, the package key, the toolchain, the prebuilt packages, the initfs archiver,
+    environment variables and the commands signatures read. Call it once the graph is loaded."""
+    ctx = context()
+    settings, toolchain = ctx.settings, _toolchain()
+    ctx.shared(public_key_digest, ctx.layout.key_dir)  # made now if missing: observed as the signatures will find it
+    files = [*ctx.project.config.sources, ctx.layout.public_key, *toolchain.files()]
+    if settings.initfs_archiver is not None:
+        files.append(settings.initfs_archiver)
+    zones = [*ctx.project.index.loaded_dirs(), settings.prebuilt_dir]  # sources, patches, scripts
+    env = [*dict.fromkeys(name for stage in STAGES for name in stage.env), *READ_ENV]
+    probes = [*ctx.shared(TreeRevision, settings.root).probes(), *toolchain.probes()]
+    return Spec(zones=[str(path) for path in zones], files=[str(path) for path in files], env=env, probes=probes)
+
+
+def _drop_stamps(paths: list[Path]) -> None:
+    for path in paths:
+        stamp_path(path).unlink(missing_ok=True)
+
+
+def _relative(message: str) -> str:
+    path, sep, rest = message.partition(": ")
+    return f"{display_path(path)}{sep}{rest}" if sep and path.startswith("/") else message

@@ -1,0 +1,47 @@
+"""``host-tools``: the upstream host tools the image stage runs — ``redox_installer`` and ``redoxfs`` — built for
+this machine: from the tree's own source of the tool when its recipe is in the graph and fetched (``cargo install
+--path`` into ``build/host/``), else the pinned release from crates.io (cached per user)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..model.graph import Node
+from ..toolchain import hosttools
+from .stage import Stage
+
+HOST_TOOLS = ("redox_installer", "redoxfs")
+
+
+class HostTools(Stage):
+    """Build the host tools the image needs: redox_installer and redoxfs (the tree's source, else pinned releases)"""
+
+    name = "host-tools"
+
+    def inputs(self) -> dict[str, str]:
+        components = {}
+        for name in HOST_TOOLS:
+            source = self._source(name)
+            pinned = hosttools.PINNED[name]
+            components[name] = self.ctx.trees.hash(source).digest if source else f"{pinned.crate} {pinned.version}"
+        return components
+
+    def outputs(self) -> list[Path]:
+        bins = []
+        for name in HOST_TOOLS:
+            root = hosttools.source_install_root(name, self.settings.build) if self._source(name) else \
+                hosttools.install_root(name)
+            bins += [root / "bin" / binary for binary in hosttools.PINNED[name].binaries]
+        return bins
+
+    def run(self) -> None:
+        for name in HOST_TOOLS:
+            if (source := self._source(name)) is not None:
+                hosttools.install_from_source(name, source, self.settings.build)
+            else:
+                hosttools.ensure(name, self.settings.build)
+
+    def _source(self, name: str) -> Path | None:
+        """The tree's own source of a host tool; None: the pinned release from crates.io."""
+        step = self.graph.steps.get(Node(name))
+        source = self.ctx.project.source_dir(step) if step is not None else None
+        return source if source is not None and (source / "Cargo.toml").is_file() else None

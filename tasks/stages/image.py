@@ -1,0 +1,77 @@
+"""``image``: the disk image of the selected config (``build/<arch>/<config>.img``: GPT, the EFI system partition,
+RedoxFS), written by the pinned ``redox_installer`` from the local package repository and checked before it
+replaces the previous one, which is kept as ``.bak``. The installer reads the config with the build's text stamps
+added: ``/usr/lib/os-release`` with ``BUILD_ID`` and the first line of root's ion initrc."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..formats.pkgkeys import public_key_digest
+from ..hashing import hash_file, hash_value
+from ..model.recipe import Recipe
+from ..revision import TreeRevision
+from .stage import Dep, Stage, task_name
+
+OS_RELEASE = "/usr/lib/os-release"
+ION_INITRC = ".config/ion/initrc"  # in root's home (the installer's default: /home/root; the fork's: /root)
+
+
+class Image(Stage):
+    """Assemble the disk image from the config with the upstream installer (no FUSE)"""
+
+    name = "image"
+    data = ("templates/stamps",)
+
+    @property
+    def revision(self) -> TreeRevision:
+        return self.ctx.shared(TreeRevision, self.settings.root)
+
+    def deps(self) -> list[Dep]:
+        packages = [Dep(task_name("pkg", step.node)) for step in self.graph.image_steps() if not step.node.host]
+        return [Dep("initfs"), Dep("host-tools"), *packages]
+
+    def inputs(self) -> dict[str, str]:
+        return {
+            "config": hash_value([[str(path), hash_file(path)] for path in self.ctx.project.config.sources]),
+            "settings": hash_value([self.settings.target, self.settings.boot_dir]),
+            "stamp": hash_value(self.revision.stamp.model_dump()),
+            "key": self.ctx.shared(public_key_digest, self.layout.key_dir),
+        }
+
+    def outputs(self) -> list[Path]:
+        return [self.layout.disk_image]
+
+    def stamp_sources(self) -> list[Recipe]:
+        return []
+
+    def run(self) -> None:
+        from ..formats.repo import write_index
+        from ..image.installer import ImageRequest, build_image
+        self.layout.repo_dir.mkdir(parents=True, exist_ok=True)
+        write_index(self.layout.repo_dir)
+        build_image(ImageRequest(cookbook=self.layout.cookbook, config=self._stamped_config(),
+                                 output=self.layout.disk_image, target=self.settings.target,
+                                 backups=self.settings.backups, boot_dir=self.settings.boot_dir),
+                    self.settings.build, log=self.layout.log("image"))
+
+    def _stamped_config(self) -> Path:
+        """The selected config plus the build's text stamps as ``[[files]]`` (the pinned installer 0.2.40 does not
+        add BUILD_ID); the config's own content of those files is kept. The installer reads it beside the image
+        (``include`` of the original)."""
+        import tomli_w
+
+        from ..atomic import write_text_if_changed
+        from ..templating import render
+        config = self.ctx.project.config
+        stamp, files = self.revision.stamp, {entry.path: entry.data for entry in config.files}
+        root = config.users.get("root")
+        initrc_path = f"{((root.home if root else None) or '/home/root').rstrip('/')}/{ION_INITRC}"
+        stamped = [
+            {"path": OS_RELEASE, "data": render("stamps/os-release.j2", stamp=stamp,
+                                                os_release=files.get(OS_RELEASE, ""))},
+            {"path": initrc_path, "data": render("stamps/ion-initrc.j2", stamp=stamp,
+                                                 initrc=files.get(initrc_path, "")), "mode": 0o644},
+        ]
+        path = self.layout.stamped_config
+        write_text_if_changed(path, tomli_w.dumps({"include": [str(self.settings.config_file)], "files": stamped}))
+        return path

@@ -1,0 +1,122 @@
+"""``initfs``: the initfs tree assembled per the layout of the target and board (``tasks/templates/initfs/``) from
+the stages of base-initfs and base, with init.rc stamped with the build's revision, then archived with the
+bootstrap (the built-in writer, or the fork's ``redox-initfs-ar``) and published as package ``initfs``."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ..errors import InputError
+from ..formats.pkgkeys import public_key_digest
+from ..hashing import hash_file, hash_value
+from ..model.graph import Node
+from ..model.recipe import Recipe
+from ..revision import TreeRevision
+from ..toolchain.selected import SelectedToolchain
+from .names import INITFS_PACKAGE, INITFS_SOURCES
+from .stage import Dep, Stage, task_name
+
+BINARY_DIRS = ("bin", "lib/drivers", "usr/bin", "usr/lib/drivers")
+BOOTSTRAP = "bootstrap"
+
+
+class Initfs(Stage):
+    """Pack the initfs: bootstrap, daemons, init.rc; size and header checked"""
+
+    name = "initfs"
+    data = ("templates/initfs",)
+
+    @property
+    def sources(self) -> list[Node]:
+        """The recipes in the graph whose stages the initfs is made of, base-initfs first."""
+        return [node for name in INITFS_SOURCES if (node := Node(name)) in self.graph.steps]
+
+    @property
+    def revision(self) -> TreeRevision:
+        return self.ctx.shared(TreeRevision, self.settings.root)
+
+    def deps(self) -> list[Dep]:
+        return [Dep("base", order_only=True), *(Dep(task_name("cook", node)) for node in self.sources)]
+
+    def inputs(self) -> dict[str, str]:
+        settings = self.settings
+        return {
+            "settings": hash_value([settings.target, settings.board, settings.rust_log, settings.initfs_max_size,
+                                    settings.boot_dir, settings.toolchain]),
+            "archiver": hash_file(settings.initfs_archiver) if settings.initfs_archiver else "built-in",
+            # checked against the writer's layout: an edit must re-run the check even when the binaries do not change
+            "format": hash_value([hash_file(path) for path in self._format_files()]),
+            "stamp": hash_value(self.revision.stamp.model_dump()),
+            "toolchain": self.ctx.shared(SelectedToolchain, self.layout).fingerprint,  # its strip
+            "key": self.ctx.shared(public_key_digest, self.layout.key_dir),
+        }
+
+    def outputs(self) -> list[Path]:
+        return [self.layout.initfs_image, *self.layout.package_files(INITFS_PACKAGE)]
+
+    def stamp_sources(self) -> list[Recipe]:
+        return [self.graph.steps[node].recipe for node in self.sources]
+
+    def run(self) -> None:
+        from ..initfs.archiver import archive_with_tool
+        from ..initfs.format import write_initfs
+        from ..initfs.tree import assemble_tree, load_layout
+        settings, image = self.settings, self.layout.initfs_image
+        bootstrap = self._bootstrap()
+        layout = load_layout(settings.target, settings.board)
+        tree = assemble_tree(self.layout.initfs_tree, layout, self._binaries(layout.binaries),
+                             manifest=self.revision.stamp, rust_log=settings.rust_log,
+                             strip=self.ctx.shared(SelectedToolchain, self.layout).strip_tool(),
+                             log=self.layout.log("initfs"))
+        if settings.initfs_archiver is None:
+            self._check_bootstrap_reads_our_format()
+            write_initfs(tree.root, image, bootstrap=bootstrap, max_size=int(settings.initfs_max_size),
+                         mtime=self.revision.source_date_epoch)
+        else:
+            archive_with_tool(settings.initfs_archiver, tree.root, bootstrap, image,
+                              max_size=int(settings.initfs_max_size), log=self.layout.log("initfs"))
+        self._publish(image)
+
+    def _publish(self, image: Path) -> None:
+        from ..formats import pkgkeys
+        from ..formats.repo import PackageRecord, publish
+        stage = self.layout.initfs_package_stage
+        shutil.rmtree(stage, ignore_errors=True)
+        (stage / self.settings.boot_dir).mkdir(parents=True)
+        shutil.copyfile(image, stage / self.settings.boot_dir / "initfs")
+        os.chmod(stage / self.settings.boot_dir / "initfs", 0o644)  # packaged modes must not depend on the umask
+        record = PackageRecord(name=INITFS_PACKAGE, version=self.revision.stamp.label, target=self.settings.target)
+        publish(self.layout.repo, record, stage, pkgkeys.ensure_keys(self.layout.key_dir))
+
+    def _check_bootstrap_reads_our_format(self) -> None:
+        """The bootstrap parses the initfs with the initfs crate of the base source it is built from; when that crate
+        declares another layout than our writer's (the fork's history has two), stop before writing an image it
+        would misread, and say to use its own ``redox-initfs-ar`` (``initfs_archiver=``)."""
+        from ..initfs.format import check_bootstrap_format
+        for types_rs in self._format_files():
+            check_bootstrap_format(types_rs)
+
+    def _format_files(self) -> list[Path]:
+        """The initfs crates' layout declarations in the sources the initfs is made from (``initfs/src/types.rs``)."""
+        return [path for node in self.sources
+                if (path := self.ctx.project.source_dir(self.graph.steps[node]) / "initfs/src/types.rs").is_file()]
+
+    def _binaries(self, names: tuple[str, ...]) -> dict[str, Path]:
+        stages = [self.layout.stage(node) for node in self.sources]
+        found = {}
+        for name in names:
+            candidates = (stage / directory / name for stage in stages for directory in BINARY_DIRS)
+            if (path := next((path for path in candidates if path.is_file()), None)) is not None:
+                found[name] = path
+        return found  # assemble_tree names the missing ones
+
+    def _bootstrap(self) -> Path:
+        source = Node(INITFS_SOURCES[0])
+        if source not in self.graph.steps:
+            raise InputError(f"the initfs needs recipe {source.recipe!r} (the bootstrap and the early daemons) in "
+                             f"the config's packages", path=self.settings.config_file, key="packages")
+        bootstrap = self.layout.stage(source) / BOOTSTRAP
+        if not bootstrap.is_file():
+            raise InputError(f"missing: recipe {source.recipe} must stage the bootstrap ELF here", path=bootstrap)
+        return bootstrap

@@ -1,0 +1,36 @@
+"""``toolchain``: the pinned Rust toolchain and codegen backend checked (with the command that installs what is
+missing), the pin written into every ``rust-toolchain.toml`` of the sources, the target specs rendered. A host
+build (``toolchain=host``) has nothing to check."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..toolchain.selected import SelectedToolchain
+from .stage import Stage
+
+
+class Toolchain(Stage):
+    """Check the pinned Rust toolchain and codegen backend; render the target specs"""
+
+    name = "toolchain"
+    data = ("templates/target-kernel.json.j2", "templates/target-userspace.json.j2")
+
+    @property
+    def toolchain(self) -> SelectedToolchain:
+        return self.ctx.shared(SelectedToolchain, self.layout)
+
+    def inputs(self) -> dict[str, str]:
+        return {"toolchain": self.toolchain.fingerprint}
+
+    def outputs(self) -> list[Path]:
+        return [] if self.toolchain.host_only else list(self.toolchain.specs().values())
+
+    def run(self) -> None:
+        from ..toolchain.pin import write_pins
+        from ..toolchain.specs import write_specs
+        if self.toolchain.host_only:
+            return
+        self.toolchain.verified  # noqa: B018  (raises with the fix command when something is missing)
+        sources = [recipe.source_dir for recipe in self.graph.sources.values()]
+        write_pins(self.toolchain.pin, [path for path in sources if path.is_dir()])
+        write_specs(self.layout.arch_dir, self.settings.arch, self.layout.sysroot)

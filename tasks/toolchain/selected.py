@@ -1,0 +1,111 @@
+"""The toolchain one build compiles with: the pinned one for the target, or with ``toolchain=host`` the host's own.
+
+The pinned toolchain is verified (rustup, the codegen backend) at most once per build, and its fingerprint — what
+every target build's signature includes — is remembered under the build directory for as long as the toolchain's
+files and the target specs keep their stats: verifying again costs five rustup runs and hashing the backend library,
+on every build. Knows nothing of doit.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..hashing import hash_file, hash_text, hash_value
+from ..process import run
+from ..settings import PROJECT_DIR, host_triple
+
+if TYPE_CHECKING:
+    from ..layout import Layout
+    from .installed import Toolchain
+    from .pin import ToolchainPin
+    from .specs import SpecKind
+
+
+class SelectedToolchain:
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        self.settings = layout.settings
+
+    @property
+    def host_only(self) -> bool:
+        """Recipes are compiled for this machine (the demo, tests): no Redox toolchain is involved."""
+        return self.settings.host_only
+
+    @functools.cached_property
+    def pin(self) -> ToolchainPin:
+        from .pin import load_pin
+        return load_pin(PROJECT_DIR / "pyproject.toml")
+
+    @functools.cached_property
+    def verified(self) -> Toolchain:
+        """The installed pinned toolchain; raises with the command that installs what is missing."""
+        from .installed import verify_toolchain
+        return verify_toolchain(self.pin, log=self.layout.log("toolchain"))
+
+    def specs(self) -> dict[SpecKind, Path]:
+        from .specs import SpecKind, spec_path
+        return {kind: spec_path(self.layout.arch_dir, kind, self.settings.arch) for kind in SpecKind}
+
+    def strip_tool(self) -> Path | None:
+        """The toolchain's llvm-strip; for host builds the system's strip (none: binaries are copied as they are)."""
+        if not self.host_only:
+            return self.verified.tool("llvm-strip")
+        system = shutil.which("strip")
+        return Path(system) if system else None
+
+    # --- what signatures and the no-op evidence know it by ---------------------------------------------------
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The toolchain's identity (rustc -vV, backend, target specs); for host builds the host compiler's."""
+        if self.host_only:
+            return hash_text(run(self._host_compiler_argv(), capture=True))
+        return self._pinned_fingerprint()
+
+    def files(self) -> list[Path]:
+        """The files the fingerprint is known by (none for host builds: see :meth:`probes`)."""
+        return [] if self.host_only else [*self._toolchain_files(), *self.specs().values()]
+
+    def probes(self) -> list[list[str]]:
+        """The commands whose output the fingerprint depends on: for host builds, the host compiler's version."""
+        return [self._host_compiler_argv()] if self.host_only else []
+
+    @staticmethod
+    def _host_compiler_argv() -> list[str]:
+        return [os.environ.get("RUSTC", "rustc"), "-vV"]
+
+    def _pinned_fingerprint(self) -> str:
+        from ..atomic import write_atomically
+        from .fingerprint import fingerprint
+        cache = self.layout.cache / "toolchain-fingerprint.json"
+        key = self._toolchain_key()
+        if key is not None and cache.is_file():
+            remembered = json.loads(cache.read_text())
+            if remembered.get("key") == key:
+                return remembered["fingerprint"]
+        value = fingerprint(self.verified, self.specs().values())
+        key = self._toolchain_key()  # the check may have installed the toolchain (install = true)
+        if key is not None:
+            write_atomically(cache, json.dumps({"key": key, "fingerprint": value}))
+        return value
+
+    def _toolchain_key(self) -> str | None:
+        """What the pinned toolchain's fingerprint depends on, read without running rustup; None when its directory
+        is not where rustup keeps toolchains (then the fingerprint is always computed)."""
+        try:
+            stats = [[str(path), info.st_size, info.st_mtime_ns, info.st_ino]
+                     for path in self._toolchain_files() if (info := path.stat())]
+        except FileNotFoundError:
+            return None
+        specs = [[path.name, hash_file(path) if path.is_file() else None] for path in self.specs().values()]
+        return hash_value([self.pin.model_dump(mode="json"), stats, specs])
+
+    def _toolchain_files(self) -> list[Path]:
+        rustup_home = Path(os.environ.get("RUSTUP_HOME", Path.home() / ".rustup"))
+        directory = rustup_home / "toolchains" / f"{self.pin.channel}-{host_triple()}"
+        files = [directory / "bin/rustc", directory / "bin/cargo", directory / "lib/rustlib/components"]
+        return files if self.pin.backend_path is None else [*files, self.pin.backend_path]
