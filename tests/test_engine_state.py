@@ -13,7 +13,6 @@ from tasks.engine.state import (
     Change,
     Signature,
     StateStore,
-    code_version,
     env_components,
     format_explanation,
 )
@@ -79,13 +78,11 @@ def test_early_cutoff_a_byte_identical_rebuild_leaves_the_dependent_current(tmp_
     assert [change.component for change in store.explain("base", dependent_signature())] == ["dep:relibc"]
 
 
-def test_env_and_code_components(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_components(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUSTFLAGS", "-C opt-level=3")
     monkeypatch.delenv("RUST_LOG", raising=False)
     components = env_components(["RUSTFLAGS", "RUST_LOG"])
     assert components == {"env:RUSTFLAGS": hash_text("-C opt-level=3"), "env:RUST_LOG": "(unset)"}
-    import tasks.engine.state as state_module
-    assert code_version(state_module) == code_version(state_module) != code_version(sys.modules[__name__])
 
 
 def test_records_are_shared_between_processes(tmp_path: Path) -> None:

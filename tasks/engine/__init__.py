@@ -16,7 +16,7 @@ _HOMES = {
     "Engine": "core", "BuildLock": "lock",
     "Publisher": "publish", "Staging": "publish", "output_digest": "publish", "verify_stamp": "publish",
     "Stamp": "stamp", "StampContext": "stamp", "read_stamp": "stamp", "render_stamp": "stamp", "stamp_path": "stamp",
-    "Change": "state", "Record": "state", "Signature": "state", "StateStore": "state", "code_version": "state",
+    "Change": "state", "Record": "state", "Signature": "state", "StateStore": "state",
     "env_components": "state", "format_explanation": "state",
     "TreeHash": "treehash", "TreeHasher": "treehash",
 }
@@ -33,7 +33,6 @@ __all__ = [
     "StateStore",
     "TreeHash",
     "TreeHasher",
-    "code_version",
     "env_components",
     "format_explanation",
     "output_digest",
@@ -48,7 +47,7 @@ if TYPE_CHECKING:
     from .lock import BuildLock
     from .publish import Publisher, Staging, output_digest, verify_stamp
     from .stamp import Stamp, StampContext, read_stamp, render_stamp, stamp_path
-    from .state import Change, Record, Signature, StateStore, code_version, env_components, format_explanation
+    from .state import Change, Record, Signature, StateStore, env_components, format_explanation
     from .treehash import TreeHash, TreeHasher
 
 

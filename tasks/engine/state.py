@@ -23,11 +23,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from types import ModuleType
 from typing import Literal
 
 from ..errors import InputError
-from ..hashing import canonical_json, hash_file, hash_text, hash_value
+from ..hashing import canonical_json, hash_text, hash_value
 
 SCHEMA_VERSION = 2
 UNSET = "(unset)"
@@ -69,11 +68,6 @@ def env_components(names: Iterable[str], env: Mapping[str, str] | None = None) -
     """``env:<NAME>`` → hash of its value (or ``(unset)``) for an allow-list of variables."""
     source = os.environ if env is None else env
     return {f"env:{name}": hash_text(source[name]) if name in source else UNSET for name in names}
-
-
-def code_version(*modules: ModuleType) -> str:
-    """Hash of the source files of the modules that implement a task: editing the task's code re-runs it."""
-    return hash_value([hash_file(module.__file__) for module in modules])
 
 
 ChangeKind = Literal["never built", "added", "removed", "changed", "output missing"]
