@@ -1,4 +1,5 @@
-"""Where things are and what is being built: one typed object, filled from doit's command-line variables.
+"""Where things are and what is being built: one typed object, filled from doit's command-line variables and
+made from the table that declares them (:data:`tasks.variables.SETTINGS`).
 
 ``doit list config=config/aarch64/server.toml root=/path/to/redox build=/tmp/b`` — every variable is optional.
 """
@@ -6,16 +7,16 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, NonNegativeInt, ValidationError
+from pydantic import ByteSize, ConfigDict, Field, NonNegativeInt, ValidationError, create_model, model_validator
 
 from .errors import InputError
-from .variables import OPTIONS, PROJECT_DIR, build_dir, root_dir
+from .variables import NAMES, SETTING, SETTINGS, Setting, build_dir, root_dir
+from .variables import PROJECT_DIR as PROJECT_DIR  # where the tests and the stages find it
 
-DEFAULT_CONFIG = Path("config/aarch64/desktop.toml")
-DEFAULT_TARGET = "aarch64-unknown-redox"
-MIB = 1 << 20
+DEFAULT_CONFIG = Path(str(SETTING["config"].default))
+DEFAULT_TARGET = str(SETTING["target"].default)
 
 
 def host_triple() -> str:
@@ -29,44 +30,36 @@ def host_triple() -> str:
     return f"{machine}-unknown-{system.lower()}"
 
 
-class Settings(BaseModel):
-    """The tree being built (``root``: holds ``recipes/`` and ``config/``), the config, and the output directory."""
+def _field(setting: Setting) -> tuple[Any, Any]:
+    """A setting's pydantic field: its type (optional when it has no default) and its default, validated as a value
+    given on the command line would be."""
+    kind = Literal[setting.choices] if setting.kind == "choice" else _TYPES[setting.kind]
+    return (kind if setting.default is not None else kind | None,
+            Field(default=setting.default, description=setting.help, validate_default=True))
 
-    model_config = ConfigDict(frozen=True)
 
-    root: Path = PROJECT_DIR
-    config: Path = DEFAULT_CONFIG
-    build_dir: Path | None = None
-    target: str = DEFAULT_TARGET
-    """The Redox target of the image and the package repository."""
-    toolchain: Literal["pinned", "host"] = "pinned"
-    """What compiles the recipes: the pinned (Cranelift) toolchain for ``target``, or the host's own compilers
-    for this machine (the demo: host programs as placeholders in a ``target``-shaped image, which cannot boot)."""
-    board: str | None = None
-    """A board of the initfs layout (``tasks/templates/initfs/layout.toml``); none: QEMU ``virt``."""
-    rust_log: str = "warn"
-    """The ``RUST_LOG`` filter that the initfs's init.rc exports."""
-    initfs_max_size: ByteSize = ByteSize(128 * MIB)
-    """The fork's redox-initfs-ar is a debug build, whose limit is 128 MiB (``128MiB``, or bytes)."""
-    boot_dir: PurePosixPath = PurePosixPath("boot")
-    """Where packages carry boot files (bootloader, kernel, initfs): the fork's ``boot``, upstream ``usr/lib/boot``."""
-    backups: NonNegativeInt = 2
-    """Previous disk images (and qcow2s) kept: ``x.bak``, ``x.bak.1``, …"""
-    initfs_archiver: Path | None = None
-    """The fork's ``redox-initfs-ar`` (a path) to pack the initfs instead of the built-in writer."""
-    prebuilt: Path | None = None
-    """Where packages taken prebuilt (rule ``binary``) come from: a directory laid out like the package server,
-    ``<dir>/<target>/<name>.pkgar`` and ``<dir>/id_ed25519.pub.toml``. Default: ``<build>/prebuilt``."""
+_TYPES = {"path": Path, "text": str, "count": NonNegativeInt, "size": ByteSize, "posix-path": PurePosixPath}
+_Declared = create_model("_Declared", __config__=ConfigDict(frozen=True),
+                         **{setting.name: _field(setting) for setting in SETTINGS})
+
+
+class Settings(_Declared):
+    """The tree being built (``root``: holds ``recipes/`` and ``config/``), the config, the build directory, and the
+    other settings: one field per entry of :data:`tasks.variables.SETTINGS`, which declares each once."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """``root`` as the directory it names, ``config`` relative to it, ``build`` by default inside it."""
+        config = Path(values.get("config") or DEFAULT_CONFIG)
+        root = root_dir(values)
+        return {**values, "root": root, "config": config if config.is_absolute() else root / config,
+                "build": build_dir(values)}
 
     @classmethod
     def from_vars(cls, variables: dict[str, str]) -> Settings:
-        root = root_dir(variables)
-        config = Path(variables.get("config", DEFAULT_CONFIG))
-        if not config.is_absolute():
-            config = root / config
-        options = {name: variables[name] for name in OPTIONS if name in variables}
         try:
-            return cls(root=root, config=config, build_dir=build_dir(variables), **options)
+            return cls.model_validate({name: variables[name] for name in NAMES if name in variables})
         except ValidationError as error:
             problem = error.errors()[0]
             name = ".".join(str(part) for part in problem["loc"])
@@ -89,10 +82,6 @@ class Settings(BaseModel):
     @property
     def recipes_dir(self) -> Path:
         return self.root / "recipes"
-
-    @property
-    def build(self) -> Path:
-        return self.build_dir if self.build_dir is not None else self.root / "build"
 
     @property
     def arch(self) -> str:

@@ -1,19 +1,80 @@
-"""doit's command-line variables (``doit image config=config/aarch64/server.toml root=/path/to/redox``): their names,
-and where the tree being built and its build directory are.
+"""Every setting, declared once: doit's command-line variables (``doit image config=config/aarch64/server.toml``).
 
-Standard library only: the no-op check (``tasks.stages.loader``) needs the build directory before anything heavier
-is imported; :class:`tasks.settings.Settings` validates the rest and follows the same rules.
+:data:`SETTINGS` names each variable with its type, default and help. It makes :class:`tasks.settings.Settings`
+(the typed, validated object the build reads), the variables the doit commands accept, and what ``doit help``
+says of them. Standard library only: the no-op check (:mod:`tasks.cli.loader`) needs the build directory before
+anything heavier is imported.
 """
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-# Variables that are plain settings (validated and converted by tasks.settings.Settings).
-OPTIONS = ("target", "toolchain", "board", "rust_log", "initfs_max_size", "boot_dir", "backups", "prebuilt",
-           "initfs_archiver")
-NAMES = ("config", "root", "build", *OPTIONS)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: str
+    """How the value is read: ``path``, ``text``, ``count`` (a whole number ≥ 0), ``size`` (bytes, or ``128MiB``),
+    ``posix-path`` (a path inside the image), ``choice`` (one of :attr:`choices`)."""
+    default: str | int | None
+    """None: none, or one computed from other settings (the help says which)."""
+    help: str
+    metavar: str = "VALUE"
+    choices: tuple[str, ...] = ()
+
+    @property
+    def usage(self) -> str:
+        return f"{self.name}={self.metavar}"
+
+    @property
+    def described(self) -> str:
+        return self.help if self.default is None else f"{self.help} [default: {self.default}]"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("root", "path", None, "the tree to build, holding recipes/ and config/ [default: this project]",
+            metavar="DIR"),
+    Setting("config", "path", "config/aarch64/desktop.toml",
+            "the installer config, relative to root; config/<name>.toml when config/<arch>/<name>.toml is absent "
+            "(as upstream's mk/config.mk)", metavar="FILE"),
+    Setting("build", "path", None, "where everything built goes [default: <root>/build]", metavar="DIR"),
+    Setting("target", "text", "aarch64-unknown-redox", "the Redox target of the image and the package repository",
+            metavar="TRIPLE"),
+    Setting("toolchain", "choice", "pinned",
+            "what compiles the recipes: the pinned (Cranelift) toolchain for the target, or the host's own compilers "
+            "for this machine (the demo: host programs as placeholders in a target-shaped image, which cannot boot)",
+            metavar="pinned|host", choices=("pinned", "host")),
+    Setting("board", "text", None,
+            "a board of the initfs layout (tasks/templates/initfs/layout.toml) [default: none, QEMU virt]",
+            metavar="NAME"),
+    Setting("rust_log", "text", "warn", "the RUST_LOG filter that the initfs's init.rc exports", metavar="FILTER"),
+    Setting("initfs_max_size", "size", "128MiB",
+            "the initfs's size limit (bytes, or 128MiB): the fork's redox-initfs-ar is a debug build, whose limit "
+            "is 128 MiB", metavar="SIZE"),
+    Setting("boot_dir", "posix-path", "boot",
+            "where packages carry boot files (bootloader, kernel, initfs): the fork's boot, upstream usr/lib/boot",
+            metavar="DIR"),
+    Setting("backups", "count", 2, "previous disk images (and qcow2s) kept: x.bak, x.bak.1, …", metavar="N"),
+    Setting("initfs_archiver", "path", None,
+            "the fork's redox-initfs-ar, to pack the initfs instead of the built-in writer", metavar="FILE"),
+    Setting("prebuilt", "path", None,
+            "where packages taken prebuilt (rule binary) come from, laid out like the package server: "
+            "<dir>/<target>/<name>.pkgar and <dir>/id_ed25519.pub.toml [default: <build>/prebuilt]", metavar="DIR"),
+)
+SETTING = {setting.name: setting for setting in SETTINGS}
+NAMES = tuple(SETTING)
+
+
+def help_lines(width: int = 100) -> list[str]:
+    """Each setting's usage and help, aligned and wrapped, as ``doit help`` shows them."""
+    column = 2 + max(len(setting.usage) for setting in SETTINGS) + 2
+    return [textwrap.fill(setting.described, width, initial_indent=f"  {setting.usage:<{column - 4}}  ",
+                          subsequent_indent=" " * column) for setting in SETTINGS]
 
 
 def root_dir(variables: Mapping[str, str]) -> Path:

@@ -59,3 +59,13 @@ def test_a_bare_doit_builds_the_image(tmp_path, doit):
     result = doit(f"root={tree}", "config=config/c.toml", f"target={host_triple()}")
     assert result.returncode != 0
     assert ".  initfs" in result.stdout and "the initfs needs recipe 'base-initfs'" in result.stdout + result.stderr
+
+
+def test_help_names_every_variable_with_its_default(doit):
+    from tasks.variables import SETTINGS
+    result = doit("help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())  # the help is wrapped
+    for setting in SETTINGS:
+        assert f"  {setting.name}={setting.metavar}" in result.stdout
+        assert setting.default is None or f"[default: {setting.default}]" in text, setting.name

@@ -27,7 +27,7 @@ def installed_nightly() -> str:
 
 
 def toolchain_for(root: Path, channel: str) -> SelectedToolchain:
-    settings = Settings(root=root, config=root / "config/c.toml", build_dir=root / "build")
+    settings = Settings(root=root, config=root / "config/c.toml", build=root / "build")
     toolchain = SelectedToolchain(Layout(settings))
     # The real pin is the fork's nightly with Cranelift; here: the nightly this machine has, with LLVM.
     toolchain.__dict__["pin"] = ToolchainPin(channel=channel, backend="llvm", components=())
