@@ -12,14 +12,14 @@ system_packages() {
     dpkg --print-foreign-architectures | grep -qx arm64 || $sudo dpkg --add-architecture arm64
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends \
-      python3-venv git patch make gcc binutils qemu-utils mtools fdisk ninja-build >/dev/null
+      python3-venv git patch make gcc binutils qemu-utils mtools fdisk ninja-build graphviz >/dev/null
     # QEMU for boot/test-in-redox. Debian's qemu-system-arm breaks a newer backported qemu-utils, so it is installed
     # on its own (apt removes that qemu-utils) and qemu-utils again after it, at the matching version.
     # ipxe-qemu provides efi-virtio.rom, without which virtio-net-pci does not start.
     $sudo apt-get install -y -qq --no-install-recommends qemu-system-arm qemu-efi-aarch64 ipxe-qemu >/dev/null
     $sudo apt-get install -y -qq --no-install-recommends qemu-utils >/dev/null
   elif command -v brew >/dev/null 2>&1; then
-    brew install qemu mtools ninja
+    brew install qemu mtools ninja graphviz
   fi
 }
 
