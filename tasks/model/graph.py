@@ -8,6 +8,7 @@ rewritten to ``host:``, as upstream does) and optional packages (``recipe.opt``)
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,7 +116,7 @@ class GraphBuilder:
             expanded[ref] = in_image
             step.in_image = step.in_image or in_image
             queue.extend((dep_ref, dep_origin, in_image) for dep_ref, dep_origin in self._runtime_dep_refs(step, ref))
-        ordered = self._ordered()
+        ordered = dependencies_first(self.steps, self._report_cycle)
         return Graph(ordered, self.sources, self.same_as, self.problems)
 
     # --- visiting one node -------------------------------------------------------------------------------------
@@ -232,40 +233,40 @@ class GraphBuilder:
             self._fail(Node(name), InputError(str(error), path=origin.path, key=origin.key))
             return None
 
-    # --- order and cycles ----------------------------------------------------------------------------------------
-
-    def _ordered(self) -> dict[Node, Step]:
-        """Dependencies first (depth-first post-order, deterministic); a build-dependency cycle is an error."""
-        done: dict[Node, Step] = {}
-        active: list[Node] = []
-        on_path: set[Node] = set()
-        for root in sorted(self.steps):
-            if root in done:
-                continue
-            stack: list[tuple[Node, int]] = [(root, 0)]
-            active.append(root)
-            on_path.add(root)
-            while stack:
-                node, position = stack[-1]
-                deps = [dep for dep in self.steps[node].build_deps if dep in self.steps]
-                if position < len(deps):
-                    stack[-1] = (node, position + 1)
-                    dep = deps[position]
-                    if dep in on_path:
-                        self._report_cycle(active[active.index(dep):] + [dep])
-                        continue
-                    if dep not in done:
-                        stack.append((dep, 0))
-                        active.append(dep)
-                        on_path.add(dep)
-                    continue
-                stack.pop()
-                active.pop()
-                on_path.discard(node)
-                done[node] = self.steps[node]
-        return done
-
     def _report_cycle(self, cycle: list[Node]) -> None:
         first = self.steps[cycle[0]]
         self._fail(cycle[0], GraphError(f"dependency cycle: {' -> '.join(str(node) for node in cycle)}",
                                         path=first.recipe.path, key=first.build_dep_keys[cycle[1]]))
+
+
+def dependencies_first(steps: dict[Node, Step], cycle: Callable[[list[Node]], None]) -> dict[Node, Step]:
+    """The steps with build dependencies first (depth-first post-order, deterministic); ``cycle`` is told of each
+    build-dependency cycle found (its nodes, the first one again at the end)."""
+    done: dict[Node, Step] = {}
+    active: list[Node] = []
+    on_path: set[Node] = set()
+    for root in sorted(steps):
+        if root in done:
+            continue
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        active.append(root)
+        on_path.add(root)
+        while stack:
+            node, position = stack[-1]
+            deps = [dep for dep in steps[node].build_deps if dep in steps]
+            if position < len(deps):
+                stack[-1] = (node, position + 1)
+                dep = deps[position]
+                if dep in on_path:
+                    cycle(active[active.index(dep):] + [dep])
+                    continue
+                if dep not in done:
+                    stack.append((dep, 0))
+                    active.append(dep)
+                    on_path.add(dep)
+                continue
+            stack.pop()
+            active.pop()
+            on_path.discard(node)
+            done[node] = steps[node]
+    return done
