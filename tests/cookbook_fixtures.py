@@ -21,7 +21,7 @@ from tasks.cookbook.paths import CookPaths
 from tasks.cookbook.script import ScriptOptions
 from tasks.model.recipe import Recipe, load_recipe
 from tasks.settings import host_triple
-from tasks.toolchain import host_build
+from tasks.toolchain.env import host_build
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cookbook"
 

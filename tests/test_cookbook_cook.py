@@ -170,7 +170,7 @@ def test_cranelift_aarch64_cook_runs_cargo_with_spec_build_std_and_flags(root: P
 
     from tasks.cookbook.cook import CookRequest
     from tasks.cookbook.script import ScriptOptions
-    from tasks.toolchain import ArtifactKind, target_build
+    from tasks.toolchain.env import ArtifactKind, target_build
 
     fake = tmp_path / "fake-bin"
     fake.mkdir()

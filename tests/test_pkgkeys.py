@@ -120,3 +120,10 @@ def test_we_decrypt_secret_keys_encrypted_by_pkgar_keys(tmp_path: Path, pkgar_ke
         pkgkeys.load_secret_key(tmp_path / "k.toml", "wrong")
     with pytest.raises(FormatError, match="encrypted; give its passphrase"):
         pkgkeys.load_secret_key(tmp_path / "k.toml")
+
+
+def test_the_secretbox_sizes_are_libsodiums() -> None:
+    """pkgkeys spells them out so that hashing a public key does not load libsodium; they must be its own."""
+    import nacl.secret
+    assert (pkgkeys.SECRETBOX_MAC_SIZE, pkgkeys.NONCE_SIZE, pkgkeys.SECRETBOX_KEY_SIZE) == (
+        nacl.secret.SecretBox.MACBYTES, nacl.secret.SecretBox.NONCE_SIZE, nacl.secret.SecretBox.KEY_SIZE)

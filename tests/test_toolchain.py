@@ -10,22 +10,11 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import InputError
-from tasks.toolchain import (
-    ArtifactKind,
-    CodegenBackend,
-    SpecKind,
-    Toolchain,
-    ToolchainPin,
-    fingerprint,
-    fingerprint_parts,
-    load_pin,
-    render_spec,
-    target_build,
-    verify_toolchain,
-    write_pins,
-    write_specs,
-)
-from tasks.toolchain.installed import installed_toolchains
+from tasks.toolchain.env import ArtifactKind, target_build
+from tasks.toolchain.fingerprint import fingerprint, fingerprint_parts
+from tasks.toolchain.installed import Toolchain, installed_toolchains, verify_toolchain
+from tasks.toolchain.pin import CodegenBackend, ToolchainPin, load_pin, write_pins
+from tasks.toolchain.specs import SpecKind, render_spec, write_specs
 
 GOLDEN = Path(__file__).parent / "fixtures" / "toolchain"
 SYSROOT = Path("/work/build/aarch64/sysroot")

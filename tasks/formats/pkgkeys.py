@@ -10,17 +10,19 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nacl.exceptions
-import nacl.secret
-import nacl.signing
-import nacl.utils
 import tomli_w
-from argon2.low_level import Type, hash_secret_raw
 
 from ..atomic import write_atomically
 from ..errors import FormatError, InputError
 from ..hashing import hash_file
+
+if TYPE_CHECKING:
+    import nacl.signing
+
+# libsodium (PyNaCl, argon2) is imported where keys are made, read or used: a build that only hashes the public key
+# for its signatures does not load it.
 
 PUBLIC_KEY_FILE = "id_ed25519.pub.toml"
 SECRET_KEY_FILE = "id_ed25519.toml"
@@ -28,9 +30,11 @@ SECRET_KEY_FILE = "id_ed25519.toml"
 PUBLIC_KEY_SIZE = 32
 SEED_SIZE = 32
 SECRET_KEY_SIZE = SEED_SIZE + PUBLIC_KEY_SIZE
-SEALED_SECRET_KEY_SIZE = nacl.secret.SecretBox.MACBYTES + SECRET_KEY_SIZE
+SECRETBOX_MAC_SIZE = 16  # crypto_secretbox_MACBYTES (xsalsa20poly1305), as nacl.secret.SecretBox.MACBYTES
+SEALED_SECRET_KEY_SIZE = SECRETBOX_MAC_SIZE + SECRET_KEY_SIZE
 SALT_SIZE = 32
-NONCE_SIZE = nacl.secret.SecretBox.NONCE_SIZE
+NONCE_SIZE = 24  # crypto_secretbox_NONCEBYTES, as nacl.secret.SecretBox.NONCE_SIZE
+SECRETBOX_KEY_SIZE = 32  # crypto_secretbox_KEYBYTES, as nacl.secret.SecretBox.KEY_SIZE
 
 # libsodium's crypto_pwhash "interactive" limits as pkgar-keys passes them to dryoc: Argon2id v1.3,
 # 2 passes over 64 MiB, one lane. libsodium itself only takes 16-byte salts, hence raw Argon2.
@@ -48,6 +52,7 @@ class KeyPair:
 
     @property
     def signing_key(self) -> nacl.signing.SigningKey:
+        import nacl.signing
         return nacl.signing.SigningKey(self.seed)
 
     @property
@@ -64,6 +69,7 @@ class KeyPair:
 
 
 def generate() -> KeyPair:
+    import nacl.utils
     return KeyPair(nacl.utils.random(SEED_SIZE))
 
 
@@ -87,6 +93,7 @@ def load_secret_key(path: Path, passphrase: str | None = None) -> KeyPair:
 
 def write_key_files(pair: KeyPair, public_path: Path, secret_path: Path) -> None:
     """Write both files atomically, the secret one first and private (a crash never leaves a lone public key)."""
+    import nacl.utils
     secret = {"salt": nacl.utils.random(SALT_SIZE).hex(), "nonce": nacl.utils.random(NONCE_SIZE).hex(),
               "skey": pair.secret_key.hex()}
     write_atomically(secret_path, tomli_w.dumps(secret), mode=0o600)
@@ -129,12 +136,15 @@ def _write_public_key(pair: KeyPair, path: Path) -> None:
 
 
 def _open_sealed(sealed: bytes, salt: bytes, nonce: bytes, passphrase: str | None, path: Path) -> bytes:
+    import nacl.exceptions
+    import nacl.secret
+    from argon2.low_level import Type, hash_secret_raw
     if not passphrase:
         raise FormatError("the secret key is encrypted; give its passphrase, or use a plaintext key "
                           "(`pkgar-keys gen --plaintext`)", path=path, key="skey")
     box_key = hash_secret_raw(passphrase.encode(), salt, time_cost=ARGON2_TIME_COST,
                               memory_cost=ARGON2_MEMORY_KIB, parallelism=ARGON2_PARALLELISM,
-                              hash_len=nacl.secret.SecretBox.KEY_SIZE, type=Type.ID, version=ARGON2_VERSION)
+                              hash_len=SECRETBOX_KEY_SIZE, type=Type.ID, version=ARGON2_VERSION)
     try:
         return nacl.secret.SecretBox(box_key).decrypt(sealed, nonce)
     except nacl.exceptions.CryptoError:

@@ -1,16 +1,5 @@
-"""The toolchain: one pin, what is installed, target specs, the build environment, the fingerprint.
-
-Nothing here knows doit; the ``toolchain`` task calls :func:`load_pin`, :func:`write_pins`,
-:func:`verify_toolchain`, :func:`write_specs` and :func:`fingerprint`.
+"""The toolchain: one pin (:mod:`.pin`), what is installed (:mod:`.installed`), the target specs (:mod:`.specs`),
+the build environment (:mod:`.env`), the fingerprint (:mod:`.fingerprint`), the one a build uses
+(:mod:`.selected`), and the upstream host tools (:mod:`.hosttools`). Knows nothing of doit; import the module you
+need (this package loads none of them, so that a stage's code version names only what it uses).
 """
-from .env import BUILD_STD, ArtifactKind, CargoBuild, host_build, target_build
-from .fingerprint import fingerprint, fingerprint_parts
-from .installed import Toolchain, verify_toolchain
-from .pin import CodegenBackend, ToolchainPin, find_toolchain_files, load_pin, write_pins
-from .specs import SpecKind, render_spec, spec_name, spec_path, write_specs
-
-__all__ = [
-    "ArtifactKind", "BUILD_STD", "CargoBuild", "CodegenBackend", "SpecKind", "Toolchain", "ToolchainPin",
-    "find_toolchain_files", "fingerprint", "fingerprint_parts", "host_build", "load_pin", "render_spec",
-    "spec_name", "spec_path", "target_build", "verify_toolchain", "write_pins", "write_specs",
-]
