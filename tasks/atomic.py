@@ -10,7 +10,7 @@ import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -28,10 +28,25 @@ def partial_path(path: Path) -> Path:
 
 def remove_path(path: Path) -> None:
     """Remove a file, symlink or directory tree; nothing if absent."""
-    if path.is_dir() and not path.is_symlink():
+    if _is_tree(path):
         shutil.rmtree(path)
     elif path.is_symlink() or path.exists():
         path.unlink()
+
+
+@contextmanager
+def removed_on_failure(*paths: Path) -> Iterator[None]:
+    """Remove ``paths`` (files or trees) if the block raises anything, Ctrl-C included, then re-raise.
+
+    The one cleanup of every partial here: a failed write leaves nothing half-written behind. Used directly only
+    where the partials are not a single ``<path>.partial`` (a unique temporary name, a package's staged entries).
+    """
+    try:
+        yield
+    except BaseException:
+        for path in paths:
+            remove_path(path)
+        raise
 
 
 def write_atomically(path: Path, data: bytes | str, mode: int = 0o644) -> None:
@@ -41,14 +56,11 @@ def write_atomically(path: Path, data: bytes | str, mode: int = 0o644) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=PARTIAL_SUFFIX)
-    try:
+    with removed_on_failure(Path(temporary)):
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data.encode() if isinstance(data, str) else data)
         os.chmod(temporary, mode)  # mkstemp creates 0600
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def write_text_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
@@ -62,16 +74,9 @@ def write_text_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
 @contextmanager
 def atomic_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     """A seekable binary stream that becomes ``path`` (with permissions ``mode``) when the block succeeds."""
-    partial = fresh_partial(path, directory=False)
-    descriptor = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(descriptor, "w+b") as stream:
-            yield stream
-        os.chmod(partial, mode)  # os.open's mode is filtered by the umask
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as partial, open(partial, "w+b") as stream:
+        os.fchmod(stream.fileno(), mode)  # exactly ``mode``: open() filters it by the umask
+        yield stream
 
 
 def fresh_partial(path: Path, *, directory: bool) -> Path:
@@ -88,25 +93,30 @@ def move_into_place(partial: Path, final: Path) -> None:
     """Put a finished ``partial`` at ``final``; a directory replaces the old one in one atomic exchange."""
     if not os.path.lexists(partial):
         raise CommandError(f"the task did not produce {partial.name}", path=partial)
-    if partial.is_dir() and not partial.is_symlink() and final.is_dir() and not final.is_symlink():
+    if _is_tree(partial) and _is_tree(final):
         _replace_directory(partial, final)
     else:
-        if final.is_dir() and not final.is_symlink():
+        if _is_tree(final):
             shutil.rmtree(final)
         os.replace(partial, final)
 
 
 @contextmanager
-def atomic_path(path: Path, *, directory: bool = False) -> Iterator[Path]:
-    """Yield ``<path>.partial`` to write (an empty directory to fill, with ``directory``); on success it replaces
-    ``path``, on failure it is removed."""
+def atomic_path(path: Path, *, directory: bool = False,
+                install: Callable[[Path, Path], None] = move_into_place) -> Iterator[Path]:
+    """Yield ``<path>.partial`` to write (an empty directory to fill, with ``directory``); on success
+    ``install(partial, path)`` puts it in place, on any failure (of the block or of ``install``) it is removed.
+
+    ``install`` is for artifacts that keep their predecessor: the disk images pass one that rotates ``.bak`` files.
+    """
     partial = fresh_partial(path, directory=directory)
-    try:
+    with removed_on_failure(partial):
         yield partial
-    except BaseException:
-        remove_path(partial)
-        raise
-    move_into_place(partial, path)
+        install(partial, path)
+
+
+def _is_tree(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 def _replace_directory(new: Path, final: Path) -> None:

@@ -143,6 +143,16 @@ def test_failure_reports_the_log_tail_and_keeps_the_previous_stage(root: Path) -
     assert (paths.stage / "etc" / "v").read_text() == "one\n"
 
 
+def test_a_failed_cook_leaves_no_stage_tmp_behind(root: Path) -> None:
+    recipe = write_recipe(root, "broken", '[source]\npath = "../../sources/greet"\n\n[build]\ntemplate = "custom"\n'
+                          'script = """\nmkdir -p "${COOKBOOK_STAGE}/etc"\nfalse\n"""\n')
+    fetch(recipe, source_paths(root, recipe))
+    paths = cook_paths(root, recipe)
+    with pytest.raises(CommandError):
+        cook(recipe, paths, host_request())
+    assert not (paths.target / "stage.tmp").exists() and not paths.stage.exists()
+
+
 def test_none_template_stages_nothing_and_remote_is_not_yet_supported(root: Path) -> None:
     meta = write_recipe(root, "meta", '[package]\ndependencies = ["greet"]\n')
     result = cook(meta, cook_paths(root, meta), host_request())

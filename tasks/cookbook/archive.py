@@ -5,7 +5,6 @@ land outside the destination: absolute names, ``..``, and symlinks or hardlinks 
 """
 from __future__ import annotations
 
-import os
 import posixpath
 import tarfile
 import urllib.request
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import blake3
 
+from ..atomic import atomic_path
 from ..errors import FormatError, InputError
 from ..hashing import hash_text
 
@@ -35,16 +35,13 @@ def cached_tar_path(cache_dir: Path, url: str, expected: str | None) -> Path:
 
 def download(url: str, destination: Path) -> None:
     """Fetch ``url`` into ``destination`` (via ``.partial``; a failure leaves nothing behind)."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".partial")
-    try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(partial, "wb") as out:
-            while chunk := response.read(CHUNK):
-                out.write(chunk)
-    except OSError as error:  # URLError and HTTPError are OSErrors
-        partial.unlink(missing_ok=True)
-        raise InputError(f"cannot download {url}: {error}", key="source.tar") from None
-    os.replace(partial, destination)
+    with atomic_path(destination) as partial:
+        try:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(partial, "wb") as out:
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+        except OSError as error:  # URLError and HTTPError are OSErrors
+            raise InputError(f"cannot download {url}: {error}", key="source.tar") from None
 
 
 def verify_blake3(path: Path, expected: str | None, url: str, recipe_file: Path) -> str:

@@ -1,5 +1,6 @@
 """Cook a recipe: sysroot from the build dependencies' stages, the build script into ``stage.tmp``, optional
-packages split off, then ``stage.tmp`` renamed to ``stage``. When to cook is the engine's decision."""
+packages split off, then ``stage.tmp`` renamed to ``stage`` (removed instead if anything failed, so the previous
+stage stays). When to cook is the engine's decision."""
 from __future__ import annotations
 
 import fnmatch
@@ -9,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import remove_path
+from ..atomic import atomic_path, move_into_place, remove_path, removed_on_failure
 from ..errors import BuildError
 from ..model.recipe import OptionalPackage, Recipe
 from ..toolchain.env import CargoBuild
@@ -43,21 +44,23 @@ def cook(recipe: Recipe, paths: CookPaths, request: CookRequest, remote: RemoteS
     """Build ``recipe`` into ``paths.stage`` (and ``stage.<optional>``). Whether it needs building is the
     engine's decision (tasks/signatures.py), not this function's."""
     optional = {name: paths.optional_stage(name) for name in recipe.optional_names}
-    stage_tmp = paths.target / "stage.tmp"
+    stage_tmp = paths.target / "stage.tmp"  # upstream's name: the build script sees it as COOKBOOK_STAGE
+    optional_tmp = {name: paths.target / f"stage.{name}.tmp" for name in optional}
     remove_path(stage_tmp)
     stage_tmp.mkdir(parents=True)
     template = request.template or recipe.template
-    if template == "remote":
-        if remote is None:
-            raise BuildError("template 'remote' needs a local package repository, which is not configured yet",
-                             path=recipe.path, key="build.template")
-        remote(recipe.name, stage_tmp)
-    elif template != "none":
-        _build(recipe, paths, request, stage_tmp)
-    split_optional_packages(stage_tmp, recipe.file.optional_packages, paths.target)
-    for name in optional:
-        _promote(paths.target / f"stage.{name}.tmp", paths.optional_stage(name))
-    _promote(stage_tmp, paths.stage)
+    with removed_on_failure(stage_tmp, *optional_tmp.values()):
+        if template == "remote":
+            if remote is None:
+                raise BuildError("template 'remote' needs a local package repository, which is not configured yet",
+                                 path=recipe.path, key="build.template")
+            remote(recipe.name, stage_tmp)
+        elif template != "none":
+            _build(recipe, paths, request, stage_tmp)
+        split_optional_packages(stage_tmp, recipe.file.optional_packages, paths.target)
+        for name, tmp in optional_tmp.items():
+            move_into_place(tmp, paths.optional_stage(name))
+        move_into_place(stage_tmp, paths.stage)
     return CookResult(paths.stage, optional)
 
 
@@ -79,14 +82,12 @@ def _build(recipe: Recipe, paths: CookPaths, request: CookRequest, stage_tmp: Pa
 def assemble_sysroot(destination: Path, stages: Sequence[Path]) -> Path:
     """Upstream's sysroot: ``usr/{bin,include,lib,share}`` with ``bin`` etc. linked to them, and every stage
     copied in, in order (a later stage's file replaces an earlier one's). Built aside, then renamed."""
-    partial = destination.with_name(destination.name + ".tmp")
-    remove_path(partial)
-    for name in SYSROOT_DIRS:
-        (partial / "usr" / name).mkdir(parents=True)
-        (partial / name).symlink_to(Path("usr") / name)
-    for stage in stages:
-        shutil.copytree(stage, partial, symlinks=True, dirs_exist_ok=True)
-    _promote(partial, destination)
+    with atomic_path(destination, directory=True) as partial:
+        for name in SYSROOT_DIRS:
+            (partial / "usr" / name).mkdir(parents=True)
+            (partial / name).symlink_to(Path("usr") / name)
+        for stage in stages:
+            shutil.copytree(stage, partial, symlinks=True, dirs_exist_ok=True)
     return destination
 
 
@@ -115,9 +116,3 @@ def _staged_files(stage: Path) -> list[Path]:
         found += [base / name for name in files]
         found += [base / name for name in subdirs if (base / name).is_symlink()]
     return found
-
-
-def _promote(partial: Path, final: Path) -> None:
-    """Replace ``final`` by ``partial`` (a directory): the old one goes only once the new one is complete."""
-    remove_path(final)
-    os.replace(partial, final)

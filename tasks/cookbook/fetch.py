@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from ..atomic import remove_path, write_text_if_changed
+from ..atomic import atomic_path, write_text_if_changed
 from ..engine.treehash import TreeHasher
 from ..errors import InputError
 from ..hashing import hash_file, hash_value
@@ -174,12 +174,9 @@ class _Fetcher:
                                  path=recipe.path, key="source.tar")
             archive.download(source.tar, tarball)
         ident = archive.verify_blake3(tarball, source.blake3, source.tar, recipe.path)
-        partial = paths.source.with_name(paths.source.name + ".partial")
-        remove_path(partial)
-        archive.extract(tarball, partial)
-        tree = self.finish(partial)
-        remove_path(paths.source)
-        os.replace(partial, paths.source)
+        with atomic_path(paths.source) as partial:
+            archive.extract(tarball, partial)
+            tree = self.finish(partial)
         _write_state(paths.state, _State(identity, ident, tree))
         return FetchResult(FetchStatus.FETCHED, paths.source, ident)
 
@@ -192,11 +189,8 @@ class _Fetcher:
         identity = hash_value({"path": str(origin), "tree": ident})
         if state is not None and state.identity == identity and paths.source.is_dir():
             return FetchResult(FetchStatus.UNCHANGED, paths.source, ident)
-        partial = paths.source.with_name(paths.source.name + ".partial")
-        remove_path(partial)
-        shutil.copytree(origin, partial, symlinks=True)
-        remove_path(paths.source)
-        os.replace(partial, paths.source)
+        with atomic_path(paths.source) as partial:
+            shutil.copytree(origin, partial, symlinks=True)
         _write_state(paths.state, _State(identity, ident, self.digest(paths.source)))
         return FetchResult(FetchStatus.FETCHED, paths.source, ident)
 

@@ -1,10 +1,9 @@
 """The git operations fetch needs; every one goes through tasks.process.run."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from ..atomic import remove_path
+from ..atomic import atomic_path
 from ..errors import CommandError, InputError
 from ..process import run
 
@@ -15,15 +14,13 @@ def _git(directory: Path, *args: str, log: Path | None = None, capture: bool = F
 
 def clone(url: str, destination: Path, *, branch: str | None, treeless: bool, log: Path | None) -> None:
     """Clone without checking out (the caller checks out the wanted commit) via ``<destination>.partial``."""
-    partial = destination.with_name(destination.name + ".partial")
-    remove_path(partial)
     argv = ["git", "clone", "--no-checkout"]
     if treeless:
         argv.append("--filter=tree:0")  # upstream's shallow_clone: full history, trees fetched on demand
     if branch:
         argv += ["--branch", branch]
-    run([*argv, "--", url, partial], log=log)
-    os.replace(partial, destination)
+    with atomic_path(destination) as partial:
+        run([*argv, "--", url, partial], log=log)
 
 
 def _commit_of(directory: Path, ref: str) -> str | None:

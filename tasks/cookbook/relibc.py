@@ -8,12 +8,11 @@ A stage that already holds ``lib/libc.a`` and ``lib/crt*.o`` (relibc's ``make in
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from ..atomic import remove_path
+from ..atomic import atomic_path
 from ..errors import InputError
 from ..process import run
 
@@ -57,20 +56,17 @@ def assemble_relibc_sysroot(relibc_stage: Path, sysroot: Path, *, ar: str, rust_
     libc = _find(relibc_stage, ("libc.a", "librelibc.a"))
     if libc is None:
         raise InputError("relibc stage has neither libc.a nor librelibc.a", path=relibc_stage)
-    partial = sysroot.with_name(sysroot.name + ".partial")
-    remove_path(partial)
-    lib = partial / "lib"
-    lib.mkdir(parents=True)
-    shutil.copy2(libc, lib / "libc.a")
-    with tempfile.TemporaryDirectory(dir=partial) as scratch:
-        for name in CRT_OBJECTS:
-            shutil.copy2(_crt_object(relibc_stage, name, Path(scratch), ar, rust_lld, log), lib / f"{name}.o")
-    for stub in STUB_LIBRARIES:
-        (lib / stub).write_bytes(EMPTY_ARCHIVE)
-    for include in (relibc_stage / "usr" / "include", relibc_stage / "include"):
-        if include.is_dir():
-            shutil.copytree(include, partial / "include", symlinks=True, dirs_exist_ok=True)
-            break
-    remove_path(sysroot)
-    os.replace(partial, sysroot)
+    with atomic_path(sysroot, directory=True) as partial:
+        lib = partial / "lib"
+        lib.mkdir()
+        shutil.copy2(libc, lib / "libc.a")
+        with tempfile.TemporaryDirectory(dir=partial) as scratch:
+            for name in CRT_OBJECTS:
+                shutil.copy2(_crt_object(relibc_stage, name, Path(scratch), ar, rust_lld, log), lib / f"{name}.o")
+        for stub in STUB_LIBRARIES:
+            (lib / stub).write_bytes(EMPTY_ARCHIVE)
+        for include in (relibc_stage / "usr" / "include", relibc_stage / "include"):
+            if include.is_dir():
+                shutil.copytree(include, partial / "include", symlinks=True, dirs_exist_ok=True)
+                break
     return sysroot

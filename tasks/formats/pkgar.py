@@ -24,7 +24,7 @@ import blake3
 import nacl.exceptions
 import nacl.signing
 
-from ..atomic import atomic_output
+from ..atomic import atomic_output, removed_on_failure
 from ..errors import FormatError, InputError
 from .pkgkeys import KeyPair
 
@@ -423,19 +423,13 @@ def extract(archive: Path, trusted_key: bytes, destination: Path) -> Package:
     targets = [_target(root, entry, archive) for entry in package.entries]
     if len(set(targets)) != len(targets):
         raise FormatError("two entries have the same path", path=archive)
-    staged: list[tuple[Path, Path]] = []
-    try:
+    temporaries = [target.with_name(TEMP_PREFIX + target.name) for target in targets]
+    with removed_on_failure(*temporaries):
         with open(archive, "rb") as stream:
-            for entry, target in zip(package.entries, targets):
-                temporary = target.with_name(TEMP_PREFIX + target.name)
-                staged.append((temporary, target))
+            for entry, temporary in zip(package.entries, temporaries):
                 _write_entry(package, stream, entry, temporary)
-        for temporary, target in staged:
+        for temporary, target in zip(temporaries, targets):
             os.replace(temporary, target)
-    except BaseException:
-        for temporary, _ in staged:
-            temporary.unlink(missing_ok=True)
-        raise
     return package
 
 

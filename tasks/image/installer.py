@@ -6,13 +6,14 @@ before it replaces the previous image, which is kept as ``.bak`` (rotated, see :
 """
 from __future__ import annotations
 
+import functools
 import tempfile
 import tomllib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..atomic import partial_path
+from ..atomic import atomic_path
 from ..errors import CommandError, FormatError, InputError
 from ..process import child_env, run
 from ..settings import DEFAULT_TARGET
@@ -84,18 +85,13 @@ def build_image(request: ImageRequest, build_dir: Path, log: Path | None = None)
     installer = hosttools.ensure("redox_installer", build_dir) / "redox_installer"
     check_repository(installer, request, log)
     size_mib = request.size_mib or filesystem_size(installer, request.config, log)
-    partial = partial_path(request.output)
-    request.output.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    keep_previous = functools.partial(install_with_backups, keep=request.backups)
+    with atomic_path(request.output, install=keep_previous) as partial:
         # The installer only opens an existing disk (0.2.40 never creates one): make it sparse, full size.
         with open(partial, "wb") as disk:
             disk.truncate(size_mib * MIB)
         _run_installer(installer, request, partial, log)
         layout = verify_image(partial, request.target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    install_with_backups(partial, request.output, request.backups)
     return layout
 
 

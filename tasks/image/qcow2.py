@@ -2,10 +2,11 @@
 one."""
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
-from ..atomic import partial_path
+from ..atomic import atomic_path
 from ..errors import FormatError
 from ..process import run
 from .backups import install_with_backups
@@ -13,15 +14,9 @@ from .backups import install_with_backups
 
 def convert_qcow2(raw: Path, output: Path, backups: int = 1, log: Path | None = None) -> None:
     """Write ``output`` from ``raw``; the previous qcow2 is kept as ``.bak`` and survives any failure."""
-    partial = partial_path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with atomic_path(output, install=functools.partial(install_with_backups, keep=backups)) as partial:
         run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, partial], log=log)
         check_qcow2(partial, expected_size=raw.stat().st_size, log=log)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    install_with_backups(partial, output, backups)
 
 
 def check_qcow2(path: Path, expected_size: int | None = None, log: Path | None = None) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..atomic import atomic_path
 from ..errors import InputError
 from ..process import run
 from ..templating import TEMPLATES_DIR
@@ -187,9 +188,7 @@ def assemble_tree(destination: Path, layout: InitfsLayout, binaries: Mapping[str
         "etc/init_drivers.rc": render_init_drivers_rc(layout),
         "etc/pcid/initfs.toml": render_pcid_config(layout),
     }
-    partial = destination.with_name(destination.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
+    with atomic_path(destination, directory=True) as partial:
         for directory in ("bin", "lib/drivers", "etc/pcid"):
             (partial / directory).mkdir(parents=True)
         for name in layout.binaries:
@@ -203,11 +202,6 @@ def assemble_tree(destination: Path, layout: InitfsLayout, binaries: Mapping[str
             os.chmod(partial / relative, REGULAR)
         for directory in [partial, *(path for path in partial.rglob("*") if path.is_dir())]:
             os.chmod(directory, EXECUTABLE)  # independent of the umask, since modes are archived
-        shutil.rmtree(destination, ignore_errors=True)
-        os.replace(partial, destination)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return InitfsTree(destination, tuple(sorted(str(path.relative_to(destination))
                                                 for path in destination.rglob("*") if path.is_file())))
 

@@ -10,6 +10,7 @@ import os
 import pickle
 from pathlib import Path
 
+from ..atomic import write_atomically
 from .recipe import RECIPE_FILE, Recipe, load_recipe
 
 FORMAT = 2  # 2: recipes carry their digest
@@ -39,11 +40,8 @@ class RecipeCache:
     def save(self) -> None:
         if self.path is None or not self._changed:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + f".{os.getpid()}.partial")
-        with open(partial, "wb") as stream:
-            pickle.dump((FORMAT, self._entries), stream, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(partial, self.path)
+        # Uniquely named temporary: two builds loading the same recipes may save the cache at once.
+        write_atomically(self.path, pickle.dumps((FORMAT, self._entries), protocol=pickle.HIGHEST_PROTOCOL))
         self._changed = False
 
     def _read(self) -> dict:

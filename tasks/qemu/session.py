@@ -28,6 +28,7 @@ from pathlib import Path
 import psutil
 from pydantic import BaseModel, ValidationError
 
+from ..atomic import atomic_path, write_atomically
 from ..errors import CommandError, InputError, LockError
 from ..hashing import hash_text, hash_value
 from ..process import command_line
@@ -286,21 +287,18 @@ def start(paths: SessionPaths, machine: Machine, argv: list[str], stamp: str) ->
         owner_pid=os.getpid(), started_at=datetime.now().astimezone(), console_socket=files.console_socket,
         qmp_socket=files.qmp_socket, console_log=files.console_log, image=machine.options.image,
         image_stamp=stamp, argv=argv)
-    partial = paths.record.with_name(paths.record.name + ".partial")
-    partial.write_text(record.model_dump_json(indent=2))
-    partial.replace(paths.record)
+    write_atomically(paths.record, record.model_dump_json(indent=2))
     return record
 
 
 def _fresh_vars(template: Path | None, vars_file: Path) -> None:
     """A writable variable store for this run: a copy of the firmware's template, or a blank flash bank."""
-    partial = vars_file.with_name(vars_file.name + ".partial")
-    if template is not None:
-        shutil.copyfile(template, partial)
-    else:
-        with open(partial, "wb") as blank:
-            blank.truncate(PFLASH_SIZE)
-    partial.replace(vars_file)
+    with atomic_path(vars_file) as partial:
+        if template is not None:
+            shutil.copyfile(template, partial)
+        else:
+            with open(partial, "wb") as blank:
+                blank.truncate(PFLASH_SIZE)
 
 
 def _wait_for_monitor(qemu: subprocess.Popen[bytes], qmp_socket: Path, log: Path) -> None:
