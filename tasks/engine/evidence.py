@@ -41,6 +41,7 @@ from .treehash import (
     parse_git_status,
     read_hash,
     run_git,
+    scan,
     stat_key,
     walk,
 )
@@ -151,16 +152,14 @@ class Observer:
         """What recipe discovery sees (tasks.model.index.discover): the directories down to the recipe directories
         (a new one, with a recipe or not, is a change) and each recipe file. A recipe directory that is also a zone
         is walked from the same listing (and taken off ``zones``)."""
-        stack = [top]
-        while stack:
-            directory = stack.pop()
-            entries = self._list(directory, seen)
+        for directory, entries, below in scan(top, missing_ok=True):
             if entries is None:
+                seen[directory] = None
                 continue
             recipe = next((entry for entry in entries if entry.name == RECIPE_FILE and entry.is_file()), None)
             if recipe is None:
                 seen[directory] = "directory"
-                stack.extend(entry.path for entry in entries if entry.is_dir(follow_symlinks=False))
+                below.extend(entry.path for entry in entries if entry.is_dir(follow_symlinks=False))
                 continue
             self._entry(recipe.path, recipe.stat(), seen)  # through a symlink, as the parser reads it
             if directory in zones:
@@ -169,20 +168,19 @@ class Observer:
 
     def _walk(self, top: bytes, seen: Observation, statuses: dict[bytes, Future], pool: ThreadPoolExecutor, *,
               code: bool, entries: list[os.DirEntry] | None = None) -> None:
-        trust_before_ns, by_content = self.trust_before_ns, self.by_content
-        stack = [(top, entries)]
-        while stack:
-            directory, listed = stack.pop()
-            if listed is None and (listed := self._list(directory, seen)) is None:
+        trust_before_ns, by_content, exclusions = self.trust_before_ns, self.by_content, self._exclusions
+        for directory, listed, below in scan(top, entries, missing_ok=True):
+            if listed is None:  # gone: that is what is observed
+                seen[directory] = None
                 continue
             if os.path.basename(directory) == SOURCE_DIR and _is_git_source(directory, listed):
-                statuses[directory] = pool.submit(run_git, directory, *GIT_STATUS)
+                statuses[directory] = pool.submit(run_git, directory, *GIT_STATUS)  # pruned: git status says it
                 continue
             for entry in listed:  # the hot loop of a no-op: _entry inlined for files with a trusted stat
                 if entry.is_dir(follow_symlinks=False):
-                    if not self._exclusions.directory(entry.path, entry.name) and not (
+                    if not exclusions.directory(entry.path, entry.name) and not (
                             code and entry.name == b"__pycache__"):
-                        stack.append((entry.path, None))
+                        below.append(entry.path)
                 elif entry.name != b".git":
                     st = entry.stat(follow_symlinks=False)
                     if st.st_mtime_ns < trust_before_ns > st.st_ctime_ns and entry.path not in by_content:
@@ -191,15 +189,6 @@ class Observer:
                         self._entry(entry.path, st, seen)
                     if entry.is_symlink():
                         self._link_target(entry.path, seen, statuses, pool, code)
-
-    @staticmethod
-    def _list(directory: bytes, seen: Observation) -> list[os.DirEntry] | None:
-        try:
-            with os.scandir(directory) as listing:
-                return list(listing)
-        except (FileNotFoundError, NotADirectoryError):
-            seen[directory] = None
-            return None
 
     def _link_target(self, link: bytes, seen: Observation, statuses: dict[bytes, Future], pool: ThreadPoolExecutor,
                      code: bool) -> None:

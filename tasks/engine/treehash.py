@@ -147,24 +147,49 @@ def _is_cargo_target(path: bytes) -> bool:
     return os.path.exists(path + b"/CACHEDIR.TAG") or os.path.exists(path + b"/.rustc_info.json")
 
 
+def scan(top: bytes, listing: list[os.DirEntry] | None = None, *,
+         missing_ok: bool = False) -> Iterator[tuple[bytes, list[os.DirEntry] | None, list[bytes]]]:
+    """The directory walk that the tree hash and the no-op evidence share: depth first, one ``os.scandir`` per
+    directory, yielding ``(path, entries, below)`` for ``top`` and then for each directory the consumer chose.
+
+    What to do with each entry is the consumer's (the per-file work stays in its own loop): it appends to ``below``
+    the paths of the subdirectories to go into (``entry.path``; what it leaves out is pruned), and those are walked
+    next, the last appended first. ``listing``: ``top``'s entries, when the consumer has already listed it. With
+    ``missing_ok`` a directory that is gone (or no longer a directory) is yielded with ``entries`` None; without,
+    the error is raised."""
+    stack = [top]
+    while stack:
+        directory = stack.pop()
+        if listing is None:
+            try:
+                with os.scandir(directory) as entries:
+                    listing = list(entries)
+            except (FileNotFoundError, NotADirectoryError):
+                if not missing_ok:
+                    raise
+        below: list[bytes] = []
+        yield directory, listing, below
+        stack += below
+        listing = None
+
+
 def walk(root: bytes, exclusions: Exclusions, start: bytes = b"", *,
          directories: bool = False) -> Iterator[tuple[bytes, os.stat_result]]:
     """(relative path, lstat) of every file and symlink below ``root/start`` (and, with ``directories``, every
     directory), minus exclusions."""
-    stack = [start]
-    while stack:
-        directory = stack.pop()
-        with os.scandir(root + b"/" + directory if directory else root) as entries:
-            for entry in entries:
-                rel = directory + b"/" + entry.name if directory else entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    if not exclusions.directory(entry.path, entry.name):
-                        stack.append(rel)
-                        if directories:
-                            yield rel, entry.stat(follow_symlinks=False)
-                elif (entry.name != b".git" or not exclusions.source) and (
-                        entry.is_file(follow_symlinks=False) or entry.is_symlink()):  # d_type: no system call
-                    yield rel, entry.stat(follow_symlinks=False)
+    skip_git = exclusions.source
+    base = root if root.endswith(b"/") else root + b"/"
+    for directory, entries, below in scan(base + start if start else root):
+        prefix = directory[len(base):] + b"/" if len(directory) > len(base) else b""  # its path relative to root
+        for entry in entries:  # a list: scan raises for a missing directory here
+            if entry.is_dir(follow_symlinks=False):
+                if not exclusions.directory(entry.path, entry.name):
+                    below.append(entry.path)
+                    if directories:
+                        yield prefix + entry.name, entry.stat(follow_symlinks=False)
+            elif (entry.name != b".git" or not skip_git) and (
+                    entry.is_file(follow_symlinks=False) or entry.is_symlink()):  # d_type: no system call
+                yield prefix + entry.name, entry.stat(follow_symlinks=False)
 
 
 def hash_directory(path: Path, workers: int | None = None) -> str:
