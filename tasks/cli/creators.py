@@ -84,6 +84,7 @@ class Planned:
     """One task of a stage, with the stage's methods bound to its item."""
 
     name: str
+    subtask: str | None  # doit's name of a recipe stage's task inside its group (``hello`` of ``cook:hello``)
     doc: str
     deps: list[Dep]
     inputs: Callable[[], dict[str, str]]
@@ -95,12 +96,12 @@ class Planned:
 def planned(stage: Stage | RecipeStage) -> Iterator[Planned]:
     if isinstance(stage, RecipeStage):
         for item in stage.items():
-            yield Planned(task_name(stage.name, item), stage.describe(item), stage.deps(item),
+            yield Planned(task_name(stage.name, item), str(item), stage.describe(item), stage.deps(item),
                           partial(stage.inputs, item), partial(stage.outputs, item),
                           partial(stage.stamp_sources, item), partial(stage.run, item))
     else:
-        yield Planned(stage.name, stage.summary(), stage.deps(), stage.inputs, stage.outputs, stage.stamp_sources,
-                      stage.run)
+        yield Planned(stage.name, None, stage.summary(), stage.deps(), stage.inputs, stage.outputs,
+                      stage.stamp_sources, stage.run)
 
 
 def signature(stage: Stage | RecipeStage, task: Planned) -> Signature:
@@ -127,11 +128,9 @@ def stage_tasks(stage_class: type[Stage] | type[RecipeStage]) -> Iterator[dict]:
     if isinstance(stage, RecipeStage):
         yield {"basename": stage.name, "name": None, "doc": stage.summary(), "uptodate": [True]}
     for task in planned(stage):
-        fields = {"doc": task.doc, "task_dep": [dep.task for dep in task.deps]}
-        if isinstance(stage, RecipeStage):
-            fields |= {"basename": stage.name, "name": task.name.partition(":")[2]}
-        else:
-            fields["basename"] = stage.name
+        fields = {"basename": stage.name, "doc": task.doc, "task_dep": [dep.task for dep in task.deps]}
+        if task.subtask is not None:
+            fields["name"] = task.subtask
         if isinstance(stage, Stage) and not stage.needed():
             yield {**fields, "actions": None, "uptodate": [True]}
         else:
