@@ -9,7 +9,9 @@ declaration says once: its code version, its environment variables, and its depe
 """
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import inspect
 import sys
 from collections.abc import Callable, Iterator
@@ -50,10 +52,16 @@ def settings() -> Settings:
 @functools.cache
 def project() -> Project:
     """The project of this doit invocation. A user error stops doit with one line and exit status 3."""
+    # The recipes and the graph live as long as the process: the collector, which would walk all of them again and
+    # again while they are loaded and while the tasks are made, leaves them be (a 3,000-recipe load: -1 s).
+    gc.disable()
     try:
         loaded = Project.load(settings())
     except BuildError as error:
         raise InvalidDodoFile(str(error)) from None
+    finally:
+        gc.freeze()
+        gc.enable()
     for warning in loaded.warnings:
         print(f"warning: {_relative(warning)}", file=sys.stderr)
     return loaded
@@ -61,7 +69,11 @@ def project() -> Project:
 
 @functools.cache
 def engine() -> Engine:
-    return Engine(settings().build)
+    built = Engine(settings().build)
+    # Closed when doit is done, not left to the interpreter's teardown: the state's last connection then
+    # checkpoints its write-ahead log, and the next run (a no-op only reads) finds the database as it was left.
+    atexit.register(built.end_build)
+    return built
 
 
 @functools.cache
