@@ -18,6 +18,11 @@ system_packages() {
     # ipxe-qemu provides efi-virtio.rom, without which virtio-net-pci does not start.
     $sudo apt-get install -y -qq --no-install-recommends qemu-system-arm qemu-efi-aarch64 ipxe-qemu >/dev/null
     $sudo apt-get install -y -qq --no-install-recommends qemu-utils >/dev/null
+    # A Rust installation outside rustup that cross-compiles aarch64 for real (LLVM backend, -Zbuild-std): the
+    # compiler, cargo and the standard library source of one release, its LLVM's binutils (rust-web-llvm: llvm-ar-NN
+    # and friends), lld (ld.lld), and gdisk to read GPT images.
+    $sudo apt-get install -y -qq --no-install-recommends rustc-web cargo-web rust-web-src rust-web-llvm lld gdisk \
+      >/dev/null
   elif command -v brew >/dev/null 2>&1; then
     brew install qemu mtools ninja graphviz
   fi

@@ -49,6 +49,13 @@ SETTINGS: tuple[Setting, ...] = (
             "what compiles the recipes: the pinned (Cranelift) toolchain for the target, or the host's own compilers "
             "for this machine (the demo: host programs as placeholders in a target-shaped image, which cannot boot)",
             metavar="pinned|host", choices=("pinned", "host")),
+    Setting("rust", "text", None,
+            "the Rust installation that builds for the target: a rustup toolchain name, or a directory whose bin/ "
+            "holds rustc and cargo (Debian's rustc-web: /usr); reaches cargo through the environment, never by "
+            "editing the sources [default: the pin, [tool.redox.toolchain] in the tree's pyproject.toml, else in "
+            "this project's]", metavar="NAME|DIR"),
+    Setting("backend", "choice", None, "the codegen backend of target builds [default: the pin's, cranelift]",
+            metavar="cranelift|llvm", choices=("cranelift", "llvm")),
     Setting("board", "text", None,
             "a board of the initfs layout (tasks/templates/initfs/layout.toml) [default: none, QEMU virt]",
             metavar="NAME"),

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import InputError
+from tasks.hashing import hash_file
 from tasks.toolchain.env import ArtifactKind, target_build
 from tasks.toolchain.fingerprint import fingerprint, fingerprint_parts
 from tasks.toolchain.installed import Toolchain, installed_toolchains, verify_toolchain
@@ -99,13 +100,16 @@ def test_installed_llvm_toolchain_verifies_and_fingerprints(tmp_path: Path) -> N
     toolchain = verify_toolchain(pin)
     assert (toolchain.tools_dir / "rust-lld").is_file() and toolchain.codegen_backend is None
     specs = write_specs(tmp_path / "aarch64", "aarch64", tmp_path / "aarch64" / "sysroot")
-    parts = fingerprint_parts(toolchain, specs.values())
+
+    def digests() -> dict[str, str]:
+        return {path.name: hash_file(path) for path in specs.values()}
+    parts = fingerprint_parts(toolchain, digests())
     assert parts["rustc"].startswith("rustc ") and set(parts["specs"]) == {
         "aarch64-unknown-none.json", "aarch64-unknown-redox-clif.json"}
-    before = fingerprint(toolchain, specs.values())
-    assert fingerprint(toolchain, specs.values()) == before
+    before = fingerprint(toolchain, digests())
+    assert fingerprint(toolchain, digests()) == before
     write_specs(tmp_path / "aarch64", "aarch64", tmp_path / "elsewhere" / "sysroot")
-    assert fingerprint(toolchain, specs.values()) != before
+    assert fingerprint(toolchain, digests()) != before
 
 
 @pytest.mark.parametrize("kind", list(SpecKind))
@@ -192,3 +196,79 @@ def test_kernel_and_relibc_build_std_and_self_built_backend() -> None:
                      backend_library=None, json_target_spec_flag=False)
     plain = target_build(llvm, ArtifactKind.RELIBC, spec=spec, sysroot=SYSROOT, base={})
     assert plain.set["RUSTFLAGS"] == "" and "CARGO_PROFILE_RELEASE_LTO" not in plain.set
+
+
+DEBIAN = Path("/usr")  # rustc-web, cargo-web and rust-web-src (setup.sh installs them on Debian)
+needs_debian_rust = pytest.mark.skipif(not (DEBIAN / "lib/rustlib/src/rust/library").is_dir()
+                                       or not (DEBIAN / "bin/cargo").is_file(),
+                                       reason="Debian's rustc-web, cargo-web and rust-web-src are not installed")
+
+
+def differences(first: dict, second: dict) -> dict[str, tuple]:
+    return {key: (first.get(key), second.get(key)) for key in first.keys() | second.keys()
+            if first.get(key) != second.get(key)}
+
+
+@pytest.mark.parametrize("kind", list(ArtifactKind))
+def test_cranelift_and_llvm_builds_differ_only_in_what_the_backend_requires(kind: ArtifactKind) -> None:
+    spec = Path("/work/build/aarch64/aarch64-unknown-redox-clif.json")
+    builds = {backend: target_build(Toolchain(pin=ToolchainPin(backend=backend), host="x86_64-unknown-linux-gnu",
+                                              sysroot=RUST, backend_library=None, json_target_spec_flag=True),
+                                    kind, spec=spec, sysroot=SYSROOT, base={})
+              for backend in ("cranelift", "llvm")}
+    cranelift, llvm = builds["cranelift"], builds["llvm"]
+    rustflags = (cranelift.set["RUSTFLAGS"], llvm.set["RUSTFLAGS"])
+    assert rustflags[0] == " ".join(["-Zcodegen-backend=cranelift", *([rustflags[1]] if rustflags[1] else [])])
+    assert differences(dict(cranelift.set), dict(llvm.set)) == {
+        "RUSTFLAGS": rustflags,
+        "CARGO_PROFILE_RELEASE_LTO": ("off", None), "CARGO_PROFILE_DEV_LTO": ("off", None),  # Cranelift has no LTO
+        "COOKBOOK_CRANELIFT": ("1", None)}
+    features = {ArtifactKind.KERNEL: ["compiler-builtins-mem"]}.get(kind, [])
+    flag = lambda names: [f"-Zbuild-std-features={','.join(names)}"] if names else []  # noqa: E731
+    assert cranelift.cargo_flags == (cranelift.cargo_flags[0], *flag([*features, "compiler_builtins/no-f16-f128"]),
+                                     "-Zjson-target-spec")
+    assert llvm.cargo_flags == (cranelift.cargo_flags[0], *flag(features), "-Zjson-target-spec")
+
+
+@needs_debian_rust
+def test_a_rust_installation_outside_rustup_is_selected_by_its_directory() -> None:
+    toolchain = verify_toolchain(ToolchainPin(path=DEBIAN, backend="llvm", components=()), path="/usr/bin:/bin")
+    assert toolchain.name == "/usr" and toolchain.sysroot == DEBIAN and not toolchain.unstable
+    assert toolchain.json_target_spec_flag  # cargo 1.96 refuses a .json target without it
+    # Debian has no rust-lld and no llvm-tools: LLVM's own tools, of the compiler's LLVM version where installed
+    # (rust-web-llvm), and lld's ld.lld
+    llvm = toolchain.output("rustc", "-vV").split("LLVM version: ")[1].split(".")[0]
+    preferred = {tool: next(name for name in (f"{program}-{llvm}", program) if shutil.which(name, path="/usr/bin"))
+                 for tool, program in {"llvm-ar": "llvm-ar", "llvm-strip": "llvm-strip", "llvm-objcopy": "llvm-objcopy",
+                                       "llvm-nm": "llvm-nm", "rust-lld": "ld.lld"}.items()}
+    assert {name: path.name for name, path in toolchain.tools.items()} == preferred
+    assert preferred["llvm-ar"] == f"llvm-ar-{llvm}"
+    build = target_build(toolchain, ArtifactKind.USERSPACE, spec=Path("/b/aarch64-unknown-redox-clif.json"),
+                         sysroot=SYSROOT, base={"PATH": "/home/dev/.cargo/bin:/usr/bin"})
+    # reached through the environment: its bin/ first on PATH, its rustc, and unstable flags on a release compiler
+    assert (build.set["PATH"], build.set["RUSTC"], build.set["RUSTC_BOOTSTRAP"]) == (
+        "/usr/bin:/home/dev/.cargo/bin:/usr/bin", "/usr/bin/rustc", "1")
+    assert "RUSTUP_TOOLCHAIN" not in build.set and build.set["RUST_LLD"] == "/usr/bin/ld.lld"
+    assert build.set["CARGO_TARGET_AARCH64_UNKNOWN_REDOX_CLIF_LINKER"] == "/usr/bin/ld.lld"
+
+
+def test_a_directory_that_is_no_rust_installation_is_named(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin/rustc").write_text("")
+    with pytest.raises(InputError, match=r"tool.redox.toolchain.path: not a Rust installation: no bin/cargo in "):
+        verify_toolchain(ToolchainPin(path=tmp_path, backend="llvm"))
+
+
+def test_missing_binutils_and_linker_are_each_named(tmp_path: Path) -> None:
+    from tasks.toolchain.installed import find_tools
+    toolchain = Toolchain(pin=ToolchainPin(path=tmp_path, backend="llvm"), host="x86_64-unknown-linux-gnu",
+                          sysroot=tmp_path, backend_library=None, json_target_spec_flag=True)
+    (tmp_path / "bin").mkdir()
+    ar = tmp_path / "bin" / "llvm-ar-22"
+    ar.write_text("#!/bin/sh\n")
+    ar.chmod(0o755)
+    with pytest.raises(InputError) as raised:
+        find_tools(toolchain, "22", path=str(tmp_path / "bin"))
+    message = str(raised.value)
+    assert "lacks llvm-strip, llvm-objcopy, llvm-nm, rust-lld (or ld.lld): looked in " in message
+    assert "llvm-ar," not in message and "(also as -22)" in message

@@ -32,5 +32,5 @@ class Toolchain(Stage):
             return
         self.toolchain.verified  # noqa: B018  (raises with the fix command when something is missing)
         sources = [recipe.source_dir for recipe in self.graph.sources.values()]
-        write_pins(self.toolchain.pin, [path for path in sources if path.is_dir()])
+        write_pins(self.toolchain.tree_pin, [path for path in sources if path.is_dir()])  # never rust=
         write_specs(self.layout.arch_dir, self.settings.arch, self.layout.sysroot)

@@ -1,7 +1,11 @@
 """The environment and cargo arguments of every build, from one place.
 
-Target builds (kernel, relibc, userspace) use the pinned toolchain, the backend, the generated target spec and
-``-Zbuild-std``; host builds use the host triple and whatever toolchain the caller's environment selects.
+Target builds (kernel, relibc, userspace) use the selected installation, the backend, the generated target spec
+and ``-Zbuild-std``; host builds use the host triple and whatever toolchain the caller's environment selects. What
+differs between the Cranelift and the LLVM backend is only what the backend requires: the backend flag, LTO off and
+``compiler_builtins/no-f16-f128`` for Cranelift (which cannot lower f16/f128); what differs between installations
+is how cargo is reached (``RUSTUP_TOOLCHAIN``, or ``PATH`` and ``RUSTC``), ``RUSTC_BOOTSTRAP=1`` for a release
+compiler, and where the binutils and the linker are.
 """
 from __future__ import annotations
 
@@ -30,12 +34,13 @@ BUILD_STD: dict[ArtifactKind, tuple[str, ...]] = {
     ArtifactKind.RELIBC: ("core", "alloc"),
     ArtifactKind.USERSPACE: ("std", "core", "alloc", "panic_abort"),
 }
-# The kernel has no libc to provide memcpy & co.; relibc provides them itself. Cranelift cannot lower f16/f128.
+# The kernel has no libc to provide memcpy & co.; relibc provides them itself.
 BUILD_STD_FEATURES: dict[ArtifactKind, tuple[str, ...]] = {
-    ArtifactKind.KERNEL: ("compiler-builtins-mem", "compiler_builtins/no-f16-f128"),
-    ArtifactKind.RELIBC: ("compiler_builtins/no-f16-f128",),
-    ArtifactKind.USERSPACE: ("compiler_builtins/no-f16-f128",),
+    ArtifactKind.KERNEL: ("compiler-builtins-mem",),
+    ArtifactKind.RELIBC: (),
+    ArtifactKind.USERSPACE: (),
 }
+CRANELIFT_BUILD_STD_FEATURES = ("compiler_builtins/no-f16-f128",)  # Cranelift cannot lower f16/f128
 KIND_RUSTFLAGS: dict[ArtifactKind, tuple[str, ...]] = {
     ArtifactKind.KERNEL: ("-C", "relocation-model=static"),
     ArtifactKind.RELIBC: (),
@@ -76,7 +81,6 @@ def target_build(toolchain: Toolchain, kind: ArtifactKind, *, spec: Path, sysroo
     ``base`` (default: this process's environment) only supplies existing library search paths to extend.
     """
     base = os.environ if base is None else base
-    tools = toolchain.tools_dir
     rustflags: list[str] = []
     if toolchain.codegen_backend is not None:
         rustflags.append(f"-Zcodegen-backend={toolchain.codegen_backend}")
@@ -84,18 +88,19 @@ def target_build(toolchain: Toolchain, kind: ArtifactKind, *, spec: Path, sysroo
         rustflags += ["-L", str(sysroot / "lib")]
     rustflags += [*KIND_RUSTFLAGS[kind], *extra_rustflags]
     target_name = spec.stem
+    linker = str(toolchain.tool("rust-lld"))
     env = {
-        "RUSTUP_TOOLCHAIN": toolchain.name,
+        **toolchain.env(base),
         "CARGO_INCREMENTAL": "0",
         "RUSTFLAGS": " ".join(rustflags),
-        "AR": str(tools / "llvm-ar"),
-        "STRIP": str(tools / "llvm-strip"),
-        "OBJCOPY": str(tools / "llvm-objcopy"),
-        "NM": str(tools / "llvm-nm"),
+        "AR": str(toolchain.tool("llvm-ar")),
+        "STRIP": str(toolchain.tool("llvm-strip")),
+        "OBJCOPY": str(toolchain.tool("llvm-objcopy")),
+        "NM": str(toolchain.tool("llvm-nm")),
         # llvm-tools ships no llvm-ranlib; `llvm-ar s` is ranlib (as the fork's scripts use it).
-        "RANLIB": f"{tools / 'llvm-ar'} s",
-        "RUST_LLD": str(tools / "rust-lld"),
-        f"CARGO_TARGET_{target_name.upper().replace('-', '_')}_LINKER": str(tools / "rust-lld"),
+        "RANLIB": f"{toolchain.tool('llvm-ar')} s",
+        "RUST_LLD": linker,
+        f"CARGO_TARGET_{target_name.upper().replace('-', '_')}_LINKER": linker,
     }
     if toolchain.pin.uses_cranelift:
         # Cranelift has no LTO; a crate's profile asking for it would fail the build.
@@ -104,8 +109,10 @@ def target_build(toolchain: Toolchain, kind: ArtifactKind, *, spec: Path, sysroo
         # A self-built backend library links against the toolchain's librustc_driver.
         env["LD_LIBRARY_PATH"] = _library_path("LD_LIBRARY_PATH", toolchain.lib_dir, base)
         env["DYLD_LIBRARY_PATH"] = _library_path("DYLD_LIBRARY_PATH", toolchain.lib_dir, base)
-    flags = [f"-Zbuild-std={','.join(BUILD_STD[kind])}",
-             f"-Zbuild-std-features={','.join(BUILD_STD_FEATURES[kind])}"]
+    features = [*BUILD_STD_FEATURES[kind], *(CRANELIFT_BUILD_STD_FEATURES if toolchain.pin.uses_cranelift else ())]
+    flags = [f"-Zbuild-std={','.join(BUILD_STD[kind])}"]
+    if features:
+        flags.append(f"-Zbuild-std-features={','.join(features)}")
     if toolchain.json_target_spec_flag:
         flags.append("-Zjson-target-spec")
     return CargoBuild(target=str(spec), target_name=target_name, set=env, cargo_flags=tuple(flags),

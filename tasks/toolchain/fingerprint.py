@@ -1,16 +1,16 @@
 """The toolchain fingerprint: what every target build's signature must include so that a new rustc, another
-backend library or an edited target spec rebuilds everything compiled with them."""
+backend library, an edited target spec or other binutils rebuild everything compiled with them."""
 from __future__ import annotations
 
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Mapping
 
 from ..hashing import hash_file, hash_value
-from .installed import Toolchain, rustup_run
+from .installed import Toolchain
 
 
-def fingerprint_parts(toolchain: Toolchain, specs: Iterable[Path]) -> dict[str, object]:
-    """The inputs of :func:`fingerprint`, readable (for `doit info` and "why is this stale")."""
+def fingerprint_parts(toolchain: Toolchain, specs: Mapping[str, str]) -> dict[str, object]:
+    """The inputs of :func:`fingerprint`, readable (for `doit info` and "why is this stale"); ``specs``: each target
+    spec's file name and content hash."""
     backend = None
     if toolchain.codegen_backend is not None:
         library = toolchain.backend_library
@@ -18,11 +18,12 @@ def fingerprint_parts(toolchain: Toolchain, specs: Iterable[Path]) -> dict[str, 
                    "file": str(library) if library else None,
                    "hash": hash_file(library) if library else None}
     return {
-        "rustc": rustup_run(toolchain.name, "rustc", "-vV").strip(),
+        "rustc": toolchain.output("rustc", "-vV").strip(),
         "backend": backend,
-        "specs": {path.name: hash_file(path) for path in sorted(specs)},
+        "specs": dict(sorted(specs.items())),
+        "tools": {name: str(path) for name, path in sorted(toolchain.tools.items())},
     }
 
 
-def fingerprint(toolchain: Toolchain, specs: Iterable[Path]) -> str:
+def fingerprint(toolchain: Toolchain, specs: Mapping[str, str]) -> str:
     return hash_value(fingerprint_parts(toolchain, specs))

@@ -1,10 +1,15 @@
-"""What rustup has installed, checked against the pin: the toolchain, its components, the backend library.
+"""The Rust installation the pin names, checked: a rustup toolchain (its components) or a directory (Debian's
+rustc-web), its standard library source, the backend library, and the binutils and linker found for it.
 
 A missing piece fails with the exact command that fixes it; with ``install`` (the pin's opt-in) the command runs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import InputError
@@ -15,6 +20,11 @@ from .pin import TABLE, ToolchainPin, component_id
 BACKEND_LIBRARY = "librustc_codegen_cranelift"
 BACKEND_BUILD_HINT = ("build it in a rustc_codegen_cranelift checkout with "
                       "`./y.sh prepare && ./y.sh build --sysroot clif`")
+# The programs a target build runs besides rustc and cargo, by the names rustup's llvm-tools give them. Outside
+# rustup they are LLVM's own (Debian: llvm-ar-22, …, preferably of the compiler's LLVM version) and lld's ld.lld.
+TOOLS = ("llvm-ar", "llvm-strip", "llvm-objcopy", "llvm-nm", "rust-lld")
+SYSTEM_NAMES = {"rust-lld": "ld.lld"}
+LIBRARY_SOURCE = Path("lib/rustlib/src/rust/library")  # what -Zbuild-std compiles, under the sysroot
 
 
 @dataclass(frozen=True)
@@ -25,12 +35,16 @@ class Toolchain:
     host: str
     sysroot: Path
     backend_library: Path | None
-    # Nightlies from 2026-02 require `-Zjson-target-spec` for `.json` targets; older cargos reject the flag.
+    # Cargo 1.96 and nightlies from 2026-02 require `-Zjson-target-spec` for `.json` targets; older ones reject it.
     json_target_spec_flag: bool
+    unstable: bool = True
+    """The compiler takes ``-Z`` flags by itself (a nightly); a release compiler needs ``RUSTC_BOOTSTRAP=1``."""
+    tools: Mapping[str, Path] = field(default_factory=dict)
+    """Each of :data:`TOOLS` where it was found; one not listed is taken from :attr:`tools_dir`."""
 
     @property
     def name(self) -> str:
-        return self.pin.channel
+        return self.pin.name
 
     @property
     def lib_dir(self) -> Path:
@@ -38,11 +52,31 @@ class Toolchain:
 
     @property
     def tools_dir(self) -> Path:
-        """llvm-ar, llvm-strip, llvm-objcopy, llvm-nm (llvm-tools component) and rust-lld."""
+        """Where rustup's llvm-tools component puts llvm-ar, llvm-strip, llvm-objcopy, llvm-nm, and rust-lld."""
         return self.sysroot / "lib" / "rustlib" / self.host / "bin"
 
     def tool(self, name: str) -> Path:
-        return self.tools_dir / name
+        return self.tools.get(name, self.tools_dir / name)
+
+    def command(self, program: str, *args: str) -> list[str]:
+        """The argv that runs one of the installation's own programs (rustc, cargo)."""
+        if self.pin.path is not None:
+            return [str(self.pin.path / "bin" / program), *args]
+        return ["rustup", "run", self.pin.channel, program, *args]
+
+    def env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """What makes a child's ``cargo`` and ``rustc`` this installation — the environment, never the sources'
+        rust-toolchain.toml (which holds the tree's own pin)."""
+        if self.pin.path is not None:
+            bin_dir = self.pin.path / "bin"
+            env = {"PATH": f"{bin_dir}{os.pathsep}{base.get('PATH', os.defpath)}", "RUSTC": str(bin_dir / "rustc")}
+        else:
+            env = {"RUSTUP_TOOLCHAIN": self.pin.channel}
+        return env if self.unstable else {**env, "RUSTC_BOOTSTRAP": "1"}
+
+    def output(self, program: str, *args: str) -> str:
+        """What one of its programs prints, run in the environment builds give it."""
+        return run(self.command(program, *args), capture=True, env={**os.environ, **self.env(os.environ)})
 
     @property
     def codegen_backend(self) -> str | None:
@@ -69,10 +103,6 @@ def installed_components(toolchain: str, host: str) -> set[str]:
     return {component_id(line.strip(), host) for line in listing.splitlines() if line.strip()}
 
 
-def rustup_run(toolchain: str, *argv: str) -> str:
-    return run(["rustup", "run", toolchain, *argv], capture=True)
-
-
 def component_backend_library(sysroot: Path, host: str) -> Path | None:
     backends = sysroot / "lib" / "rustlib" / host / "codegen-backends"
     matches = sorted(backends.glob(f"{BACKEND_LIBRARY}*")) if backends.is_dir() else []
@@ -90,23 +120,76 @@ def _problems(pin: ToolchainPin, host: str) -> tuple[list[str], str | None]:
 
 
 def verify_toolchain(pin: ToolchainPin, *, host: str | None = None, install: bool | None = None,
-                     log: Path | None = None) -> Toolchain:
+                     log: Path | None = None, path: str | None = None) -> Toolchain:
     """The installed toolchain for ``pin``; raises InputError naming the fix command when anything is missing.
 
-    ``install`` (default: the pin's ``install`` setting) runs the fix command once before giving up.
+    ``install`` (default: the pin's ``install`` setting) runs the fix command once before giving up; ``path``
+    (default: ``$PATH``) is where binutils and the linker are looked for outside the installation.
     """
     host = host or host_triple()
-    install = pin.install if install is None else install
-    problems, name = _problems(pin, host)
-    if problems and install:
-        run(pin.install_command(), log=log)
+    if pin.path is not None:
+        _check_installation(pin.path)
+    else:
+        install = pin.install if install is None else install
         problems, name = _problems(pin, host)
-    if problems:
-        raise InputError(f"{'; '.join(problems)}; fix: `{command_line(pin.install_command())}`", key=TABLE)
-    assert name is not None
-    sysroot = Path(rustup_run(name, "rustc", "--print", "sysroot").strip())
-    return Toolchain(pin=pin, host=host, sysroot=sysroot, backend_library=_backend_library(pin, sysroot, host),
-                     json_target_spec_flag="json-target-spec" in rustup_run(name, "cargo", "-Z", "help"))
+        if problems and install:
+            run(pin.install_command(), log=log)
+            problems, name = _problems(pin, host)
+        if problems:
+            raise InputError(f"{'; '.join(problems)}; fix: `{command_line(pin.install_command())}`", key=TABLE)
+        pin = pin.model_copy(update={"channel": name})
+    return _describe(Toolchain(pin=pin, host=host, sysroot=Path(), backend_library=None, json_target_spec_flag=False),
+                     path)
+
+
+def _check_installation(directory: Path) -> None:
+    missing = [program for program in ("rustc", "cargo") if not (directory / "bin" / program).is_file()]
+    if missing:
+        raise InputError(f"not a Rust installation: no bin/{' or bin/'.join(missing)} in {directory} (a directory "
+                         f"such as /usr for Debian's rustc-web and cargo-web, or a rustup toolchain name)",
+                         key=f"{TABLE}.path")
+
+
+def _describe(toolchain: Toolchain, path: str | None) -> Toolchain:
+    """What the installation is: sysroot, library source, backend, what its cargo and rustc accept, its tools."""
+    pin = toolchain.pin
+    version = toolchain.output("rustc", "-vV")
+    release = re.search(r"^release: (\S+)", version, re.MULTILINE)
+    probe = replace(toolchain, unstable=release is not None and ("nightly" in release.group(1)
+                                                                 or "-dev" in release.group(1)))
+    sysroot = Path(probe.output("rustc", "--print", "sysroot").strip())
+    if pin.path is not None and not (sysroot / LIBRARY_SOURCE).is_dir():  # rustup's: the rust-src component
+        raise InputError(f"{pin.name} has no standard library source at {sysroot / LIBRARY_SOURCE}, which "
+                         f"-Zbuild-std compiles; fix: install the one that matches the compiler (Debian: "
+                         f"rust-web-src for rustc-web)", key=f"{TABLE}.path")
+    cargo_flags = probe.output("cargo", "-Z", "help")
+    llvm = re.search(r"^LLVM version: (\d+)", version, re.MULTILINE)
+    described = replace(probe, sysroot=sysroot, backend_library=_backend_library(pin, sysroot, toolchain.host),
+                        json_target_spec_flag="json-target-spec" in cargo_flags)
+    return replace(described, tools=find_tools(described, llvm.group(1) if llvm else None, path))
+
+
+def find_tools(toolchain: Toolchain, llvm_major: str | None, path: str | None = None) -> dict[str, Path]:
+    """Each of :data:`TOOLS`: the installation's own (rustup's llvm-tools), else on ``path`` the program of the
+    compiler's LLVM version, else any version; raises naming every one that is missing and where it was looked for."""
+    found, missing = {}, []
+    for tool in TOOLS:
+        names = [tool, SYSTEM_NAMES[tool]] if tool in SYSTEM_NAMES else [tool]
+        candidates = [toolchain.tools_dir / tool]
+        candidates += [Path(where) for name in names for versioned in
+                       ([f"{name}-{llvm_major}"] if llvm_major else []) + [name]
+                       if (where := shutil.which(versioned, path=path)) is not None]
+        if (tool_path := next((candidate for candidate in candidates if candidate.is_file()), None)) is None:
+            missing.append(tool)
+        else:
+            found[tool] = tool_path
+    if missing:
+        names = ", ".join(f"{tool} (or {SYSTEM_NAMES[tool]})" if tool in SYSTEM_NAMES else tool for tool in missing)
+        raise InputError(f"{toolchain.name} lacks {names}: looked in {toolchain.tools_dir} and on PATH"
+                         f"{f' (also as -{llvm_major})' if llvm_major else ''}; fix: `rustup component add "
+                         "llvm-tools-preview` for a rustup toolchain, or install LLVM's tools and lld "
+                         "(Debian: llvm, lld)", key=TABLE)
+    return found
 
 
 def _backend_library(pin: ToolchainPin, sysroot: Path, host: str) -> Path | None:

@@ -35,11 +35,15 @@ def _kebab(name: str) -> str:
 
 
 class ToolchainPin(BaseModel):
-    """What the build needs from rustup. Defaults match the fork, so the code works without the table."""
+    """Which Rust installation builds for the target, and with which backend. Defaults match the fork (rustup's
+    ``nightly-2026-01-02`` with Cranelift), so the code works without the table."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=_kebab, populate_by_name=True)
 
     channel: str = "nightly-2026-01-02"
+    # A Rust installation outside rustup instead of the channel: a directory whose bin/ holds rustc and cargo
+    # (Debian's rustc-web: /usr); its standard library source must be at lib/rustlib/src/rust/library.
+    path: Path | None = None
     # llvm-tools ships llvm-ar/strip/objcopy/nm in rustlib/<host>/bin, which replace binutils in the fork.
     components: tuple[str, ...] = ("rust-src", CRANELIFT_COMPONENT, "llvm-tools-preview")
     backend: CodegenBackend = CodegenBackend.CRANELIFT
@@ -48,10 +52,15 @@ class ToolchainPin(BaseModel):
     # Opt-in: run the `rustup toolchain install` fix command instead of only printing it.
     install: bool = False
 
-    @field_validator("backend_path")
+    @field_validator("backend_path", "path")
     @classmethod
     def _expand_user(cls, path: Path | None) -> Path | None:
-        return path.expanduser() if path is not None else None
+        return path.expanduser().absolute() if path is not None else None
+
+    @property
+    def name(self) -> str:
+        """How the installation is known: its rustup name, or its directory."""
+        return str(self.path) if self.path is not None else self.channel
 
     @property
     def uses_cranelift(self) -> bool:

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import shutil
+import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,9 +37,31 @@ class SelectedToolchain:
         return self.settings.host_only
 
     @functools.cached_property
-    def pin(self) -> ToolchainPin:
+    def pin_file(self) -> Path:
+        """Where the pin is read: ``[tool.redox.toolchain]`` of the tree's pyproject.toml, else of this project's."""
+        tree = self.settings.root / "pyproject.toml"
+        if tree != PROJECT_DIR / "pyproject.toml" and tree.is_file():
+            with open(tree, "rb") as stream:
+                if tomllib.load(stream).get("tool", {}).get("redox", {}).get("toolchain") is not None:
+                    return tree
+        return PROJECT_DIR / "pyproject.toml"
+
+    @functools.cached_property
+    def tree_pin(self) -> ToolchainPin:
+        """The tree's own pin: what the sources' rust-toolchain.toml files are made to say."""
         from .pin import load_pin
-        return load_pin(PROJECT_DIR / "pyproject.toml")
+        return load_pin(self.pin_file)
+
+    @functools.cached_property
+    def pin(self) -> ToolchainPin:
+        """The tree's pin with this build's choices (``rust=``, ``backend=``) applied."""
+        from .pin import load_pin
+        choices: dict[str, object] = {}
+        if (rust := self.settings.rust) is not None:  # a directory, or a rustup toolchain's name
+            choices = {"path": rust} if "/" in rust or rust.startswith(("~", ".")) else {"channel": rust, "path": None}
+        if self.settings.backend is not None:
+            choices["backend"] = self.settings.backend
+        return load_pin(self.pin_file, choices)
 
     @functools.cached_property
     def verified(self) -> Toolchain:
@@ -49,6 +72,15 @@ class SelectedToolchain:
     def specs(self) -> dict[SpecKind, Path]:
         from .specs import SpecKind, spec_path
         return {kind: spec_path(self.layout.arch_dir, kind, self.settings.arch) for kind in SpecKind}
+
+    def spec_digests(self) -> dict[str, str]:
+        """Each target spec's content hash: the file's, or before the toolchain stage has written it, the hash of
+        what it will write — the same value, so that the fingerprint is one before and after (and an edited file
+        still counts)."""
+        from .specs import render_spec
+        return {path.name: hash_file(path) if path.is_file() else
+                hash_text(render_spec(kind, self.settings.arch, self.layout.sysroot))
+                for kind, path in self.specs().items()}
 
     def strip_tool(self) -> Path | None:
         """The toolchain's llvm-strip; for host builds the system's strip (none: binaries are copied as they are)."""
@@ -67,8 +99,8 @@ class SelectedToolchain:
         return self._pinned_fingerprint()
 
     def files(self) -> list[Path]:
-        """The files the fingerprint is known by (none for host builds: see :meth:`probes`)."""
-        return [] if self.host_only else [*self._toolchain_files(), *self.specs().values()]
+        """The files the fingerprint is known by (none for host builds: see :meth:`probes`), and the pin's."""
+        return [] if self.host_only else [self.pin_file, *self._toolchain_files(), *self.specs().values()]
 
     def probes(self) -> list[list[str]]:
         """The commands whose output the fingerprint depends on: for host builds, the host compiler's version."""
@@ -87,7 +119,7 @@ class SelectedToolchain:
             remembered = json.loads(cache.read_text())
             if remembered.get("key") == key:
                 return remembered["fingerprint"]
-        value = fingerprint(self.verified, self.specs().values())
+        value = fingerprint(self.verified, self.spec_digests())
         key = self._toolchain_key()  # the check may have installed the toolchain (install = true)
         if key is not None:
             write_atomically(cache, json.dumps({"key": key, "fingerprint": value}))
@@ -101,10 +133,13 @@ class SelectedToolchain:
                      for path in self._toolchain_files() if (info := path.stat())]
         except FileNotFoundError:
             return None
-        specs = [[path.name, hash_file(path) if path.is_file() else None] for path in self.specs().values()]
-        return hash_value([self.pin.model_dump(mode="json"), stats, specs])
+        # PATH: where binutils and the linker are found when the installation has none of its own
+        return hash_value([self.pin.model_dump(mode="json"), stats, self.spec_digests(), os.environ.get("PATH")])
 
     def _toolchain_files(self) -> list[Path]:
+        if self.pin.path is not None:
+            files = [self.pin.path / "bin/rustc", self.pin.path / "bin/cargo"]
+            return files if self.pin.backend_path is None else [*files, self.pin.backend_path]
         rustup_home = Path(os.environ.get("RUSTUP_HOME", Path.home() / ".rustup"))
         directory = rustup_home / "toolchains" / f"{self.pin.channel}-{host_triple()}"
         files = [directory / "bin/rustc", directory / "bin/cargo", directory / "lib/rustlib/components"]
