@@ -133,8 +133,9 @@ class SelectedToolchain:
                      for path in self._toolchain_files() if (info := path.stat())]
         except FileNotFoundError:
             return None
-        # PATH: where binutils and the linker are found when the installation has none of its own
-        return hash_value([self.pin.model_dump(mode="json"), stats, self.spec_digests(), os.environ.get("PATH")])
+        # An installation outside rustup has no llvm-tools of its own: its binutils and linker are found on PATH.
+        search = os.environ.get("PATH") if self.pin.path is not None else None
+        return hash_value([self.pin.model_dump(mode="json"), stats, self.spec_digests(), search])
 
     def _toolchain_files(self) -> list[Path]:
         if self.pin.path is not None:
