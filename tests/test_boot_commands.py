@@ -25,7 +25,7 @@ from tests.qemu_guest import build_guest, type_at_the_prompt_then_detach
 from tests.trees import make_tree, sparse_file
 
 GOLDEN_REDOX = (
-    "qemu-system-aarch64 -M virt -accel tcg -cpu max -smp 4 -m 2G"
+    "qemu-system-aarch64 -M virt,acpi=off -accel tcg -cpu max -smp 4 -m 2G"
     " -drive if=pflash,format=raw,readonly=on,file={tmp}/firmware/AAVMF_CODE.fd"
     " -drive if=pflash,format=raw,file={tmp}/build/run/default/vars.fd"
     " -drive file={tmp}/build/aarch64/desktop.img,format=raw,id=disk0,if=none,snapshot=on"
@@ -149,7 +149,7 @@ def test_in_redox_prints_each_commands_output_and_status(live, doit):
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout
     assert f"started session default: QEMU pid {read_record(live.paths).qemu_pid}" in out
-    assert f"\n{QEMU} -M virt " in out and " -append 'console=ttyAMA0 quiet' " in out
+    assert f"\n{QEMU} -M virt,acpi=off " in out and " -append 'console=ttyAMA0 quiet' " in out
     assert out.split(QEMU, 1)[1].split("\n", 1)[0].endswith(" -device virtio-rng-pci,id=rng0")
     assert "$ echo hello\nhello\nexit status 0" in out
     assert "$ false\nexit status 1" in out

@@ -125,7 +125,7 @@ def test_a_session_used_by_another_process_is_never_taken_from_it(env):
         assert other.returncode == 0, output
         assert f"started session default: QEMU pid {record.qemu_pid}" in output
         accel = detect_accel()
-        assert f"qemu-system-aarch64 -M virt -accel {accel} -cpu {accel.cpu} -smp 2 -m 512M -kernel" in output
+        assert f"qemu-system-aarch64 -M virt,acpi=off -accel {accel} -cpu {accel.cpu} -smp 2 -m 512M -kernel" in output
         assert "$ echo other-user-was-here\nother-user-was-here\nexit status 0" in output
         assert "$ sleep 8\nexit status 0" in output
     finally:

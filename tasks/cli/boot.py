@@ -68,6 +68,9 @@ MACHINE_OPTIONS = (
      "metavar": "SIZE", "help": "guest memory [default: %(default)s]"},
     {"section": "machine", "name": "cpus", "long": "cpus", "type": int, "default": 4, "metavar": "N",
      "help": "guest CPUs [default: %(default)s]"},
+    {"section": "machine", "name": "acpi", "long": "acpi", "type": bool, "default": False,
+     "help": "give the guest ACPI tables (the fork's kernel reads the DeviceTree: with ACPI on it hangs after "
+             "kernel_entry, hence -M virt,acpi=off) [default: %(default)s]"},
     {"section": "machine", "name": "gui", "long": "gui", "type": bool, "default": False,
      "help": "a graphical display with keyboard and tablet, instead of the serial console only "
              "[default: %(default)s]"},
@@ -240,8 +243,9 @@ class BootCommand(SessionCommand):
             layout = Layout(settings())
             image = layout.qcow2_image if params["qcow2"] else layout.disk_image
         try:
-            return RunOptions(image=image, snapshot=params["snapshot"], memory=params["memory"], cpus=params["cpus"],
-                              gui=params["gui"], forwards=tuple(params["forward"]), firmware=params["firmware"],
+            return RunOptions(image=image, snapshot=params["snapshot"], acpi=params["acpi"], memory=params["memory"],
+                              cpus=params["cpus"], gui=params["gui"], forwards=tuple(params["forward"]),
+                              firmware=params["firmware"],
                               accel=params["accel"], kernel=params["kernel"], initrd=params["initrd"],
                               append=params["append"], share_dir=settings().root / "share",
                               extra_args=self.qemu_args)

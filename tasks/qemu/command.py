@@ -87,6 +87,9 @@ class RunOptions(BaseModel):
 
     image: Path | None = None
     snapshot: bool = True
+    acpi: bool = False
+    """ACPI tables for the guest. Off by default: the fork's aarch64 kernel reads the DeviceTree, and with ACPI on it
+    prints nothing after ``kernel_entry`` under the Debian firmware (``-M virt,acpi=off``)."""
     memory: str = "2G"
     cpus: int = 4
     gui: bool = False
@@ -209,7 +212,8 @@ def detect_format(image: Path) -> DiskFormat:
 def qemu_argv(machine: Machine, files: SessionFiles) -> list[str]:
     """The command line: machine, firmware or kernel, disk, share, network, display, console and QMP monitor."""
     options = machine.options
-    argv = [options.qemu, "-M", "virt", "-accel", str(machine.accel), "-cpu", machine.accel.cpu,
+    argv = [options.qemu, "-M", "virt" if options.acpi else "virt,acpi=off", "-accel", str(machine.accel),
+            "-cpu", machine.accel.cpu,
             "-smp", str(options.cpus), "-m", options.memory]
     argv += _boot_args(machine, files)
     if options.image is not None:
