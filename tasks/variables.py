@@ -69,6 +69,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("backups", "count", 2, "previous disk images (and qcow2s) kept: x.bak, x.bak.1, …", metavar="N"),
     Setting("initfs_archiver", "path", None,
             "the fork's redox-initfs-ar, to pack the initfs instead of the built-in writer", metavar="FILE"),
+    Setting("bootloader", "path", None,
+            "a UEFI bootloader file (BOOTAA64.EFI) for the image: packaged as `bootloader` "
+            "(<boot_dir>/bootloader.efi, where the installer reads it) and signed with the build's own key, "
+            "whatever the bootloader recipe's rule says [default: the recipe's rule]", metavar="FILE"),
     Setting("prebuilt", "path", None,
             "where packages taken prebuilt (rule binary) come from, laid out like the package server: "
             "<dir>/<target>/<name>.pkgar and <dir>/id_ed25519.pub.toml [default: <build>/prebuilt]", metavar="DIR"),

@@ -225,6 +225,28 @@ def ran(result) -> set[str]:
     return {line[3:] for line in result.stdout.splitlines() if line.startswith(".  ")}
 
 
+def test_a_bootloader_file_is_packaged_signed_and_becomes_the_efi_loader(tmp_path):
+    tree = tmp_path / "demo"
+    shutil.copytree(DEMO, tree, ignore=shutil.ignore_patterns("build"))
+    efi = tmp_path / "BOOTAA64.EFI"
+    efi.write_bytes(b"MZ a UEFI bootloader the user has\n")
+    args = ("image", f"root={tree}", "config=config/aarch64/demo.toml", "toolchain=host", f"bootloader={efi}")
+    built = run_doit(*args, env={"SOURCE_DATE_EPOCH": str(EPOCH)})
+    assert built.returncode == 0, built.stdout + built.stderr
+    image = tree / "build/aarch64/demo.img"
+    layout = verify_image(image, TARGET)
+    assert copy_from_fat(image, layout.efi.offset, PurePosixPath("EFI/BOOT/BOOTAA64.EFI"), tmp_path).read_bytes() == \
+        efi.read_bytes()
+    key = pkgkeys.load_public_key(tree / "build/cookbook/build/id_ed25519.pub.toml")  # signed with the build's key
+    package = pkgar.open_package(tree / "build/cookbook/repo" / TARGET / "bootloader.pkgar", key)
+    assert [entry.path for entry in package.entries] == [b"boot/bootloader.efi"]
+    efi.write_bytes(b"MZ another one\n")
+    assert ran(run_doit(*args, env={"SOURCE_DATE_EPOCH": str(EPOCH)})) == {"cook:bootloader", "pkg:bootloader",
+                                                                            "image"}
+    missing = run_doit(*args[:-1], f"bootloader={tmp_path}/nothing.efi")
+    assert missing.returncode != 0 and "bootloader: no such UEFI bootloader file" in missing.stdout + missing.stderr
+
+
 ARCHIVER = '''#!{python}
 # Stands in for the fork's redox-initfs-ar, which is not published anywhere this machine can reach: the same command
 # line (clap: [--max-size BYTES] SOURCE [BOOTSTRAP] -o OUTPUT), the same format, written by our writer.

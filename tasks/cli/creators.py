@@ -263,9 +263,8 @@ def evidence_spec() -> Spec:
     ctx = context()
     settings, toolchain = ctx.settings, _toolchain()
     ctx.shared(public_key_digest, ctx.layout.key_dir)  # made now if missing: observed as the signatures will find it
-    files = [*ctx.project.config.sources, ctx.layout.public_key, *toolchain.files()]
-    if settings.initfs_archiver is not None:
-        files.append(settings.initfs_archiver)
+    given = [path for path in (settings.initfs_archiver, settings.bootloader) if path is not None]  # input files
+    files = [*ctx.project.config.sources, ctx.layout.public_key, *toolchain.files(), *given]
     zones = [*ctx.project.index.loaded_dirs(), settings.prebuilt_dir]  # sources, patches, scripts
     env = [*dict.fromkeys(name for stage in STAGES for name in stage.env), *READ_ENV]
     probes = [*ctx.shared(TreeRevision, settings.root).probes(), *toolchain.probes()]

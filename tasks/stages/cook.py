@@ -6,6 +6,7 @@ A ``binary`` rule takes the stage from a prebuilt package instead, verified agai
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from ..errors import InputError, display_path
@@ -19,6 +20,7 @@ from .stage import NONE, Dep, RecipeStage, task_name
 COOK_ENV = ("RUSTFLAGS", "CARGO_PROFILE_RELEASE_LTO", "COOKBOOK_DEBUG", "COOKBOOK_NOSTRIP", "COOKBOOK_OFFLINE")
 # Recipes built before the sysroot exists, or against none: recipe → tasks.toolchain.env.ArtifactKind value.
 NO_SYSROOT = {"relibc": "relibc", "kernel": "kernel"}
+BOOTLOADER = Node("bootloader")  # the installer copies its <boot_dir>/bootloader.efi to EFI/BOOT/BOOTAA64.EFI
 
 
 class Cook(RecipeStage[Node]):
@@ -41,6 +43,8 @@ class Cook(RecipeStage[Node]):
 
     def deps(self, node: Node) -> list[Dep]:
         step = self.graph.steps[node]
+        if self._given_file(node) is not None:
+            return []
         deps = [Dep(task_name("cook", dep)) for dep in step.build_deps]
         if step.recipe.name in self.graph.sources:  # its source is hashed as an input of its own
             deps.insert(0, Dep(task_name("fetch", step.recipe.name), order_only=True))
@@ -53,13 +57,15 @@ class Cook(RecipeStage[Node]):
     def inputs(self, node: Node) -> dict[str, str]:
         step = self.graph.steps[node]
         components = {"recipe": step.recipe.digest, "template": step.template, "target": self.layout.triple(node)}
-        if step.builds_from_source:
+        if (given := self._given_file(node)) is not None:
+            components["bootloader"] = hash_file(given) if given.is_file() else NONE
+        elif step.builds_from_source:
             source = self.ctx.project.source_dir(step)
             components["source"] = self.ctx.trees.hash(source).digest if source.is_dir() else NONE
         elif step.template == "remote":
             package = self.layout.prebuilt_package(node.recipe)
             components["prebuilt"] = hash_file(package) if package.is_file() else NONE
-        if self._compiled_for_target(step):
+        if self._compiled_for_target(step) and given is None:
             components["toolchain"] = self.toolchain.fingerprint
         return components
 
@@ -75,6 +81,8 @@ class Cook(RecipeStage[Node]):
         from ..cookbook.paths import CookPaths
         from ..cookbook.script import ScriptOptions, offline
         step = self.graph.steps[node]
+        if (given := self._given_file(node)) is not None:
+            return self._bootloader_stage(given, self.layout.stage(node))
         deps = [self.layout.stage(dep) for dep in step.build_deps if not dep.host]
         host_deps = [self.layout.stage(dep) for dep in step.build_deps if dep.host]
         paths = CookPaths(recipe=step.recipe.dir, source=self.ctx.project.source_dir(step),
@@ -85,6 +93,19 @@ class Cook(RecipeStage[Node]):
             options=ScriptOptions(target=self.layout.triple(node), offline=offline(), jobs=os.cpu_count() or 1),
             dependency_stages=[*deps, self.layout.sysroot] if self._needs_sysroot(step) else deps,
             host_dependency_stages=host_deps, template=step.template))
+
+    def _given_file(self, node: Node) -> Path | None:
+        """The bootloader file the settings give (``bootloader=``), which replaces whatever the recipe builds."""
+        return self.settings.bootloader if node == BOOTLOADER else None
+
+    def _bootloader_stage(self, efi: Path, stage: Path) -> None:
+        from ..atomic import atomic_path
+        if not efi.is_file():
+            raise InputError("no such UEFI bootloader file", path=efi, key="bootloader")
+        with atomic_path(stage, directory=True) as partial:
+            (partial / self.settings.boot_dir).mkdir(parents=True)
+            shutil.copyfile(efi, partial / self.settings.boot_dir / "bootloader.efi")
+            os.chmod(partial / self.settings.boot_dir / "bootloader.efi", 0o644)  # packaged modes: not the umask's
 
     def _compiled_for_target(self, step: Step) -> bool:
         return not step.node.host and step.builds_from_source
