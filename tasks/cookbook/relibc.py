@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..atomic import atomic_path
@@ -49,10 +50,11 @@ def _crt_object(stage: Path, name: str, work: Path, ar: str, rust_lld: str, log:
 
 
 def assemble_relibc_sysroot(relibc_stage: Path, sysroot: Path, *, ar: str, rust_lld: str,
-                            log: Path | None = None) -> Path:
-    """Write ``sysroot/lib`` (libc.a, crt0.o, crti.o, crtn.o, stub archives) and ``sysroot/include`` from
-    ``relibc_stage``; built in ``<sysroot>.partial`` and renamed, so a failure keeps the previous sysroot.
-    ``ar``: the toolchain's ``llvm-ar``; ``rust_lld``: its ``rust-lld``."""
+                            libraries: Iterable[Path] = (), log: Path | None = None) -> Path:
+    """Write ``sysroot/lib`` (libc.a, crt0.o, crti.o, crtn.o, stub archives, and ``libraries``, such as the
+    unwinder stubs' libgcc_eh.a) and ``sysroot/include`` from ``relibc_stage``; built in ``<sysroot>.partial`` and
+    renamed, so a failure keeps the previous sysroot. ``ar``: the toolchain's ``llvm-ar``; ``rust_lld``: its
+    ``rust-lld``."""
     libc = _find(relibc_stage, ("libc.a", "librelibc.a"))
     if libc is None:
         raise InputError("relibc stage has neither libc.a nor librelibc.a", path=relibc_stage)
@@ -65,6 +67,8 @@ def assemble_relibc_sysroot(relibc_stage: Path, sysroot: Path, *, ar: str, rust_
                 shutil.copy2(_crt_object(relibc_stage, name, Path(scratch), ar, rust_lld, log), lib / f"{name}.o")
         for stub in STUB_LIBRARIES:
             (lib / stub).write_bytes(EMPTY_ARCHIVE)
+        for library in libraries:
+            shutil.copy2(library, lib / library.name)
         for include in (relibc_stage / "usr" / "include", relibc_stage / "include"):
             if include.is_dir():
                 shutil.copytree(include, partial / "include", symlinks=True, dirs_exist_ok=True)

@@ -1,6 +1,7 @@
 """``relibc``: relibc's stage made into the sysroot every target userspace build links against
-(``build/<arch>/sysroot``: libc.a and the CRT objects, merged as the fork does). A host build links against the
-host's libc: then this stage only orders what it gathers."""
+(``build/<arch>/sysroot``: libc.a and the CRT objects, merged as the fork does, and ``libgcc_eh.a``, the unwinder
+stubs that std programs link, compiled from the project's own crate). A host build links against the host's libc:
+then this stage only orders what it gathers."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,6 +17,7 @@ class Relibc(Stage):
     """Build relibc and assemble the sysroot every userspace build links against"""
 
     name = "relibc"
+    data = ("cookbook/unwind_stubs",)
 
     @property
     def toolchain(self) -> SelectedToolchain:
@@ -36,6 +38,14 @@ class Relibc(Stage):
 
     def run(self) -> None:
         from ..cookbook.relibc import assemble_relibc_sysroot
-        tools = self.toolchain.verified
+        from ..cookbook.unwind import ARCHIVE, build_unwind_stubs
+        from ..toolchain.env import ArtifactKind, target_build
+        from ..toolchain.specs import SpecKind
+        tools, work, log = self.toolchain.verified, self.layout.cook_dir(RELIBC), self.layout.log("relibc")
+        # Compiled like relibc (core and alloc only) for the userspace target, whose programs link it.
+        cargo = target_build(tools, ArtifactKind.RELIBC, spec=self.toolchain.specs()[SpecKind.USERSPACE],
+                             sysroot=self.layout.sysroot)
+        unwind = build_unwind_stubs(cargo, work / "unwind-stubs", work / ARCHIVE, ar=str(tools.tool("llvm-ar")),
+                                    log=log)
         assemble_relibc_sysroot(self.layout.stage(RELIBC), self.layout.sysroot, ar=str(tools.tool("llvm-ar")),
-                                rust_lld=str(tools.tool("rust-lld")), log=self.layout.log("relibc"))
+                                rust_lld=str(tools.tool("rust-lld")), libraries=[unwind], log=log)
