@@ -114,7 +114,9 @@ def target_build(toolchain: Toolchain, kind: ArtifactKind, *, spec: Path, sysroo
     if features:
         flags.append(f"-Zbuild-std-features={','.join(features)}")
     if toolchain.json_target_spec_flag:
-        flags.append("-Zjson-target-spec")
+        # In the environment, not on the command line: a plain `cargo build --target x.json` in a recipe's own
+        # Makefile (the fork's kernel has one) accepts the JSON target too.
+        env["CARGO_UNSTABLE_JSON_TARGET_SPEC"] = "true"
     return CargoBuild(target=str(spec), target_name=target_name, set=env, cargo_flags=tuple(flags),
                       strip=env["STRIP"], cranelift=toolchain.pin.uses_cranelift)
 
