@@ -231,7 +231,7 @@ def test_cranelift_and_llvm_builds_differ_only_in_what_the_backend_requires(kind
 
 @needs_debian_rust
 def test_a_rust_installation_outside_rustup_is_selected_by_its_directory() -> None:
-    toolchain = verify_toolchain(ToolchainPin(path=DEBIAN, backend="llvm", components=()), path="/usr/bin:/bin")
+    toolchain = verify_toolchain(ToolchainPin(path=DEBIAN, backend="llvm", components=()), search_path="/usr/bin:/bin")
     assert toolchain.name == "/usr" and toolchain.sysroot == DEBIAN and not toolchain.unstable
     assert toolchain.json_target_spec_flag  # cargo 1.96 refuses a .json target without it
     # Debian has no rust-lld and no llvm-tools: LLVM's own tools, of the compiler's LLVM version where installed
@@ -267,7 +267,7 @@ def test_missing_binutils_and_linker_are_each_named(tmp_path: Path) -> None:
     ar.write_text("#!/bin/sh\n")
     ar.chmod(0o755)
     with pytest.raises(InputError) as raised:
-        find_tools(toolchain, "22", path=str(tmp_path / "bin"))
+        find_tools(toolchain, "22", search_path=str(tmp_path / "bin"))
     message = str(raised.value)
     assert "lacks llvm-strip, llvm-objcopy, llvm-nm, rust-lld (or ld.lld): looked in " in message
     assert "llvm-ar," not in message and "(also as -22)" in message

@@ -120,11 +120,11 @@ def _problems(pin: ToolchainPin, host: str) -> tuple[list[str], str | None]:
 
 
 def verify_toolchain(pin: ToolchainPin, *, host: str | None = None, install: bool | None = None,
-                     log: Path | None = None, path: str | None = None) -> Toolchain:
+                     log: Path | None = None, search_path: str | None = None) -> Toolchain:
     """The installed toolchain for ``pin``; raises InputError naming the fix command when anything is missing.
 
-    ``install`` (default: the pin's ``install`` setting) runs the fix command once before giving up; ``path``
-    (default: ``$PATH``) is where binutils and the linker are looked for outside the installation.
+    ``install`` (default: the pin's ``install`` setting) runs the fix command once before giving up;
+    ``search_path`` (default: ``$PATH``) is where binutils and the linker are looked for outside the installation.
     """
     host = host or host_triple()
     if pin.path is not None:
@@ -139,7 +139,7 @@ def verify_toolchain(pin: ToolchainPin, *, host: str | None = None, install: boo
             raise InputError(f"{'; '.join(problems)}; fix: `{command_line(pin.install_command())}`", key=TABLE)
         pin = pin.model_copy(update={"channel": name})
     return _describe(Toolchain(pin=pin, host=host, sysroot=Path(), backend_library=None, json_target_spec_flag=False),
-                     path)
+                     search_path)
 
 
 def _check_installation(directory: Path) -> None:
@@ -150,7 +150,7 @@ def _check_installation(directory: Path) -> None:
                          key=f"{TABLE}.path")
 
 
-def _describe(toolchain: Toolchain, path: str | None) -> Toolchain:
+def _describe(toolchain: Toolchain, search_path: str | None) -> Toolchain:
     """What the installation is: sysroot, library source, backend, what its cargo and rustc accept, its tools."""
     pin = toolchain.pin
     version = toolchain.output("rustc", "-vV")
@@ -166,11 +166,11 @@ def _describe(toolchain: Toolchain, path: str | None) -> Toolchain:
     llvm = re.search(r"^LLVM version: (\d+)", version, re.MULTILINE)
     described = replace(probe, sysroot=sysroot, backend_library=_backend_library(pin, sysroot, toolchain.host),
                         json_target_spec_flag="json-target-spec" in cargo_flags)
-    return replace(described, tools=find_tools(described, llvm.group(1) if llvm else None, path))
+    return replace(described, tools=find_tools(described, llvm.group(1) if llvm else None, search_path))
 
 
-def find_tools(toolchain: Toolchain, llvm_major: str | None, path: str | None = None) -> dict[str, Path]:
-    """Each of :data:`TOOLS`: the installation's own (rustup's llvm-tools), else on ``path`` the program of the
+def find_tools(toolchain: Toolchain, llvm_major: str | None, search_path: str | None = None) -> dict[str, Path]:
+    """Each of :data:`TOOLS`: the installation's own (rustup's llvm-tools), else on ``search_path`` the program of the
     compiler's LLVM version, else any version; raises naming every one that is missing and where it was looked for."""
     found, missing = {}, []
     for tool in TOOLS:
@@ -178,7 +178,7 @@ def find_tools(toolchain: Toolchain, llvm_major: str | None, path: str | None = 
         candidates = [toolchain.tools_dir / tool]
         candidates += [Path(where) for name in names for versioned in
                        ([f"{name}-{llvm_major}"] if llvm_major else []) + [name]
-                       if (where := shutil.which(versioned, path=path)) is not None]
+                       if (where := shutil.which(versioned, path=search_path)) is not None]
         if (tool_path := next((candidate for candidate in candidates if candidate.is_file()), None)) is None:
             missing.append(tool)
         else:
