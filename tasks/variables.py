@@ -59,7 +59,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("board", "text", None,
             "a board of the initfs layout (tasks/templates/initfs/layout.toml) [default: none, QEMU virt]",
             metavar="NAME"),
-    Setting("rust_log", "text", "warn", "the RUST_LOG filter that the initfs's init.rc exports", metavar="FILTER"),
+    Setting("rust_log", "text", None,
+            "the RUST_LOG filter that the initfs's init.rc exports [default: the base source's init.rc as it is; "
+            "warn where the initfs takes the project's template]", metavar="FILTER"),
     Setting("initfs_max_size", "size", "128MiB",
             "the initfs's size limit (bytes, or 128MiB): the fork's redox-initfs-ar is a debug build, whose limit "
             "is 128 MiB", metavar="SIZE"),

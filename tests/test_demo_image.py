@@ -247,6 +247,42 @@ def test_a_bootloader_file_is_packaged_signed_and_becomes_the_efi_loader(tmp_pat
     assert missing.returncode != 0 and "bootloader: no such UEFI bootloader file" in missing.stdout + missing.stderr
 
 
+def test_the_initfs_takes_the_users_own_files_from_the_base_source(tmp_path):
+    tree = tmp_path / "demo"
+    shutil.copytree(DEMO, tree, ignore=shutil.ignore_patterns("build"))
+    source = tree / "recipes/base-initfs/source"
+    init_rc = ("# the users' init.rc\n# Pure-Rust Redox | Build: old | by hand\nexport PATH /scheme/initfs/bin\n"
+               "export RUST_LOG pcid=debug\nrtcd\n")
+    files = {"init.rc": init_rc, f"{TARGET}/init_drivers.rc": "# drivers of the users\npcid-spawner\n",
+             "drivers/initfs.toml": "# the users' pcid table\n"}
+    for name, text in files.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(text)
+    args = ("qcow2", f"root={tree}", "config=config/aarch64/demo.toml", "toolchain=host")
+    env = {"SOURCE_DATE_EPOCH": str(EPOCH)}
+    assert "initfs" in ran(run_doit(*args, env=env))
+
+    def etc() -> dict[str, str]:
+        initfs = read_initfs(tree / "build/aarch64/initfs.img")
+        entries = dict(initfs.walk())
+        return {name: initfs.content(entries[name]).decode() for name in
+                ("etc/init.rc", "etc/init_drivers.rc", "etc/pcid/initfs.toml")}
+    date = time.strftime("%Y-%m-%d %H:%M", time.gmtime(EPOCH))
+    built = etc()
+    assert built["etc/init_drivers.rc"] == files[f"{TARGET}/init_drivers.rc"]
+    assert built["etc/pcid/initfs.toml"] == files["drivers/initfs.toml"]
+    lines, theirs = built["etc/init.rc"].splitlines(), init_rc.splitlines()
+    assert lines[0] == theirs[0] and lines[2:] == theirs[2:]  # only line 2 differs: the stamp
+    assert lines[1].startswith("# Pure-Rust Redox | Build: ") and lines[1].endswith(f"| {date}")
+    # An edit of init.rc: a new initfs, image and qcow2; its recipe's cook re-runs (its source changed) and comes out
+    # byte-identical, so nothing else does.
+    (source / "init.rc").write_text(init_rc.replace("rtcd\n", "rtcd\nnulld\n"))
+    assert ran(run_doit(*args, env=env)) == {"cook:base-initfs", "initfs", "image", "qcow2"}
+    assert etc()["etc/init.rc"].endswith("rtcd\nnulld\n")
+    assert "initfs" in ran(run_doit(*args, "rust_log=info", env=env))
+    assert "export RUST_LOG info\n" in etc()["etc/init.rc"] and "pcid=debug" not in etc()["etc/init.rc"]
+
+
 ARCHIVER = '''#!{python}
 # Stands in for the fork's redox-initfs-ar, which is not published anywhere this machine can reach: the same command
 # line (clap: [--max-size BYTES] SOURCE [BOOTSTRAP] -o OUTPUT), the same format, written by our writer.

@@ -242,3 +242,36 @@ def test_assembled_tree_archives_and_reads_back(tmp_path, built_binaries):
     assert contents["bin/redoxfs"] == (tmp_path / "initfs" / "bin" / "redoxfs").read_bytes()
     assert contents["lib/drivers/virtio-gpud"][:4] == b"\x7fELF"
     assert {inode.mode for path, inode in image.walk() if path.startswith("bin/")} == {0o755}
+
+
+USER_INIT_RC = ("# the fork's init.rc\n# Pure-Rust Redox | Build: 0000000 | edited by hand\n"
+                "export PATH /scheme/initfs/bin\nexport RUST_LOG pcid=debug\nrtcd\n")
+
+
+def test_the_users_init_rc_changes_only_in_its_stamp_and_on_request_its_rust_log(tmp_path: Path) -> None:
+    from tasks.initfs.tree import BuildStamp, stamped_init_rc
+    stamp = BuildStamp(commit="5c7cb6174", date="2026-01-17 21:50")
+    kept = stamped_init_rc(USER_INIT_RC, stamp, None, tmp_path / "init.rc")
+    assert kept == USER_INIT_RC.replace("0000000 | edited by hand", "5c7cb6174 | 2026-01-17 21:50")
+    changed = stamped_init_rc(USER_INIT_RC, stamp, "info", tmp_path / "init.rc")
+    assert changed == kept.replace("export RUST_LOG pcid=debug", "export RUST_LOG info")
+    # a line 2 that is no comment stays: the stamp goes in before it
+    assert stamped_init_rc("# first\nrtcd\n", stamp, None, tmp_path / "init.rc").splitlines() == [
+        "# first", "# Pure-Rust Redox | Build: 5c7cb6174 | 2026-01-17 21:50", "rtcd"]
+    with pytest.raises(InputError, match=r"init.rc: rust_log: has no `export RUST_LOG` line"):
+        stamped_init_rc("# first\n# second\nrtcd\n", stamp, "info", tmp_path / "init.rc")
+
+
+def test_the_users_files_are_taken_all_three_or_not_at_all(tmp_path: Path) -> None:
+    from tasks.initfs.tree import user_files
+    assert user_files(tmp_path, "aarch64-unknown-redox") is None  # no init.rc: the project's templates
+    (tmp_path / "init.rc").write_text(USER_INIT_RC)
+    with pytest.raises(InputError, match=r"has init.rc but not aarch64-unknown-redox/init_drivers.rc, "
+                                         r"drivers/initfs.toml"):
+        user_files(tmp_path, "aarch64-unknown-redox")
+    for name in ("aarch64-unknown-redox/init_drivers.rc", "drivers/initfs.toml"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(f"# {name}\n")
+    assert user_files(tmp_path, "aarch64-unknown-redox") == {
+        "etc/init.rc": tmp_path / "init.rc", "etc/init_drivers.rc": tmp_path / "aarch64-unknown-redox/init_drivers.rc",
+        "etc/pcid/initfs.toml": tmp_path / "drivers/initfs.toml"}

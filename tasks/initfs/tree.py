@@ -25,6 +25,7 @@ from ..templating import TEMPLATES_DIR
 TEMPLATES = TEMPLATES_DIR / "initfs"
 LAYOUT_FILE = TEMPLATES / "layout.toml"
 DRIVERS_DIR = "/scheme/initfs/lib/drivers/"
+TEMPLATE_RUST_LOG = "warn"  # what the project's init.rc template exports when rust_log= is not set
 RUST_LOG_ALLOWED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-=,.:/")
 EXECUTABLE = 0o755
 REGULAR = 0o644
@@ -149,14 +150,18 @@ def _environment() -> jinja2.Environment:
 
 def render_init_rc(manifest: Mapping[str, object] | BuildStamp, rust_log: str = "warn") -> str:
     """``etc/init.rc``: ``rust_log`` is the ``RUST_LOG`` filter users change (``warn``, ``info``, ``pcid=debug``…)."""
-    if not rust_log or not set(rust_log) <= RUST_LOG_ALLOWED:
-        raise InputError(f"{rust_log!r} is not a RUST_LOG filter (letters, digits and _-=,.:/ only)", key="rust_log")
+    _check_rust_log(rust_log)
     try:
         stamp = manifest if isinstance(manifest, BuildStamp) else BuildStamp.model_validate(dict(manifest))
     except ValidationError as error:
         where, reason = _first_problem(error)
         raise InputError(f"{reason} (the build stamp on init.rc's second line)", key=where) from None
     return _environment().get_template("init.rc.j2").render(stamp=stamp, rust_log=rust_log)
+
+
+def _check_rust_log(rust_log: str) -> None:
+    if not rust_log or not set(rust_log) <= RUST_LOG_ALLOWED:
+        raise InputError(f"{rust_log!r} is not a RUST_LOG filter (letters, digits and _-=,.:/ only)", key="rust_log")
 
 
 def render_init_drivers_rc(layout: InitfsLayout) -> str:
@@ -175,16 +180,55 @@ class InitfsTree:
     files: tuple[str, ...]  # paths relative to the root, sorted
 
 
+# The users' own files in the base source, as the fork's build-initfs script takes them: initfs path → source path.
+USER_FILES = {"etc/init.rc": "init.rc", "etc/init_drivers.rc": "{target}/init_drivers.rc",
+              "etc/pcid/initfs.toml": "drivers/initfs.toml"}
+STAMP_COMMENT = "# Pure-Rust Redox | Build: {label} | {date}\n"
+
+
+def user_files(source: Path, target: str) -> dict[str, Path] | None:
+    """The base source's own ``init.rc``, ``<target>/init_drivers.rc`` and ``drivers/initfs.toml``, when it has an
+    ``init.rc`` (None: the initfs takes the project's templates)."""
+    if not (source / USER_FILES["etc/init.rc"]).is_file():
+        return None
+    files = {place: source / name.format(target=target) for place, name in USER_FILES.items()}
+    if missing := [str(path.relative_to(source)) for path in files.values() if not path.is_file()]:
+        raise InputError(f"the base source has init.rc but not {', '.join(missing)} (the initfs takes all three "
+                         "from it)", path=source / missing[0])
+    return files
+
+
+def stamped_init_rc(text: str, stamp: BuildStamp, rust_log: str | None, path: Path) -> str:
+    """The user's ``init.rc`` with only its stamp comment (line 2; inserted when line 2 is no comment) and, when
+    ``rust_log`` is given, its ``export RUST_LOG`` line rewritten."""
+    lines = text.splitlines(keepends=True)
+    stamp_line = STAMP_COMMENT.format(label=stamp.label, date=stamp.date)
+    if len(lines) >= 2 and lines[1].startswith("#"):
+        lines[1] = stamp_line
+    else:
+        lines.insert(min(1, len(lines)), stamp_line)
+    if rust_log is not None:
+        _check_rust_log(rust_log)
+        exports = [index for index, line in enumerate(lines) if line.split()[:2] == ["export", "RUST_LOG"]]
+        if not exports:
+            raise InputError("has no `export RUST_LOG` line for rust_log= to set", path=path, key="rust_log")
+        for index in exports:
+            lines[index] = f"export RUST_LOG {rust_log}\n"
+    return "".join(lines)
+
+
 def assemble_tree(destination: Path, layout: InitfsLayout, binaries: Mapping[str, Path], *,
-                  manifest: Mapping[str, object] | BuildStamp, rust_log: str = "warn", strip: Path | None = None,
+                  manifest: Mapping[str, object] | BuildStamp, rust_log: str | None = None,
+                  strip: Path | None = None, etc: Mapping[str, str] | None = None,
                   log: Path | None = None) -> InitfsTree:
-    """Fill ``destination`` (replaced as a whole) with the layout's binaries and the rendered ``etc/`` files.
+    """Fill ``destination`` (replaced as a whole) with the layout's binaries and the ``etc/`` files: ``etc`` (initfs
+    path → text: the users' own, see :func:`user_files`), else rendered from the project's templates.
 
     ``binaries`` maps each name of ``layout.binaries`` to its built file. With ``strip`` (the toolchain's
     llvm-strip, or any tool taking ``-o OUT IN``) every binary is stripped on the way in; without it, copied."""
     sources = _built_binaries(layout, binaries)
-    files = {
-        "etc/init.rc": render_init_rc(manifest, rust_log),
+    files = dict(etc) if etc is not None else {
+        "etc/init.rc": render_init_rc(manifest, rust_log or TEMPLATE_RUST_LOG),
         "etc/init_drivers.rc": render_init_drivers_rc(layout),
         "etc/pcid/initfs.toml": render_pcid_config(layout),
     }

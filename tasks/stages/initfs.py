@@ -1,6 +1,9 @@
 """``initfs``: the initfs tree assembled per the layout of the target and board (``tasks/templates/initfs/``) from
-the stages of base-initfs and base, with init.rc stamped with the build's revision, then archived with the
-bootstrap (the built-in writer, or the fork's ``redox-initfs-ar``) and published as package ``initfs``."""
+the stages of base-initfs and base, then archived with the bootstrap (the built-in writer, or the fork's
+``redox-initfs-ar``) and published as package ``initfs``. Its ``etc/`` is the base source's own ``init.rc``,
+``<target>/init_drivers.rc`` and ``drivers/initfs.toml`` where the source has them — the users' files, with only
+init.rc's stamp comment (line 2) and, with ``rust_log=``, its RUST_LOG export rewritten — else rendered from the
+project's templates."""
 from __future__ import annotations
 
 import os
@@ -48,6 +51,7 @@ class Initfs(Stage):
             # checked against the writer's layout: an edit must re-run the check even when the binaries do not change
             "format": hash_value([hash_file(path) for path in self._format_files()]),
             "stamp": hash_value(self.revision.stamp.model_dump()),
+            "user-files": hash_value([[place, hash_file(path)] for place, path in (self._user_files() or {}).items()]),
             "toolchain": self.ctx.shared(SelectedToolchain, self.layout).fingerprint,  # its strip
             "key": self.ctx.shared(public_key_digest, self.layout.key_dir),
         }
@@ -66,7 +70,7 @@ class Initfs(Stage):
         bootstrap = self._bootstrap()
         layout = load_layout(settings.target, settings.board)
         tree = assemble_tree(self.layout.initfs_tree, layout, self._binaries(layout.binaries),
-                             manifest=self.revision.stamp, rust_log=settings.rust_log,
+                             manifest=self.revision.stamp, rust_log=settings.rust_log, etc=self._user_etc(),
                              strip=self.ctx.shared(SelectedToolchain, self.layout).strip_tool(),
                              log=self.layout.log("initfs"))
         if settings.initfs_archiver is None:
@@ -88,6 +92,24 @@ class Initfs(Stage):
         os.chmod(stage / self.settings.boot_dir / "initfs", 0o644)  # packaged modes must not depend on the umask
         record = PackageRecord(name=INITFS_PACKAGE, version=self.revision.stamp.label, target=self.settings.target)
         publish(self.layout.repo, record, stage, pkgkeys.ensure_keys(self.layout.key_dir))
+
+    def _user_files(self) -> dict[str, Path] | None:
+        """The users' own etc/ files in the first source the initfs is made from that has them (see above)."""
+        from ..initfs.tree import user_files
+        for node in self.sources:
+            if (files := user_files(self.ctx.project.source_dir(self.graph.steps[node]),
+                                    self.settings.target)) is not None:
+                return files
+        return None
+
+    def _user_etc(self) -> dict[str, str] | None:
+        from ..initfs.tree import stamped_init_rc
+        if (files := self._user_files()) is None:
+            return None
+        etc = {place: path.read_text(encoding="utf-8") for place, path in files.items()}
+        etc["etc/init.rc"] = stamped_init_rc(etc["etc/init.rc"], self.revision.stamp, self.settings.rust_log,
+                                             files["etc/init.rc"])
+        return etc
 
     def _check_bootstrap_reads_our_format(self) -> None:
         """The bootstrap parses the initfs with the initfs crate of the base source it is built from; when that crate
