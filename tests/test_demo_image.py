@@ -283,6 +283,24 @@ def test_the_initfs_takes_the_users_own_files_from_the_base_source(tmp_path):
     assert "export RUST_LOG info\n" in etc()["etc/init.rc"] and "pcid=debug" not in etc()["etc/init.rc"]
 
 
+def test_the_initfs_takes_the_base_initfs_stages_own_bin_and_drivers(tmp_path):
+    """What the tree's recipe lays out is what the initfs holds: no table in the project decides (here: a daemon the
+    project's layout does not name, and one it names left out)."""
+    tree = tmp_path / "demo"
+    shutil.copytree(DEMO, tree, ignore=shutil.ignore_patterns("build"))
+    recipe = tree / "recipes/base-initfs/recipe.toml"
+    recipe.write_text(recipe.read_text().replace(" hwd ", " ipcd "))
+    result = run_doit("initfs", f"root={tree}", "config=config/aarch64/demo.toml", "toolchain=host")
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = {path for path, inode in read_initfs(tree / "build/aarch64/initfs.img").walk()
+             if inode.kind is InodeKind.FILE}
+    assert "bin/ipcd" in files and "bin/hwd" not in files and "lib/drivers/virtio-blkd" in files
+    assert {path for path in files if path.startswith(("bin/", "lib/"))} == {
+        str(path.relative_to(tree / "build" / host_triple() / "recipes/base-initfs/stage"))
+        for path in (tree / "build" / host_triple() / "recipes/base-initfs/stage").rglob("*")
+        if path.is_file() and path.name != "bootstrap"}
+
+
 ARCHIVER = '''#!{python}
 # Stands in for the fork's redox-initfs-ar, which is not published anywhere this machine can reach: the same command
 # line (clap: [--max-size BYTES] SOURCE [BOOTSTRAP] -o OUTPUT), the same format, written by our writer.

@@ -227,21 +227,43 @@ def assemble_tree(destination: Path, layout: InitfsLayout, binaries: Mapping[str
     ``binaries`` maps each name of ``layout.binaries`` to its built file. With ``strip`` (the toolchain's
     llvm-strip, or any tool taking ``-o OUT IN``) every binary is stripped on the way in; without it, copied."""
     sources = _built_binaries(layout, binaries)
-    files = dict(etc) if etc is not None else {
+    programs = {f"{'bin' if name in layout.daemons else 'lib/drivers'}/{name}": sources[name]
+                for name in layout.binaries}
+    programs |= {f"bin/{copy}": sources[source] for copy, source in layout.copies.items()}
+    return write_tree(destination, programs, etc=etc if etc is not None else template_etc(layout, manifest, rust_log),
+                      strip=strip, log=log)
+
+
+def template_etc(layout: InitfsLayout, manifest: Mapping[str, object] | BuildStamp,
+                 rust_log: str | None = None) -> dict[str, str]:
+    """The ``etc/`` files rendered from the project's templates for ``layout``."""
+    return {
         "etc/init.rc": render_init_rc(manifest, rust_log or TEMPLATE_RUST_LOG),
         "etc/init_drivers.rc": render_init_drivers_rc(layout),
         "etc/pcid/initfs.toml": render_pcid_config(layout),
     }
+
+
+def stage_programs(stage: Path) -> dict[str, Path] | None:
+    """What a stage that lays out the initfs itself (``bin/``, ``lib/drivers/``) puts there, by initfs path; None
+    when it has no ``bin/`` (the initfs then takes the layout's binaries by name)."""
+    if not (stage / "bin").is_dir():
+        return None
+    return {f"{directory}/{path.name}": path for directory in ("bin", "lib/drivers") if (stage / directory).is_dir()
+            for path in sorted((stage / directory).iterdir()) if path.is_file()}
+
+
+def write_tree(destination: Path, programs: Mapping[str, Path], *, etc: Mapping[str, str],
+               strip: Path | None = None, log: Path | None = None) -> InitfsTree:
+    """Fill ``destination`` (replaced as a whole) with ``programs`` (initfs path → built file; stripped on the way in
+    with ``strip``) and the ``etc`` files (initfs path → text), with modes that do not depend on the umask."""
     with atomic_path(destination, directory=True) as partial:
         for directory in ("bin", "lib/drivers", "etc/pcid"):
             (partial / directory).mkdir(parents=True)
-        for name in layout.binaries:
-            place = "bin" if name in layout.daemons else "lib/drivers"
-            _install_binary(sources[name], partial / place / name, strip, log)
-        for copy, source in layout.copies.items():
-            shutil.copyfile(partial / "bin" / source, partial / "bin" / copy)
-            os.chmod(partial / "bin" / copy, EXECUTABLE)
-        for relative, text in files.items():
+        for relative, source in programs.items():
+            _install_binary(source, partial / relative, strip, log)
+        for relative, text in etc.items():
+            (partial / relative).parent.mkdir(parents=True, exist_ok=True)
             (partial / relative).write_text(text, encoding="utf-8")
             os.chmod(partial / relative, REGULAR)
         for directory in [partial, *(path for path in partial.rglob("*") if path.is_dir())]:

@@ -1,9 +1,11 @@
-"""``initfs``: the initfs tree assembled per the layout of the target and board (``tasks/templates/initfs/``) from
-the stages of base-initfs and base, then archived with the bootstrap (the built-in writer, or the fork's
-``redox-initfs-ar``) and published as package ``initfs``. Its ``etc/`` is the base source's own ``init.rc``,
-``<target>/init_drivers.rc`` and ``drivers/initfs.toml`` where the source has them — the users' files, with only
-init.rc's stamp comment (line 2) and, with ``rust_log=``, its RUST_LOG export rewritten — else rendered from the
-project's templates."""
+"""``initfs``: the initfs tree assembled from the stages of base-initfs and base, then archived with the bootstrap
+(the built-in writer, or the fork's ``redox-initfs-ar``) and published as package ``initfs``.
+
+Its ``bin/`` and ``lib/drivers/`` are base-initfs's stage's own when that stage has them, as the fork's initfs
+script lays them out; else the layout of the target and board (``tasks/templates/initfs/layout.toml``) names the
+binaries to take. Its ``etc/`` is the base source's own ``init.rc``, ``<target>/init_drivers.rc`` and
+``drivers/initfs.toml`` where the source has them — the users' files, with only init.rc's stamp comment (line 2)
+and, with ``rust_log=``, its RUST_LOG export rewritten — else rendered from the project's templates."""
 from __future__ import annotations
 
 import os
@@ -65,14 +67,20 @@ class Initfs(Stage):
     def run(self) -> None:
         from ..initfs.archiver import archive_with_tool
         from ..initfs.format import write_initfs
-        from ..initfs.tree import assemble_tree, load_layout
+        from ..initfs.tree import assemble_tree, load_layout, stage_programs, template_etc, write_tree
         settings, image = self.settings, self.layout.initfs_image
         bootstrap = self._bootstrap()
         layout = load_layout(settings.target, settings.board)
-        tree = assemble_tree(self.layout.initfs_tree, layout, self._binaries(layout.binaries),
-                             manifest=self.revision.stamp, rust_log=settings.rust_log, etc=self._user_etc(),
-                             strip=self.ctx.shared(SelectedToolchain, self.layout).strip_tool(),
-                             log=self.layout.log("initfs"))
+        strip, log, etc = self.ctx.shared(SelectedToolchain, self.layout).strip_tool(), self.layout.log("initfs"), \
+            self._user_etc()
+        # base-initfs's stage, when it lays out bin/ and lib/drivers/ itself, is taken as it is; else the layout's
+        # binaries are picked by name from the stages.
+        if (programs := stage_programs(bootstrap.parent)) is not None:
+            tree = write_tree(self.layout.initfs_tree, programs, strip=strip, log=log,
+                              etc=etc or template_etc(layout, self.revision.stamp, settings.rust_log))
+        else:
+            tree = assemble_tree(self.layout.initfs_tree, layout, self._binaries(layout.binaries), strip=strip,
+                                 manifest=self.revision.stamp, rust_log=settings.rust_log, etc=etc, log=log)
         if settings.initfs_archiver is None:
             self._check_bootstrap_reads_our_format()
             write_initfs(tree.root, image, bootstrap=bootstrap, max_size=int(settings.initfs_max_size),
