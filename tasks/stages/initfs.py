@@ -75,7 +75,7 @@ class Initfs(Stage):
             self._user_etc()
         # base-initfs's stage, when it lays out bin/ and lib/drivers/ itself, is taken as it is; else the layout's
         # binaries are picked by name from the stages.
-        if (programs := stage_programs(bootstrap.parent)) is not None:
+        if (programs := stage_programs(self.layout.stage(Node(INITFS_SOURCES[0])))) is not None:
             tree = write_tree(self.layout.initfs_tree, programs, strip=strip, log=log,
                               etc=etc or template_etc(layout, self.revision.stamp, settings.rust_log))
         else:
