@@ -15,12 +15,16 @@ from tasks.toolchain.env import ArtifactKind, target_build
 from tasks.toolchain.fingerprint import fingerprint, fingerprint_parts
 from tasks.toolchain.installed import Toolchain, installed_toolchains, verify_toolchain
 from tasks.toolchain.pin import CodegenBackend, ToolchainPin, load_pin, write_pins
-from tasks.toolchain.specs import SpecKind, render_spec, write_specs
+from tasks.toolchain.specs import SpecKind, detect_fields, render_spec, write_specs
 
 GOLDEN = Path(__file__).parent / "fixtures" / "toolchain"
 SYSROOT = Path("/work/build/aarch64/sysroot")
 RUST = Path("/home/dev/.rustup/toolchains/nightly-2026-01-02-x86_64-unknown-linux-gnu")
 needs_rustup = pytest.mark.skipif(shutil.which("rustup") is None, reason="rustup is not installed")
+DEBIAN = Path("/usr")  # rustc-web, cargo-web and rust-web-src (setup.sh installs them on Debian)
+needs_debian_rust = pytest.mark.skipif(not (DEBIAN / "lib/rustlib/src/rust/library").is_dir()
+                                       or not (DEBIAN / "bin/cargo").is_file(),
+                                       reason="Debian's rustc-web, cargo-web and rust-web-src are not installed")
 
 
 def test_pin_defaults_without_the_table_and_values_from_it(tmp_path: Path) -> None:
@@ -105,7 +109,7 @@ def test_installed_llvm_toolchain_verifies_and_fingerprints(tmp_path: Path) -> N
         return {path.name: hash_file(path) for path in specs.values()}
     parts = fingerprint_parts(toolchain, digests())
     assert parts["rustc"].startswith("rustc ") and set(parts["specs"]) == {
-        "aarch64-unknown-none.json", "aarch64-unknown-redox-clif.json"}
+        "aarch64-unknown-none.json", "aarch64-unknown-redox-clif.json", "aarch64-unknown-redox-clif-bootstrap.json"}
     before = fingerprint(toolchain, digests())
     assert fingerprint(toolchain, digests()) == before
     write_specs(tmp_path / "aarch64", "aarch64", tmp_path / "elsewhere" / "sysroot")
@@ -133,22 +137,35 @@ def test_specs_are_written_once_and_reject_relative_sysroot(tmp_path: Path) -> N
         render_spec(SpecKind.KERNEL, "x86_64", SYSROOT)
 
 
-def _nightly() -> str | None:
-    if shutil.which("rustup") is None:
-        return None
-    return next((name for name in installed_toolchains() if name.startswith("nightly")), None)
+def _compilers() -> list:
+    """Each installed compiler the tests can run: rustup's toolchains and Debian's rustc-web."""
+    pins = [ToolchainPin(channel=name, components=(), backend="llvm")
+            for name in (installed_toolchains() if shutil.which("rustup") else [])]
+    if (DEBIAN / "lib/rustlib/src/rust/library").is_dir() and (DEBIAN / "bin/cargo").is_file():
+        pins.append(ToolchainPin(path=DEBIAN, components=(), backend="llvm"))
+    return [pytest.param(pin, id=pin.name) for pin in pins]
 
 
-@pytest.mark.skipif(_nightly() is None, reason="no nightly toolchain to parse custom target specs")
-@pytest.mark.parametrize("kind", list(SpecKind))
-def test_real_rustc_accepts_the_specs(tmp_path: Path, kind: SpecKind) -> None:
-    spec = write_specs(tmp_path, "aarch64", tmp_path / "sysroot")[kind]
-    cfg = subprocess.run(["rustc", f"+{_nightly()}", "-Z", "unstable-options", "--print", "cfg", "--target", spec],
-                         check=True, capture_output=True, text=True).stdout.splitlines()
-    assert 'target_arch="aarch64"' in cfg and 'target_has_atomic="64"' in cfg
-    assert 'target_has_atomic="128"' not in cfg
-    if kind is SpecKind.USERSPACE:
-        assert {'target_os="redox"', 'target_env="relibc"', 'target_feature="crt-static"'} <= set(cfg)
+@pytest.mark.parametrize("pin", _compilers())
+def test_each_compiler_loads_every_spec_with_the_fields_detected_for_it(tmp_path: Path, pin: ToolchainPin) -> None:
+    """rustc 1.96 needs ``rustc-abi`` in a soft-float kernel spec; 1.95 rejects it: detected, not guessed."""
+    toolchain = verify_toolchain(pin, search_path="/usr/bin:/bin")
+    fields = detect_fields(toolchain, "aarch64")
+    version = toolchain.output("rustc", "-V")
+    if "1.96." in version:
+        assert fields[SpecKind.KERNEL] == {"rustc-abi": "softfloat"}
+    if "1.95." in version:
+        assert fields[SpecKind.KERNEL] == {}
+    for kind, spec in write_specs(tmp_path, "aarch64", tmp_path / "sysroot", fields).items():
+        cfg = toolchain.output("rustc", "-Zunstable-options", "--print", "cfg", "--target", str(spec)).splitlines()
+        assert 'target_arch="aarch64"' in cfg and 'target_has_atomic="64"' in cfg
+        assert 'target_has_atomic="128"' not in cfg
+        if kind is SpecKind.KERNEL:
+            assert 'target_abi="softfloat"' in cfg and 'target_feature="neon"' not in cfg
+        else:
+            assert {'target_os="redox"', 'target_env="relibc"', 'target_feature="neon"'} <= set(cfg)
+        if kind is SpecKind.USERSPACE:
+            assert 'target_feature="crt-static"' in cfg
 
 
 def cranelift_toolchain(backend_path: Path | None = None, json_flag: bool = False) -> Toolchain:
@@ -198,12 +215,6 @@ def test_kernel_and_relibc_build_std_and_self_built_backend() -> None:
     assert plain.set["RUSTFLAGS"] == "" and "CARGO_PROFILE_RELEASE_LTO" not in plain.set
 
 
-DEBIAN = Path("/usr")  # rustc-web, cargo-web and rust-web-src (setup.sh installs them on Debian)
-needs_debian_rust = pytest.mark.skipif(not (DEBIAN / "lib/rustlib/src/rust/library").is_dir()
-                                       or not (DEBIAN / "bin/cargo").is_file(),
-                                       reason="Debian's rustc-web, cargo-web and rust-web-src are not installed")
-
-
 def differences(first: dict, second: dict) -> dict[str, tuple]:
     return {key: (first.get(key), second.get(key)) for key in first.keys() | second.keys()
             if first.get(key) != second.get(key)}
@@ -223,7 +234,8 @@ def test_cranelift_and_llvm_builds_differ_only_in_what_the_backend_requires(kind
         "RUSTFLAGS": rustflags,
         "CARGO_PROFILE_RELEASE_LTO": ("off", None), "CARGO_PROFILE_DEV_LTO": ("off", None),  # Cranelift has no LTO
         "COOKBOOK_CRANELIFT": ("1", None)}
-    features = {ArtifactKind.KERNEL: ["compiler-builtins-mem"]}.get(kind, [])
+    no_libc = (ArtifactKind.KERNEL, ArtifactKind.BOOTSTRAP)
+    features = ["compiler-builtins-mem"] if kind in no_libc else []
     flag = lambda names: [f"-Zbuild-std-features={','.join(names)}"] if names else []  # noqa: E731
     assert cranelift.cargo_flags == (cranelift.cargo_flags[0], *flag([*features, "compiler_builtins/no-f16-f128"]))
     assert llvm.cargo_flags == (cranelift.cargo_flags[0], *flag(features))

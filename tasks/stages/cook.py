@@ -19,7 +19,7 @@ from .stage import NONE, Dep, RecipeStage, task_name
 # Environment variables a cook reads besides what the recipe and toolchain say.
 COOK_ENV = ("RUSTFLAGS", "CARGO_PROFILE_RELEASE_LTO", "COOKBOOK_DEBUG", "COOKBOOK_NOSTRIP", "COOKBOOK_OFFLINE")
 # Recipes built before the sysroot exists, or against none: recipe → tasks.toolchain.env.ArtifactKind value.
-NO_SYSROOT = {"relibc": "relibc", "kernel": "kernel"}
+NO_SYSROOT = {"relibc": "relibc", "kernel": "kernel", "bootstrap": "bootstrap"}
 BOOTLOADER = Node("bootloader")  # the installer copies its <boot_dir>/bootloader.efi to EFI/BOOT/BOOTAA64.EFI
 
 
@@ -116,12 +116,11 @@ class Cook(RecipeStage[Node]):
                     or not step.builds_from_source)
 
     def _cargo(self, step: Step):
-        from ..toolchain.env import ArtifactKind, host_build, target_build
-        from ..toolchain.specs import SpecKind
+        from ..toolchain.env import SPEC, ArtifactKind, host_build, target_build
         if step.node.host or self.toolchain.host_only:
             return host_build(None if self.toolchain.host_only else self.toolchain.verified)
         kind = ArtifactKind(NO_SYSROOT.get(step.node.recipe, ArtifactKind.USERSPACE))
-        spec = self.toolchain.specs()[SpecKind.KERNEL if kind is ArtifactKind.KERNEL else SpecKind.USERSPACE]
+        spec = self.toolchain.specs()[SPEC[kind]]
         return target_build(self.toolchain.verified, kind, spec=spec, sysroot=self.layout.sysroot)
 
     def _prebuilt_stage(self, name: str, stage: Path) -> None:

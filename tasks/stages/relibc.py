@@ -39,11 +39,10 @@ class Relibc(Stage):
     def run(self) -> None:
         from ..cookbook.relibc import assemble_relibc_sysroot
         from ..cookbook.unwind import ARCHIVE, build_unwind_stubs
-        from ..toolchain.env import ArtifactKind, target_build
-        from ..toolchain.specs import SpecKind
+        from ..toolchain.env import SPEC, ArtifactKind, target_build
         tools, work, log = self.toolchain.verified, self.layout.cook_dir(RELIBC), self.layout.log("relibc")
         # Compiled like relibc (core and alloc only) for the userspace target, whose programs link it.
-        cargo = target_build(tools, ArtifactKind.RELIBC, spec=self.toolchain.specs()[SpecKind.USERSPACE],
+        cargo = target_build(tools, ArtifactKind.RELIBC, spec=self.toolchain.specs()[SPEC[ArtifactKind.RELIBC]],
                              sysroot=self.layout.sysroot)
         unwind = build_unwind_stubs(cargo, work / "unwind-stubs", work / ARCHIVE, ar=str(tools.tool("llvm-ar")),
                                     log=log)

@@ -1,6 +1,6 @@
 """``toolchain``: the pinned Rust toolchain and codegen backend checked (with the command that installs what is
-missing), the pin written into every ``rust-toolchain.toml`` of the sources, the target specs rendered. A host
-build (``toolchain=host``) has nothing to check."""
+missing), the pin written into every ``rust-toolchain.toml`` of the sources, the target specs rendered (with the
+fields its compiler accepts). A host build (``toolchain=host``) has nothing to check."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +13,8 @@ class Toolchain(Stage):
     """Check the pinned Rust toolchain and codegen backend; render the target specs"""
 
     name = "toolchain"
-    data = ("templates/target-kernel.json.j2", "templates/target-userspace.json.j2")
+    data = ("templates/target-kernel.json.j2", "templates/target-userspace.json.j2",
+            "templates/target-bootstrap.json.j2")
 
     @property
     def toolchain(self) -> SelectedToolchain:
@@ -33,4 +34,4 @@ class Toolchain(Stage):
         self.toolchain.verified  # noqa: B018  (raises with the fix command when something is missing)
         sources = [recipe.source_dir for recipe in self.graph.sources.values()]
         write_pins(self.toolchain.tree_pin, [path for path in sources if path.is_dir()])  # never rust=
-        write_specs(self.layout.arch_dir, self.settings.arch, self.layout.sysroot)
+        write_specs(self.layout.arch_dir, self.settings.arch, self.layout.sysroot, self.toolchain.spec_fields)

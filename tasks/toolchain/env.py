@@ -18,6 +18,7 @@ from pathlib import Path
 from ..process import child_env
 from ..settings import host_triple
 from .installed import Toolchain
+from .specs import SpecKind
 
 # sccache and friends break custom codegen backends; encoded flags would silently override RUSTFLAGS.
 UNSET = ("RUSTC_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER", "CC_WRAPPER", "CARGO_ENCODED_RUSTFLAGS")
@@ -27,18 +28,30 @@ class ArtifactKind(StrEnum):
     KERNEL = "kernel"
     RELIBC = "relibc"
     USERSPACE = "userspace"
+    BOOTSTRAP = "bootstrap"
+
+
+# The target spec each kind is compiled for.
+SPEC: dict[ArtifactKind, SpecKind] = {
+    ArtifactKind.KERNEL: SpecKind.KERNEL,
+    ArtifactKind.RELIBC: SpecKind.USERSPACE,
+    ArtifactKind.USERSPACE: SpecKind.USERSPACE,
+    ArtifactKind.BOOTSTRAP: SpecKind.BOOTSTRAP,
+}
 
 
 BUILD_STD: dict[ArtifactKind, tuple[str, ...]] = {
     ArtifactKind.KERNEL: ("core", "alloc"),
     ArtifactKind.RELIBC: ("core", "alloc"),
     ArtifactKind.USERSPACE: ("std", "core", "alloc", "panic_abort"),
+    ArtifactKind.BOOTSTRAP: ("core", "alloc", "compiler_builtins"),
 }
-# The kernel has no libc to provide memcpy & co.; relibc provides them itself.
+# The kernel and the bootstrap have no libc to provide memcpy & co.; relibc provides them itself.
 BUILD_STD_FEATURES: dict[ArtifactKind, tuple[str, ...]] = {
     ArtifactKind.KERNEL: ("compiler-builtins-mem",),
     ArtifactKind.RELIBC: (),
     ArtifactKind.USERSPACE: (),
+    ArtifactKind.BOOTSTRAP: ("compiler-builtins-mem",),
 }
 CRANELIFT_BUILD_STD_FEATURES = ("compiler_builtins/no-f16-f128",)  # Cranelift cannot lower f16/f128
 KIND_RUSTFLAGS: dict[ArtifactKind, tuple[str, ...]] = {
@@ -46,6 +59,7 @@ KIND_RUSTFLAGS: dict[ArtifactKind, tuple[str, ...]] = {
     ArtifactKind.RELIBC: (),
     # `-z muldefs` links where `--allow-multiple-definition` produced binaries that crashed at run time.
     ArtifactKind.USERSPACE: ("-C", "panic=abort", "-C", "link-arg=-z", "-C", "link-arg=muldefs"),
+    ArtifactKind.BOOTSTRAP: (),  # a staticlib: the recipe links it (rust-lld -T src/<arch>.ld)
 }
 
 

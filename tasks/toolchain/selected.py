@@ -73,13 +73,19 @@ class SelectedToolchain:
         from .specs import SpecKind, spec_path
         return {kind: spec_path(self.layout.arch_dir, kind, self.settings.arch) for kind in SpecKind}
 
+    @functools.cached_property
+    def spec_fields(self) -> dict[SpecKind, dict[str, str]]:
+        """The spec fields this toolchain's compiler accepts (``specs.detect_fields``): runs its rustc."""
+        from .specs import detect_fields
+        return detect_fields(self.verified, self.settings.arch)
+
     def spec_digests(self) -> dict[str, str]:
         """Each target spec's content hash: the file's, or before the toolchain stage has written it, the hash of
         what it will write — the same value, so that the fingerprint is one before and after (and an edited file
         still counts)."""
         from .specs import render_spec
         return {path.name: hash_file(path) if path.is_file() else
-                hash_text(render_spec(kind, self.settings.arch, self.layout.sysroot))
+                hash_text(render_spec(kind, self.settings.arch, self.layout.sysroot, self.spec_fields.get(kind, {})))
                 for kind, path in self.specs().items()}
 
     def strip_tool(self) -> Path | None:
