@@ -27,12 +27,12 @@ class Completed:
     stderr: str
 
 
-def run_doit(*args: str, cwd: Path = PROJECT, env: dict | None = None) -> Completed:
+def run_doit(*args: str, cwd: Path = PROJECT, env: dict | None = None, timeout: float = 300) -> Completed:
     """Run the real ``doit`` CLI of this venv on the project's dodo.py."""
     doit = Path(sys.executable).parent / "doit"
     command = [str(doit), "-f", str(PROJECT / "dodo.py"), *args]
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(PROJECT), **(env or {})}, timeout=300)
+                            env={**os.environ, "PYTHONPATH": str(PROJECT), **(env or {})}, timeout=timeout)
     return Completed(result.returncode, result.stdout, result.stderr)
 
 

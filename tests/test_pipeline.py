@@ -95,3 +95,17 @@ def test_host_tools_come_from_the_trees_own_source_when_it_has_one(tmp_path, doi
     (source / "src/bin/redoxfs-ar.rs").write_text('fn main() { println!("changed"); }\n')
     assert ".  host-tools" in doit(*args).stdout
     assert subprocess.run([tool], capture_output=True, text=True).stdout == "changed\n"
+
+
+def test_a_trees_source_without_the_tools_binaries_is_no_host_tool_source(tmp_path):
+    """The fork-shaped fixture's guest redoxfs builds `redoxfs` only: the host takes the pinned release then."""
+    from tasks.toolchain.hosttools import PINNED, declared_binaries
+    source = tmp_path / "redoxfs"
+    (source / "src/bin").mkdir(parents=True)
+    (source / "Cargo.toml").write_text('[package]\nname = "redoxfs"\n\n[[bin]]\nname = "redoxfs-mkfs"\npath = "m.rs"\n')
+    (source / "src/main.rs").write_text("")
+    (source / "src/bin/redoxfs-ar.rs").write_text("")
+    assert declared_binaries(source) == set(PINNED["redoxfs"].binaries)
+    (source / "src/bin/redoxfs-ar.rs").unlink()
+    assert declared_binaries(source) == {"redoxfs", "redoxfs-mkfs"}
+    assert declared_binaries(tmp_path / "elsewhere") == set()

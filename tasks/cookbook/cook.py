@@ -72,6 +72,7 @@ def _build(recipe: Recipe, paths: CookPaths, request: CookRequest, stage_tmp: Pa
     paths.build.mkdir(parents=True, exist_ok=True)  # kept between cooks: cargo's incremental state lives here
     dirs = ScriptDirs(root=paths.root.resolve(), recipe=paths.recipe.resolve(), source=paths.source.resolve(),
                       build=paths.build.resolve(), stage=stage_tmp.resolve(), sysroot=paths.sysroot.resolve(),
+                      cargo_target=paths.cargo_target_dir.resolve(),
                       toolchain=toolchain.resolve() if toolchain else None)
     try:
         run_build_script(recipe.build, recipe.name, dirs, request.cargo, request.options, paths.log)

@@ -14,6 +14,11 @@ def stage_dir(target: Path, optional: str | None = None) -> Path:
     return target / ("stage" if optional is None else f"stage.{optional}")
 
 
+def cargo_target_dir(target: Path) -> Path:
+    """cargo's target directory in a recipe's cook directory ``target``."""
+    return target / "build" / "target"
+
+
 @dataclass(frozen=True)
 class CookPaths:
     """Where one recipe is cooked for one triple. ``target``: upstream's ``<recipe>/target/<triple>``."""
@@ -23,10 +28,17 @@ class CookPaths:
     target: Path
     root: Path            # COOKBOOK_ROOT (the tree holding recipes/)
     log: Path
+    cargo_target: Path | None = None
+    """cargo's target directory (default: ``build/target``): recipes that build one source share the one of the
+    recipe that owns it, so that what one compiled the other does not compile again."""
 
     @property
     def build(self) -> Path:
         return self.target / "build"
+
+    @property
+    def cargo_target_dir(self) -> Path:
+        return self.cargo_target or cargo_target_dir(self.target)
 
     @property
     def stage(self) -> Path:

@@ -49,6 +49,7 @@ class ScriptDirs:
     build: Path
     stage: Path
     sysroot: Path
+    cargo_target: Path
     toolchain: Path | None = None
 
 
@@ -76,6 +77,7 @@ def build_environment(name: str, dirs: ScriptDirs, cargo: CargoBuild, options: S
         "COOKBOOK_BUILD": str(dirs.build),
         "COOKBOOK_STAGE": str(dirs.stage),
         "COOKBOOK_SYSROOT": str(dirs.sysroot),
+        "COOKBOOK_CARGO_TARGET_DIR": str(dirs.cargo_target),
         "COOKBOOK_HOST_TARGET": host_triple(),
         "COOKBOOK_MAKE_JOBS": str(options.jobs or os.cpu_count() or 1),
         "COOKBOOK_REDOXER": str(redoxer_path()),

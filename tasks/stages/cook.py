@@ -87,12 +87,19 @@ class Cook(RecipeStage[Node]):
         host_deps = [self.layout.stage(dep) for dep in step.build_deps if dep.host]
         paths = CookPaths(recipe=step.recipe.dir, source=self.ctx.project.source_dir(step),
                           target=self.layout.cook_dir(node), root=self.settings.root,
-                          log=self.layout.log(f"cook-{node}"))
+                          log=self.layout.log(f"cook-{node}"), cargo_target=self._cargo_target(step))
         cook(step.recipe, paths, remote=self._prebuilt_stage, request=CookRequest(
             cargo=self._cargo(step),
             options=ScriptOptions(target=self.layout.triple(node), offline=offline(), jobs=os.cpu_count() or 1),
             dependency_stages=[*deps, self.layout.sysroot] if self._needs_sysroot(step) else deps,
             host_dependency_stages=host_deps, template=step.template))
+
+    def _cargo_target(self, step: Step) -> Path | None:
+        """For a recipe that builds another's source (``same_as``), that recipe's cargo target directory."""
+        from ..cookbook.paths import cargo_target_dir
+        if step.source_from is None:
+            return None
+        return cargo_target_dir(self.layout.cook_dir(Node(step.source_from, host=step.node.host)))
 
     def _given_file(self, node: Node) -> Path | None:
         """The bootloader file the settings give (``bootloader=``), which replaces whatever the recipe builds."""

@@ -41,7 +41,10 @@ class HostTools(Stage):
                 hosttools.ensure(name, self.settings.build)
 
     def _source(self, name: str) -> Path | None:
-        """The tree's own source of a host tool; None: the pinned release from crates.io."""
+        """The tree's own source of a host tool, when it builds every binary the project runs; None: the pinned
+        release from crates.io."""
         step = self.graph.steps.get(Node(name))
         source = self.ctx.project.source_dir(step) if step is not None else None
-        return source if source is not None and (source / "Cargo.toml").is_file() else None
+        if source is None or not set(hosttools.PINNED[name].binaries) <= hosttools.declared_binaries(source):
+            return None
+        return source

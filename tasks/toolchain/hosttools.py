@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,21 @@ PINNED: dict[str, HostTool] = {
     "redox_installer": HostTool("redox_installer", "0.2.40", ("redox_installer",)),
     "redoxfs": HostTool("redoxfs", "0.8.6", ("redoxfs", "redoxfs-ar", "redoxfs-mkfs")),
 }
+
+
+def declared_binaries(source: Path) -> set[str]:
+    """The binaries a crate's source builds, as cargo finds them: ``[[bin]]`` names, ``src/bin/*.rs``, and the
+    package's name for ``src/main.rs`` (empty without a readable Cargo.toml)."""
+    try:
+        with open(source / "Cargo.toml", "rb") as stream:
+            manifest = tomllib.load(stream)
+    except (OSError, tomllib.TOMLDecodeError):
+        return set()
+    names = {entry["name"] for entry in manifest.get("bin", []) if isinstance(entry, dict) and "name" in entry}
+    names |= {path.stem for path in (source / "src" / "bin").glob("*.rs")}
+    if (source / "src" / "main.rs").is_file() and "name" in manifest.get("package", {}):
+        names.add(manifest["package"]["name"])
+    return names
 
 
 def install_root(name: str) -> Path:
