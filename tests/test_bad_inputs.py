@@ -1,6 +1,8 @@
 """A corpus of bad inputs: each gives one precise line (file, key, reason) on the real CLI and a non-zero exit."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.trees import cargo, make_tree
@@ -82,8 +84,48 @@ CASES = {
     "size as string": ({"a": OK}, {"c.toml": '[general]\nfilesystem_size = "big"\n'},
                        "{root}/config/c.toml: general.filesystem_size: expected an integer, got a string 'big'"),
     "bad package key": ({"a": OK}, {"c.toml": '[packages]\n"x/y" = {}\n'},
-                        "{root}/config/c.toml: packages.x/y: invalid package name 'x/y': must not contain '/' "
+                        "{root}/config/c.toml: packages.\"x/y\": invalid package name 'x/y': must not contain '/' "
                         "or NUL"),
+    # Paths the config puts into the image, which the installer writes on the host (issue 12, item 1)
+    "file path climbs out": ({"a": OK}, {"c.toml": '[[files]]\npath = "../../../../tmp/x"\ndata = "x"\n'},
+                             "{root}/config/c.toml: files[0].path: '../../../../tmp/x': a path in the image must "
+                             "not contain '..' (the installer writes it on the host)"),
+    "rooted file path climbs out": ({"a": OK}, {"c.toml": '[[files]]\npath = "/../../tmp/x"\ndata = "x"\n'},
+                                    "{root}/config/c.toml: files[0].path: '/../../tmp/x': a path in the image must "
+                                    "not contain '..' (the installer writes it on the host)"),
+    "file under a symlink out": ({"a": OK}, {"c.toml": '[[files]]\npath = "/evil"\ndata = "/tmp"\nsymlink = true\n'
+                                             '[[files]]\npath = "/evil/x"\ndata = "x"\n'},
+                                 "{root}/config/c.toml: files[1]: '/evil/x' is under the symlink '/evil' -> '/tmp' "
+                                 "({root}/config/c.toml: files[0]), whose target leaves the image: the installer "
+                                 "would write through it onto the host"),
+    "file under a relative symlink out": (
+        {"a": OK}, {"c.toml": '[[files]]\npath = "/a/up"\ndata = "../../tmp"\nsymlink = true\n'
+                              '[[files]]\npath = "/a/up/x"\ndata = "x"\n'},
+        "{root}/config/c.toml: files[1]: '/a/up/x' is under the symlink '/a/up' -> '../../tmp' "
+        "({root}/config/c.toml: files[0]), whose target leaves the image: the installer would write through it onto "
+        "the host"),
+    "file at a symlink out": ({"a": OK}, {"c.toml": '[[files]]\npath = "/evil"\ndata = "/tmp/x"\nsymlink = true\n'
+                                          '[[files]]\npath = "/evil"\ndata = "x"\n'},
+                              "{root}/config/c.toml: files[1]: '/evil' is under the symlink '/evil' -> '/tmp/x' "
+                              "({root}/config/c.toml: files[0]), whose target leaves the image: the installer would "
+                              "write through it onto the host"),
+    "home climbs out": ({"a": OK}, {"c.toml": '[users.u]\nhome = "/../../tmp/h"\n'},
+                        "{root}/config/c.toml: users.u.home: '/../../tmp/h': a path in the image must not contain "
+                        "'..' (the installer writes it on the host)"),
+    "user name climbs out": ({"a": OK}, {"c.toml": '[users."../../tmp/u"]\n'},
+                             "{root}/config/c.toml: users.\"../../tmp/u\": '../../tmp/u': not an account name (a "
+                             "letter or '_', then letters, digits, '_', '.', '-'; at most 64 characters): it names "
+                             "the home /home/<name> and a line of /etc/passwd"),
+    "group name with a space": ({"a": OK}, {"c.toml": '[groups."a b"]\n'},
+                                "{root}/config/c.toml: groups.\"a b\": 'a b': not an account name (a letter or '_', "
+                                "then letters, digits, '_', '.', '-'; at most 64 characters): it names the home "
+                                "/home/<name> and a line of /etc/passwd"),
+    "shell with a separator": ({"a": OK}, {"c.toml": '[users.u]\nshell = "/bin/ion;0;0"\n'},
+                               "{root}/config/c.toml: users.u.shell: '/bin/ion;0;0': must not contain ';', a newline "
+                               "or NUL (fields of /etc/passwd and /etc/group)"),
+    "package name with a space": ({"a": OK}, {"c.toml": '[packages]\n"a b" = {}\n'},
+                                  "{root}/config/c.toml: packages.\"a b\": invalid package name 'a b': must not "
+                                  "contain whitespace"),
     "file without path": ({"a": OK}, {"c.toml": '[[files]]\ndata = "x"\n'},
                           "{root}/config/c.toml: files[0].path: missing required key"),
     "uid as string": ({"a": OK}, {"c.toml": '[users.root]\nuid = "0"\n'},
@@ -122,3 +164,28 @@ def test_unknown_key_is_a_visible_warning(tmp_path, doit):
 
 def test_at_least_25_bad_inputs():
     assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize("entries", [
+    '[[files]]\npath = "/../../../../../..{sentinel}"\ndata = "x"\n',
+    '[[files]]\npath = "/evil"\ndata = "{parent}"\nsymlink = true\n\n[[files]]\npath = "/evil/{name}"\ndata = "x"\n',
+    '[users.u]\nhome = "/../../../../../..{sentinel}"\n',
+], ids=["climbing path", "symlink followed", "climbing home"])
+def test_a_hostile_config_writes_nothing_on_the_host(entries, tmp_path, doit):
+    """`doit image` on such a config stops at load time: no installer runs, nothing appears at the sentinel."""
+    import shutil
+
+    from tasks.settings import PROJECT_DIR
+    tree = tmp_path / "demo"
+    shutil.copytree(PROJECT_DIR / "demo", tree, ignore=shutil.ignore_patterns("build"))
+    sentinel = tmp_path / "outside" / "sentinel"
+    sentinel.parent.mkdir()
+    config = tree / "config/aarch64/hostile.toml"
+    config.write_text('include = ["../base.toml"]\n\n' + entries.format(sentinel=sentinel, parent=sentinel.parent,
+                                                                         name=sentinel.name))
+    before = set(Path("/tmp").glob("redox_installer_*"))
+    result = doit("image", f"root={tree}", "config=config/aarch64/hostile.toml", "toolchain=host")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")][0].startswith(
+        f"ERROR: {config}: ")
+    assert not sentinel.exists() and set(Path("/tmp").glob("redox_installer_*")) == before

@@ -3,14 +3,22 @@
 ``include`` paths are relative to the including file and resolved recursively. The merge list is
 ``[include1, include2, …, self]`` folded left, so later files win: ``[general]`` per field (``prompt`` only from the
 first config, as the current installer), ``[packages]``/``[users]``/``[groups]`` per key, ``[[files]]`` concatenated.
+
+Every path a config puts into the image is checked here, at load time, because the installer writes it on the host
+(``<staging dir>/<path>``, as root, then chmod and chown): ``[[files]]`` paths and users' homes have no ``..`` and no
+NUL; user and group names are account names (they also make ``/home/<name>`` and the ``;``-separated passwd lines);
+and no entry lies under a ``[[files]]`` symlink whose target leaves the image (absolute, or climbing out), which the
+installer would follow onto the host.
 """
 from __future__ import annotations
 
+import posixpath
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, Union
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from ..errors import InputError
 from .names import PackageName, parse_package_name
@@ -47,9 +55,37 @@ def _check_rule(value: object) -> object:
 
 PackageValue = Annotated[Union[Rule, PackageSpec], BeforeValidator(_check_rule)]
 
+ACCOUNT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+
+
+def _image_path(value: str) -> str:
+    if "\0" in value:
+        raise ValueError(f"{value!r}: a path in the image must not contain NUL")
+    if ".." in PurePosixPath(value).parts:
+        raise ValueError(f"{value!r}: a path in the image must not contain '..' (the installer writes it on the host)")
+    return value
+
+
+def _passwd_field(value: str) -> str:
+    if any(char in value for char in ";\n\0"):
+        raise ValueError(f"{value!r}: must not contain ';', a newline or NUL (fields of /etc/passwd and /etc/group)")
+    return value
+
+
+def check_account_name(value: str) -> str:
+    if not ACCOUNT_NAME.fullmatch(value):
+        raise ValueError(f"{value!r}: not an account name (a letter or '_', then letters, digits, '_', '.', '-'; at "
+                         f"most 64 characters): it names the home /home/<name> and a line of /etc/passwd")
+    return value
+
+
+ImagePath = Annotated[str, AfterValidator(_image_path)]
+PasswdField = Annotated[str, AfterValidator(_passwd_field)]
+AccountName = Annotated[str, AfterValidator(check_account_name)]
+
 
 class FileEntry(Table):
-    path: str
+    path: ImagePath
     data: str = ""
     symlink: bool = False
     directory: bool = False
@@ -62,17 +98,17 @@ class FileEntry(Table):
 
 
 class User(Table):
-    password: str | None = None
+    password: PasswdField | None = None
     uid: int | None = None
     gid: int | None = None
-    name: str | None = None
-    home: str | None = None
-    shell: str | None = None
+    name: PasswdField | None = None
+    home: Annotated[ImagePath, AfterValidator(_passwd_field)] | None = None
+    shell: PasswdField | None = None
 
 
 class Group(Table):
     gid: int | None = None
-    members: list[str] = []
+    members: list[AccountName] = []
 
 
 class ConfigFile(Table):
@@ -82,8 +118,8 @@ class ConfigFile(Table):
     general: General = General()
     packages: dict[PackageName, PackageValue] = {}
     files: list[FileEntry] = []
-    users: dict[str, User] = {}
-    groups: dict[str, Group] = {}
+    users: dict[AccountName, User] = {}
+    groups: dict[AccountName, Group] = {}
 
 
 @dataclass
@@ -97,6 +133,8 @@ class Config:
     users: dict[str, User] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
     package_origin: dict[str, Path] = field(default_factory=dict)
+    file_origin: list[tuple[Path, int]] = field(default_factory=list)
+    """For each of :attr:`files`: the config file declaring it, and its index there."""
     sources: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -107,6 +145,7 @@ class Config:
         self.packages.update(other.packages)
         self.package_origin.update(other.package_origin)
         self.files.extend(other.files)
+        self.file_origin.extend(other.file_origin)
         self.users.update(other.users)
         self.groups.update(other.groups)
         self.sources.extend(other.sources)
@@ -125,7 +164,39 @@ class Config:
 
 def load_config(path: Path) -> Config:
     """Load ``path`` with its includes merged; errors name the file (and the including file for includes)."""
-    return _load(path.resolve(), stack=())
+    config = _load(path.resolve(), stack=())
+    _check_symlinks_followed(config)
+    return config
+
+
+def _leaves_the_image(entry: FileEntry) -> bool:
+    """A symlink whose target, resolved where the installer creates it, is outside the image's root."""
+    if entry.data.startswith("/"):
+        return True
+    depth = len(PurePosixPath(entry.path.strip("/")).parts) - 1  # of the directory holding the link
+    for part in PurePosixPath(entry.data).parts:
+        depth += -1 if part == ".." else 0 if part == "." else 1
+        if depth < 0:
+            return True
+    return False
+
+
+def _check_symlinks_followed(config: Config) -> None:
+    """No ``[[files]]`` entry at or under a symlink entry whose target leaves the image (see the module's doc)."""
+    def normal(path: str) -> str:
+        return posixpath.normpath("/" + path.strip("/"))
+    escaping = [(normal(entry.path), entry, origin) for entry, origin in zip(config.files, config.file_origin,
+                                                                             strict=True)
+                if entry.symlink and _leaves_the_image(entry)]
+    for entry, (path, index) in zip(config.files, config.file_origin, strict=True):
+        here = normal(entry.path)
+        for link, symlink, (link_file, link_index) in escaping:
+            # The same link declared again (an include repeated) writes nothing through it; anything else at or
+            # under its path does.
+            if here.startswith(link.rstrip("/") + "/") or (here == link and not entry.symlink):
+                raise InputError(f"{entry.path!r} is under the symlink {symlink.path!r} -> {symlink.data!r} "
+                                 f"({_show(link_file)}: files[{link_index}]), whose target leaves the image: the "
+                                 f"installer would write through it onto the host", path=path, key=f"files[{index}]")
 
 
 def _load(path: Path, stack: tuple[Path, ...]) -> Config:
@@ -143,7 +214,8 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Config:
             merged.merge(child)
     own = Config(path, config_file.general, dict(config_file.packages), list(config_file.files),
                  dict(config_file.users), dict(config_file.groups),
-                 {name: path for name in config_file.packages}, [path],
+                 {name: path for name in config_file.packages},
+                 [(path, index) for index in range(len(config_file.files))], [path],
                  [f"{_show(path)}: {warning}" for warning in unknown])
     if merged is None:
         return own

@@ -36,6 +36,9 @@ def parse_package_name(name: str) -> PackageRef:
         raise ValueError("package name is empty")
     if "/" in name or "\0" in name:
         raise ValueError(f"invalid package name {name!r}: must not contain '/' or NUL")
+    if any(char.isspace() for char in name):
+        # The installer's --list-packages output, which the image step reads, is split on whitespace.
+        raise ValueError(f"invalid package name {name!r}: must not contain whitespace")
     host = False
     if ":" in name:
         prefix, _, rest = name.partition(":")

@@ -5,6 +5,7 @@ one, so a typo such as ``dependancies`` is visible.
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,7 +92,9 @@ def key_path(loc: tuple[Any, ...]) -> str:
         elif isinstance(part, str) and (part.startswith("<") or part == "[key]"):
             continue  # pydantic's markers for a union member and for a dict key
         else:
-            text += ("." if text else "") + part
+            # A key TOML must quote is shown quoted, so that the path reads back as the file's key.
+            shown = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part)
+            text += ("." if text else "") + shown
     return text
 
 
