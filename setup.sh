@@ -12,7 +12,8 @@ system_packages() {
     dpkg --print-foreign-architectures | grep -qx arm64 || $sudo dpkg --add-architecture arm64
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends \
-      python3-venv git patch make gcc binutils qemu-utils mtools fdisk ninja-build graphviz >/dev/null
+      python3-venv git patch make gcc binutils qemu-utils mtools fdisk ninja-build graphviz bubblewrap >/dev/null
+    # (bubblewrap: the installer's private /tmp, tasks/image/privatetmp.py)
     # QEMU for boot/test-in-redox. Debian's qemu-system-arm breaks a newer backported qemu-utils, so it is installed
     # on its own (apt removes that qemu-utils) and qemu-utils again after it, at the matching version.
     # ipxe-qemu provides efi-virtio.rom, without which virtio-net-pci does not start.

@@ -162,8 +162,11 @@ def tracked(task: Planned, signature_now: Callable[[], Signature]) -> dict:
             before = signature_now()  # before reading inputs: an edit during the build re-runs it next time
             if state().is_current(task.name, before):
                 return None
-            _drop_stamps(task.outputs())  # an artifact replaced but not recorded must not keep its predecessor's stamp
-            task.run()
+            try:
+                task.run()
+            except BaseException:
+                _drop_stale_stamps(task.outputs())
+                raise
             engine().publisher.adopt(task.name, before, task.outputs(), _stamp_context(task.stamp_sources()))
         except BuildError as error:
             return TaskFailed(str(error))
@@ -271,9 +274,13 @@ def evidence_spec() -> Spec:
     return Spec(zones=[str(path) for path in zones], files=[str(path) for path in files], env=env, probes=probes)
 
 
-def _drop_stamps(paths: list[Path]) -> None:
+def _drop_stale_stamps(paths: list[Path]) -> None:
+    """After a failed run: the previous good artifact keeps its stamp; one the run replaced (a stage writing in
+    place) must not keep its predecessor's."""
+    from ..engine.publish import verify_stamp
     for path in paths:
-        stamp_path(path).unlink(missing_ok=True)
+        if stamp_path(path).exists() and not verify_stamp(path):
+            stamp_path(path).unlink(missing_ok=True)
 
 
 def _relative(message: str) -> str:

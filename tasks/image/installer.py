@@ -13,12 +13,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, remove_path
 from ..errors import CommandError, FormatError, InputError
 from ..process import child_env, run
 from ..settings import DEFAULT_TARGET
 from ..toolchain import hosttools
-from . import gpt, redoxfs
+from . import gpt, privatetmp, redoxfs
 from .backups import install_with_backups
 
 MIB = 1024 * 1024
@@ -66,6 +66,7 @@ class ImageRequest:
     backups: int = 1  # previous images kept: .bak, .bak.1, …
     boot_dir: PurePosixPath = FORK_BOOT_DIR  # where the repository's `bootloader` package carries its EFI file
     size_mib: int | None = None  # overrides [general] filesystem_size
+    config_sources: tuple[Path, ...] = ()  # the files ``config`` includes, which the installer reads too
 
 
 @dataclass(frozen=True)
@@ -90,19 +91,25 @@ def build_image(request: ImageRequest, build_dir: Path, log: Path | None = None)
         # The installer only opens an existing disk (0.2.40 never creates one): make it sparse, full size.
         with open(partial, "wb") as disk:
             disk.truncate(size_mib * MIB)
-        _run_installer(installer, request, partial, log)
+        _run_installer(installer, request, partial, build_dir, log)
         layout = verify_image(partial, request.target)
     return layout
 
 
-def _run_installer(installer: Path, request: ImageRequest, disk: Path, log: Path | None) -> None:
+def _run_installer(installer: Path, request: ImageRequest, disk: Path, build_dir: Path, log: Path | None) -> None:
     # TARGET picks the repo/<target>/ directory and the EFI file name; an empty stdin makes a password
-    # prompt (a user without `password` while [general] prompt is true) fail instead of waiting.
-    argv = [installer, f"--cookbook={request.cookbook}", "--no-mount", "-c", request.config, disk]
+    # prompt (a user without `password` while [general] prompt is true) fail instead of waiting. Its /tmp is
+    # private where possible (tasks/image/privatetmp.py).
+    scratch = privatetmp.fresh(build_dir / "installer-tmp")
+    argv = privatetmp.private_tmp_command(
+        [installer, f"--cookbook={request.cookbook}", "--no-mount", "-c", request.config, disk],
+        scratch=scratch, writable=[build_dir, disk.parent], readable=[installer, *request.config_sources])
     try:
         run(argv, env=child_env(set={"TARGET": request.target}), log=log, stdin="")
     except CommandError as error:
         raise CommandError(error.reason, path=request.config, key="redox_installer") from None
+    finally:
+        remove_path(scratch)
 
 
 def _check_request(request: ImageRequest) -> None:

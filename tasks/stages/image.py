@@ -51,7 +51,8 @@ class Image(Stage):
         write_index(self.layout.repo_dir)
         build_image(ImageRequest(cookbook=self.layout.cookbook, config=self._stamped_config(),
                                  output=self.layout.disk_image, target=self.settings.target,
-                                 backups=self.settings.backups, boot_dir=self.settings.boot_dir),
+                                 backups=self.settings.backups, boot_dir=self.settings.boot_dir,
+                                 config_sources=tuple(self.ctx.project.config.sources)),
                     self.settings.build, log=self.layout.log("image"))
 
     def _stamped_config(self) -> Path:
