@@ -57,6 +57,13 @@ def snapshot(root: Path) -> dict[str, tuple]:
     return result
 
 
+def extracted(tree: dict[str, tuple]) -> dict[str, tuple]:
+    """A snapshot as extraction on the host leaves it: setuid and setgid stay in the package, not on the host's
+    files (issue 12, item 2)."""
+    return {path: (entry[0], entry[1], entry[2] & ~0o6000) if entry[0] == "file" else entry
+            for path, entry in tree.items()}
+
+
 def forge(archive: Path, key: KeyPair, files: list[tuple[bytes, bytes, int]], flags: int = 0,
           encode=lambda content: content) -> None:
     """Write a correctly signed package with arbitrary entries ``(path, content, mode)``, each stored as
@@ -125,7 +132,7 @@ def test_round_trip_keeps_contents_modes_and_symlinks(tree: dict, packaging: pkg
         write_tree(work / "stage", tree)
         header = pkgar.create(work / "stage", work / "a.pkgar", key, packaging=packaging)
         package = pkgar.extract(work / "a.pkgar", key.public_key, work / "out")
-        assert snapshot(work / "out") == snapshot(work / "stage")
+        assert snapshot(work / "out") == extracted(snapshot(work / "stage"))
         assert package.header == header and header.count == len(snapshot(work / "stage"))
         pkgar.create(work / "stage", work / "b.pkgar", key, packaging=packaging)
         assert (work / "a.pkgar").read_bytes() == (work / "b.pkgar").read_bytes()
@@ -394,7 +401,7 @@ def test_real_pkgar_verifies_and_extracts_our_packages(request, tmp_path: Path, 
     pair, public, _ = key_files
     pkgar.create(stage, tmp_path / "p.pkgar", pair, header_format=header_format, packaging=packaging)
     run([tool, "extract", "-p", public, "-a", tmp_path / "p.pkgar", tmp_path / "out"], capture=True)
-    assert snapshot(tmp_path / "out") == snapshot(stage)
+    assert snapshot(tmp_path / "out") == snapshot(stage)  # upstream's extraction keeps setuid
     for link in [path for path in stage.rglob("*") if path.is_symlink()]:
         link.unlink()
     pkgar.create(stage, tmp_path / "files.pkgar", pair, header_format=header_format, packaging=packaging)
@@ -415,7 +422,7 @@ def test_we_read_packages_written_by_real_pkgar(request, tmp_path: Path, stage: 
     run([tool, "create", "-s", secret, "-a", tmp_path / "theirs.pkgar", *compress, stage], capture=True)
     package = pkgar.extract(tmp_path / "theirs.pkgar", pair.public_key, tmp_path / "out")
     assert package.header.flags.packaging == packaging
-    assert snapshot(tmp_path / "out") == snapshot(stage)
+    assert snapshot(tmp_path / "out") == extracted(snapshot(stage))
     with pytest.raises(FormatError):
         pkgar.open_package(tmp_path / "theirs.pkgar", generate().public_key)
     if packaging == pkgar.Packaging.UNCOMPRESSED:  # same stage, same key: the same bytes
@@ -439,3 +446,28 @@ def test_old_pkgar_cannot_read_flags_which_is_why_the_old_header_has_none(tmp_pa
     pkgar.create(stage, tmp_path / "p.pkgar", pair, packaging=pkgar.Packaging.LZMA2)
     with pytest.raises(CommandError, match="exit status"):
         run([pkgar_old, "extract", "-p", public, "-a", tmp_path / "p.pkgar", tmp_path / "out"], capture=True)
+
+
+def test_an_entry_under_a_symlink_entry_of_the_same_package_is_refused(tmp_path: Path, key: KeyPair) -> None:
+    """Before: IsADirectoryError (or a write through the link). The package's own symlink is never followed."""
+    (tmp_path / "outside").mkdir()
+    forge(tmp_path / "p.pkgar", key, [(b"lib", os.fsencode(tmp_path / "outside"), 0o120777),
+                                      (b"lib/x", b"evil", 0o100644)])
+    with pytest.raises(FormatError, match=r"entry b'lib/x' lies under the symlink entry b'lib'"):
+        pkgar.extract(tmp_path / "p.pkgar", key.public_key, tmp_path / "out")
+    assert not any((tmp_path / "outside").iterdir())
+    assert not (tmp_path / "out" / "lib").exists()
+
+
+def test_setuid_and_setgid_bits_are_not_kept_on_host_files(tmp_path: Path, key: KeyPair) -> None:
+    forge(tmp_path / "p.pkgar", key, [(b"su", b"x", 0o106755), (b"sg", b"x", 0o102755), (b"t", b"x", 0o101777)])
+    pkgar.extract(tmp_path / "p.pkgar", key.public_key, tmp_path / "out")
+    modes = {name: stat.S_IMODE((tmp_path / "out" / name).stat().st_mode) for name in ("su", "sg", "t")}
+    assert modes == {"su": 0o755, "sg": 0o755, "t": 0o1777}
+
+
+def test_a_nul_inside_an_entry_path_is_an_error_not_a_truncation(tmp_path: Path, key: KeyPair) -> None:
+    forge(tmp_path / "p.pkgar", key, [(b"etc/passwd\0.d/extra", b"x", 0o100644)])
+    with pytest.raises(FormatError, match=r"entry path b'etc/passwd\\x00.d/extra' contains NUL"):
+        pkgar.extract(tmp_path / "p.pkgar", key.public_key, tmp_path / "out")
+    assert not (tmp_path / "out" / "etc").exists()

@@ -39,6 +39,7 @@ MODE_FILE = 0o100000
 MODE_SYMLINK = 0o120000
 MODE_PERMISSIONS = 0o7777
 MODE_VALID_BITS = MODE_KIND | MODE_PERMISSIONS
+HOST_UNSAFE_BITS = 0o6000  # setuid, setgid: never kept on a file extracted on the host
 
 LZMA2_LENGTH_PREFIX = struct.Struct("<Q")
 LZMA2_WRITE_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 5}]  # upstream's Lzma2Options::with_preset(5)
@@ -139,7 +140,9 @@ class Entry:
     @classmethod
     def unpack(cls, raw: bytes, archive: Path) -> Entry:
         digest, offset, size, mode, path_field = _ENTRY.unpack(raw)
-        path = path_field.split(b"\0", 1)[0]
+        path, _, padding = path_field.partition(b"\0")
+        if padding.strip(b"\0"):  # upstream reads up to the first NUL: a path that goes on after it is not one
+            raise FormatError(f"entry path {path_field.rstrip(bytes(1))!r} contains NUL", path=archive)
         if mode & ~MODE_VALID_BITS:
             raise FormatError(f"entry {path!r} has invalid mode {mode:o}", path=archive)
         if mode & MODE_KIND not in (MODE_FILE, MODE_SYMLINK):
@@ -415,7 +418,8 @@ def extract(archive: Path, trusted_key: bytes, destination: Path) -> Package:
 
     Every entry is first written to ``.pkgar.<name>`` beside its target and checked; only when all entries
     check out are the temporary files renamed into place, so a bad package changes nothing. Modes are applied
-    exactly (not filtered by the umask); symlinks are created as symlinks.
+    exactly (not filtered by the umask) but for setuid and setgid, which a host file never gets; symlinks are
+    created as symlinks, and an entry under one of the package's own symlinks is refused.
     """
     package = open_package(archive, trusted_key)
     root = destination.resolve()
@@ -423,6 +427,7 @@ def extract(archive: Path, trusted_key: bytes, destination: Path) -> Package:
     targets = [_target(root, entry, archive) for entry in package.entries]
     if len(set(targets)) != len(targets):
         raise FormatError("two entries have the same path", path=archive)
+    _check_nothing_under_own_symlinks(package.entries, targets, archive)
     temporaries = [target.with_name(TEMP_PREFIX + target.name) for target in targets]
     with removed_on_failure(*temporaries):
         with open(archive, "rb") as stream:
@@ -431,6 +436,15 @@ def extract(archive: Path, trusted_key: bytes, destination: Path) -> Package:
         for temporary, target in zip(temporaries, targets):
             os.replace(temporary, target)
     return package
+
+
+def _check_nothing_under_own_symlinks(entries: list[Entry], targets: list[Path], archive: Path) -> None:
+    """No entry lies under a symlink entry of the same package: writing it would follow the link."""
+    links = {target: entry for entry, target in zip(entries, targets) if entry.is_symlink}
+    for entry, target in zip(entries, targets):
+        if (link := next((links[parent] for parent in target.parents if parent in links), None)) is not None:
+            raise FormatError(f"entry {entry.path!r} lies under the symlink entry {link.path!r}, which extraction "
+                              f"would follow", path=archive)
 
 
 def _target(root: Path, entry: Entry, archive: Path) -> Path:
@@ -452,7 +466,7 @@ def _write_entry(package: Package, stream: BinaryIO, entry: Entry, temporary: Pa
     with os.fdopen(descriptor, "wb") as file:
         for chunk in content:
             file.write(chunk)
-    os.chmod(temporary, entry.permissions)
+    os.chmod(temporary, entry.permissions & ~HOST_UNSAFE_BITS)
 
 
 def split(archive: Path, trusted_key: bytes, head: Path, data: Path | None = None) -> Package:
