@@ -75,10 +75,11 @@ class Fork:
         return {line[3:] for line in self.doit("qcow2").stdout.splitlines() if line.startswith(".  ")}
 
     def artifacts(self) -> dict[str, str]:
-        """Every artifact of the build by path: stages, sysroot, packages, initfs, image, qcow2."""
+        """Every artifact of the build by path: stages, sysroot, packages, initfs, image, qcow2 (not their stamps,
+        which each run of a task writes)."""
         roots = [self.build / TARGET / "recipes", self.build / "aarch64/sysroot", self.build / "cookbook/repo"]
         files = [path for root in roots for path in root.rglob("*") if path.is_file()
-                 and ("/stage/" in str(path) or "/recipes/" not in str(path))]
+                 and ("/stage/" in str(path) or "/recipes/" not in str(path)) and not path.name.endswith(".stamp.json")]
         files += [self.initfs, self.image, self.image.with_suffix(".qcow2")]
         return {str(path.relative_to(self.build)): hash_file(path) for path in files}
 
@@ -221,7 +222,8 @@ def test_an_init_rc_edit_ends_in_a_new_initfs_image_and_qcow2_only(fork: Fork) -
     assert ran == {"cook:base", "cook:base-initfs", "cook:bootstrap", "initfs", "image", "qcow2"}
     assert changed(before, fork.artifacts()) == {
         "aarch64/initfs.img", "aarch64/fork.img", "aarch64/fork.qcow2",
-        f"cookbook/repo/{TARGET}/initfs.pkgar", f"cookbook/repo/{TARGET}/initfs.toml"}
+        f"cookbook/repo/{TARGET}/initfs.pkgar", f"cookbook/repo/{TARGET}/initfs.toml",
+        f"cookbook/repo/{TARGET}/repo.toml"}  # the repository's index, which lists the new initfs
     initfs = read_initfs(fork.initfs)
     assert b"export RUST_LOG debug\n" in initfs.content(dict(initfs.walk())["etc/init.rc"])
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_path, move_into_place, remove_path, removed_on_failure
+from ..engine.treehash import hash_directory
 from ..errors import BuildError
 from ..model.recipe import OptionalPackage, Recipe
 from ..toolchain.env import CargoBuild
@@ -18,6 +19,7 @@ from .paths import CookPaths
 from .script import ScriptDirs, ScriptOptions, run_build_script
 
 SYSROOT_DIRS = ("bin", "include", "lib", "share")
+ET_EXEC, ET_DYN = 2, 3  # ELF e_type of an executable and of a PIE (or shared object)
 
 RemoteStage = Callable[[str, Path], None]
 """Fills a stage directory with the prebuilt package of a ``remote`` recipe (name, stage directory)."""
@@ -66,6 +68,7 @@ def cook(recipe: Recipe, paths: CookPaths, request: CookRequest, remote: RemoteS
 
 def _build(recipe: Recipe, paths: CookPaths, request: CookRequest, stage_tmp: Path) -> None:
     assemble_sysroot(paths.sysroot, request.dependency_stages)
+    sysroot_digest = relink_when_sysroot_changed(paths)
     toolchain = None
     if request.host_dependency_stages:
         toolchain = assemble_sysroot(paths.toolchain, request.host_dependency_stages)
@@ -78,6 +81,35 @@ def _build(recipe: Recipe, paths: CookPaths, request: CookRequest, stage_tmp: Pa
         run_build_script(recipe.build, recipe.name, dirs, request.cargo, request.options, paths.log)
     except BuildError as error:
         raise type(error)(f"cook {recipe.name}: {error.reason}", path=error.path, key=error.key) from None
+    sysroot_digest.parent.mkdir(parents=True, exist_ok=True)
+    sysroot_digest.write_text(hash_directory(paths.sysroot))
+
+
+def relink_when_sysroot_changed(paths: CookPaths) -> Path:
+    """Cargo does not know that a program links the sysroot's libraries (``-L`` and ``-lc`` are no inputs it
+    tracks): after a relibc change it would keep the binaries linked against the old libc.a. When the sysroot
+    differs from the one of this recipe's last cook, the executables cargo linked are removed, so that it links
+    them again — only them: every crate stays compiled. Returns the file that records the sysroot's digest."""
+    record = paths.build / "sysroot.digest"
+    if record.is_file() and record.read_text() != hash_directory(paths.sysroot):
+        for executable in _linked_executables(paths.cargo_target_dir):
+            executable.unlink()
+    return record
+
+
+def _linked_executables(target_dir: Path) -> list[Path]:
+    """The ELF executables (static or PIE) in cargo's ``[<target>/]<profile>/deps`` directories."""
+    found = []
+    # resolved and deduplicated: target/<triple> is a symlink to target/<spec name> (tasks/templates/cookbook_redoxer)
+    directories = {deps.resolve() for deps in [*target_dir.glob("*/deps"), *target_dir.glob("*/*/deps")]}
+    for deps in sorted(directories):
+        for path in deps.iterdir():
+            if path.is_file() and not path.is_symlink() and path.suffix == "":
+                with open(path, "rb") as stream:
+                    head = stream.read(18)
+                if head[:4] == b"\x7fELF" and int.from_bytes(head[16:18], "little") in (ET_EXEC, ET_DYN):
+                    found.append(path)
+    return found
 
 
 def assemble_sysroot(destination: Path, stages: Sequence[Path]) -> Path:
