@@ -61,6 +61,14 @@ CASES = {
                                  "package 'doc'"),
     "dependency cycle": ({"a": cargo("b"), "b": cargo("a")}, {},
                          "{root}/recipes/a/recipe.toml: build.dependencies[0]: dependency cycle: a -> b -> a"),
+    # template "none" (a meta-package) has its build dependencies checked like any other (issue 12, item 4)
+    "none: missing dependency": ({"a": '[build]\ntemplate = "none"\ndependencies = ["nope"]\n'}, {},
+                                 "{root}/recipes/a/recipe.toml: build.dependencies[0]: no recipe named 'nope' under "
+                                 "{root}/recipes"),
+    "none: dependency cycle": ({"a": '[build]\ntemplate = "none"\ndependencies = ["b"]\n', "b": cargo("a")}, {},
+                               "{root}/recipes/a/recipe.toml: build.dependencies[0]: dependency cycle: a -> b -> a"),
+    "none: depends on itself": ({"a": '[build]\ntemplate = "none"\ndependencies = ["a"]\n'}, {},
+                                "{root}/recipes/a/recipe.toml: build.dependencies[0]: dependency cycle: a -> a"),
     "missing recipe from recipe": ({"a": cargo("nope")}, {},
                                    "{root}/recipes/a/recipe.toml: build.dependencies[0]: no recipe named 'nope' "
                                    "under {root}/recipes"),

@@ -237,3 +237,26 @@ def test_missing_patch_file_names_the_key(root: Path) -> None:
     recipe = write_recipe(root, "p2", '[source]\ngit = "file:///nowhere"\npatches = ["nope.patch"]\n')
     with pytest.raises(InputError, match=r"source.patches\[0\]: patch file nope.patch does not exist"):
         fetch(recipe, source_paths(root, recipe))
+
+
+def test_a_rev_that_does_not_exist_leaves_no_half_clone(root: Path) -> None:
+    """Before: the clone stayed, and the next run took it for the user's own source and built from it."""
+    bare, _ = bare_repository(root, root / "sources" / "hello-dep")
+    recipe = git_recipe(root, bare, rev="0123456789abcdef0123456789abcdef01234567")
+    paths = source_paths(root, recipe)
+    for _attempt in range(2):
+        with pytest.raises(InputError, match=rf"recipe.toml: source.rev: revision 0123456789abcdef0123456789abcdef"
+                                             rf"01234567 is not in file://{bare}$"):
+            fetch(recipe, paths, log=root / "fetch.log")
+        assert not paths.source.exists() and not list(paths.source.parent.glob("*.partial"))
+
+
+def test_a_deleted_fetched_source_is_fetched_again(root: Path) -> None:
+    bare, commit = bare_repository(root, root / "sources" / "hello-dep")
+    recipe = git_recipe(root, bare, rev=commit)
+    paths = source_paths(root, recipe)
+    assert fetch(recipe, paths).status is FetchStatus.FETCHED
+    shutil.rmtree(paths.source)
+    again = fetch(recipe, paths)
+    assert again.status is FetchStatus.FETCHED and again.ident == commit
+    assert "patched" in (paths.source / "src" / "main.rs").read_text()

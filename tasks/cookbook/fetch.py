@@ -152,15 +152,28 @@ class _Fetcher:
             if offline:
                 raise InputError(f"offline and {paths.source} is missing: fetch it online first", path=recipe.path,
                                  key="source.git")
-            git.clone(source.git, paths.source, branch=source.branch, treeless=bool(source.shallow_clone), log=log)
-            state = None
-        commit = git.resolve(paths.source, source.rev, source.branch, offline=offline, log=log)
+            # Cloned, checked out and finished aside: a rev that does not exist leaves no half clone that the
+            # next run would take for the user's own source.
+            with atomic_path(paths.source) as partial:
+                git.clone(source.git, partial, branch=source.branch, treeless=bool(source.shallow_clone), log=log)
+                commit = self._resolve(partial, source, offline)
+                git.checkout(partial, commit, source.branch, log=log)
+                tree = self.finish(partial)
+            _write_state(paths.state, _State(identity, commit, tree))
+            return FetchResult(FetchStatus.FETCHED, paths.source, commit)
+        commit = self._resolve(paths.source, source, offline)
         if state is not None and state.identity == identity and state.ident == commit:
             return FetchResult(FetchStatus.UNCHANGED, paths.source, commit)
         git.checkout(paths.source, commit, source.branch, log=log)
         tree = self.finish(paths.source)
         _write_state(paths.state, _State(identity, commit, tree))
         return FetchResult(FetchStatus.FETCHED, paths.source, commit)
+
+    def _resolve(self, directory: Path, source: GitSource, offline: bool) -> str:
+        try:
+            return git.resolve(directory, source.rev, source.branch, offline=offline, log=self.log, where=source.git)
+        except InputError as error:  # name the recipe, whose key it is
+            raise InputError(error.reason, path=self.recipe.path, key=error.key) from None
 
     def tar(self, source: TarSource, state: _State | None, offline: bool) -> FetchResult:
         recipe, paths = self.recipe, self.paths

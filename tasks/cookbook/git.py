@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..atomic import atomic_path
 from ..errors import CommandError, InputError
 from ..process import run
 
@@ -13,14 +12,14 @@ def _git(directory: Path, *args: str, log: Path | None = None, capture: bool = F
 
 
 def clone(url: str, destination: Path, *, branch: str | None, treeless: bool, log: Path | None) -> None:
-    """Clone without checking out (the caller checks out the wanted commit) via ``<destination>.partial``."""
+    """Clone into ``destination`` (a new directory) without checking out: the caller checks out the wanted
+    commit, and makes the clone the source only once that worked."""
     argv = ["git", "clone", "--no-checkout"]
     if treeless:
         argv.append("--filter=tree:0")  # upstream's shallow_clone: full history, trees fetched on demand
     if branch:
         argv += ["--branch", branch]
-    with atomic_path(destination) as partial:
-        run([*argv, "--", url, partial], log=log)
+    run([*argv, "--", url, destination], log=log)
 
 
 def _commit_of(directory: Path, ref: str) -> str | None:
@@ -30,16 +29,23 @@ def _commit_of(directory: Path, ref: str) -> str | None:
         return None
 
 
-def resolve(directory: Path, rev: str | None, branch: str | None, *, offline: bool, log: Path | None) -> str:
+def resolve(directory: Path, rev: str | None, branch: str | None, *, offline: bool, log: Path | None,
+            where: str | None = None) -> str:
     """The commit to check out: ``rev`` (fetched only when not present), else the tip of ``branch`` (or of the
-    remote's default branch), updated from the remote unless offline."""
+    remote's default branch), updated from the remote unless offline. ``where`` names the repository in errors
+    (default: ``directory``)."""
+    where = where or str(directory)
     if rev:
         commit = _commit_of(directory, rev)
         if commit is None and not offline:
-            _git(directory, "fetch", "--tags", "origin", rev, log=log)
-            commit = _commit_of(directory, rev) or _commit_of(directory, "FETCH_HEAD")
+            try:
+                _git(directory, "fetch", "--tags", "origin", rev, log=log)
+            except CommandError:  # "not our ref": the remote has no such revision
+                pass
+            else:
+                commit = _commit_of(directory, rev) or _commit_of(directory, "FETCH_HEAD")
         if commit is None:
-            raise InputError(f"revision {rev} is not in {directory}" + (" (offline)" if offline else ""),
+            raise InputError(f"revision {rev} is not in {where}" + (" (offline)" if offline else ""),
                              key="source.rev")
         return commit
     remote_ref = f"refs/remotes/origin/{branch}" if branch else "refs/remotes/origin/HEAD"
@@ -47,7 +53,7 @@ def resolve(directory: Path, rev: str | None, branch: str | None, *, offline: bo
         _git(directory, "fetch", "origin", *([f"+{branch}:{remote_ref}"] if branch else []), log=log)
     commit = _commit_of(directory, remote_ref)
     if commit is None:
-        raise InputError(f"{remote_ref} is not in {directory}" + (" (offline)" if offline else ""),
+        raise InputError(f"{remote_ref} is not in {where}" + (" (offline)" if offline else ""),
                          key="source.branch" if branch else "source.git")
     return commit
 

@@ -173,7 +173,9 @@ class GraphBuilder:
     # --- edges ---------------------------------------------------------------------------------------------------
 
     def _build_dep_refs(self, step: Step) -> list[tuple[PackageRef, Origin]]:
-        if not step.builds_from_source:
+        # A recipe of template "none" (a meta-package) still has its build dependencies built and checked; one that
+        # a rule takes prebuilt or ignores does not.
+        if not step.builds_from_source and step.recipe.template != "none":
             return []
         build = step.recipe.build
         refs = []
