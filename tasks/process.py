@@ -37,11 +37,12 @@ def child_env(set: Mapping[str, str] | None = None, unset: Sequence[str] = (),
 
 def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None,
         log: str | os.PathLike[str] | None = None, stdin: str | bytes | None = None,
-        capture: bool = False, ok_codes: Sequence[int] = (0,)) -> str:
+        capture: bool = False, ok_codes: Sequence[int] = (0,), secrets: Sequence[str] = ()) -> str:
     """Run ``argv`` to completion.
 
     Output goes to ``log`` (appended, after a line with the command) or, with ``capture``, is returned as text.
     A failure raises :class:`CommandError` carrying the exit status, the last lines of output and the log path.
+    Every one of ``secrets`` (passwords the child may print) is masked wherever its output goes.
     """
     program, *args = (str(arg) for arg in argv)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -49,9 +50,10 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
     # the last stderr lines are kept apart so the reason for a failure is never pushed out of the tail.
     errors: deque[str] = deque(maxlen=ERROR_LINES)
     captured: list[str] = []
-    log_file = _open_log(log, argv, cwd) if log is not None else None
+    log_file = _open_log(log, argv, cwd, secrets) if log is not None else None
 
     def output(line: str) -> None:
+        line = mask(line, secrets)
         tail.append(line.rstrip("\n"))
         if capture:
             captured.append(line)
@@ -59,6 +61,7 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
             log_file.write(line)
 
     def error(line: str) -> None:
+        line = mask(line, secrets)
         tail.append(line.rstrip("\n"))
         errors.append(line.rstrip("\n"))
         if log_file is not None:
@@ -73,25 +76,38 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
     except sh.CommandNotFound:
         raise CommandError(f"command not found: {program} (is it installed and on PATH?)") from None
     except sh.ErrorReturnCode as failure:
-        raise CommandError(_failure_reason(argv, failure.exit_code, tail, errors, log)) from None
+        raise CommandError(_failure_reason(argv, failure.exit_code, tail, errors, log, secrets)) from None
     finally:
         if log_file is not None:
             log_file.close()
     return "".join(captured)
 
 
-def _open_log(log: str | os.PathLike[str], argv: Argv, cwd) -> "object":
+MASK = "***"
+
+
+def mask(line: str, secrets: Sequence[str]) -> str:
+    """``line`` with every secret replaced by :data:`MASK` (longest first, so that one inside another goes too)."""
+    for secret in sorted((secret for secret in secrets if secret), key=len, reverse=True):
+        line = line.replace(secret, MASK)
+    return line
+
+
+def _open_log(log: str | os.PathLike[str], argv: Argv, cwd, secrets: Sequence[str]) -> "object":
     path = Path(log)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stream = open(path, "a", encoding="utf-8", errors="replace")
+    if not path.parent.is_dir():  # logs may hold what a build printed: its owner's only
+        path.parent.mkdir(parents=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    stream = open(descriptor, "a", encoding="utf-8", errors="replace")
     where = f" (in {cwd})" if cwd else ""
-    stream.write(f"$ {command_line(argv)}{where}\n")
+    stream.write(mask(f"$ {command_line(argv)}{where}\n", secrets))
     stream.flush()
     return stream
 
 
-def _failure_reason(argv: Argv, status: int, tail: deque[str], errors: deque[str], log) -> str:
-    lines = [f"`{command_line(argv)}` failed with exit status {status}"]
+def _failure_reason(argv: Argv, status: int, tail: deque[str], errors: deque[str], log,
+                    secrets: Sequence[str]) -> str:
+    lines = [mask(f"`{command_line(argv)}` failed with exit status {status}", secrets)]
     if tail:
         lines.append(f"last {len(tail)} lines of output:")
         lines.extend("  " + line for line in tail)

@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -169,6 +170,16 @@ def test_users_and_groups_in_redox_formats(root: Path) -> None:
     assert name == "root" and argon2.PasswordHasher().verify(hashed, "password")
     assert user_line == "user;", "an empty password has an empty hash"
     assert (root / "etc/group").read_text() == "root;x;0;root\nuser;x;1000;user\nsudo;x;1;user\n"
+
+
+def test_no_clear_text_password_in_the_image_the_logs_or_their_directory_mode(demo: Demo, root: Path) -> None:
+    """The demo's root password is "password" (issue 12, item 5): hashed in /etc/shadow only."""
+    record = tomllib.loads((root / "filesystem.toml").read_text())  # the image's copy of the merged config
+    assert set(record["users"]) == {"root", "user"} and all("password" not in user for user in record["users"].values())
+    assert record["general"]["filesystem_size"] == 64
+    assert "password" not in (demo.build / "logs/image.log").read_text()  # the installer prints its config: masked
+    assert stat.S_IMODE((demo.build / "logs").stat().st_mode) == 0o700
+    assert stat.S_IMODE((demo.build / "logs/image.log").stat().st_mode) == 0o600
 
 
 def test_boot_initfs_is_the_built_initfs_with_its_bootstrap(demo: Demo, root: Path) -> None:

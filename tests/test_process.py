@@ -1,7 +1,9 @@
 """The one command runner: real processes, their output, their failures."""
 from __future__ import annotations
 
+import stat
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +41,15 @@ def test_the_error_message_survives_block_buffered_stdout_flushed_after_it():
 def test_a_missing_program_is_named():
     with pytest.raises(CommandError, match="command not found: no-such-tool-here"):
         run(["no-such-tool-here"])
+
+
+def test_secrets_are_masked_in_the_log_the_failure_and_the_captured_output(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "x.log"
+    script = 'echo "password: Some(\\"hunter22\\")"; echo "hunter22 on stderr" >&2; exit 3'
+    with pytest.raises(CommandError) as failed:
+        run(["sh", "-c", script], log=log, secrets=["hunter22"])
+    assert "hunter22" not in str(failed.value)
+    assert 'password: Some("***")' in str(failed.value) and "*** on stderr" in str(failed.value)
+    assert "hunter22" not in log.read_text() and "*** on stderr" in log.read_text()
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600 and stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+    assert run(["echo", "hunter22"], capture=True, secrets=["hunter22"]) == "***\n"

@@ -40,6 +40,9 @@ def variables() -> dict[str, str]:
 
 def doit_config(build: Path) -> dict:
     build.mkdir(parents=True, exist_ok=True)  # doit opens its database before any task runs
+    logs = build / "logs"  # what builds printed: the owner's only (docs/safety.md)
+    logs.mkdir(mode=0o700, exist_ok=True)
+    logs.chmod(0o700)
     return {
         # Our engine's store (build/engine/) is the only judge of staleness: tasks have no file_dep or targets,
         # so doit's own database holds nothing we read. sqlite3 writes only when a task ran (json rewrites its

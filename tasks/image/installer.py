@@ -66,6 +66,7 @@ class ImageRequest:
     backups: int = 1  # previous images kept: .bak, .bak.1, …
     boot_dir: PurePosixPath = FORK_BOOT_DIR  # where the repository's `bootloader` package carries its EFI file
     size_mib: int | None = None  # overrides [general] filesystem_size
+    secrets: tuple[str, ...] = ()  # the config's passwords: masked in logs and messages
     config_sources: tuple[Path, ...] = ()  # the files ``config`` includes, which the installer reads too
 
 
@@ -101,15 +102,38 @@ def _run_installer(installer: Path, request: ImageRequest, disk: Path, build_dir
     # prompt (a user without `password` while [general] prompt is true) fail instead of waiting. Its /tmp is
     # private where possible (tasks/image/privatetmp.py).
     scratch = privatetmp.fresh(build_dir / "installer-tmp")
+    config = _without_clear_passwords(installer, request, log)
     argv = privatetmp.private_tmp_command(
-        [installer, f"--cookbook={request.cookbook}", "--no-mount", "-c", request.config, disk],
+        [installer, f"--cookbook={request.cookbook}", "--no-mount", "-c", config, disk],
         scratch=scratch, writable=[build_dir, disk.parent], readable=[installer, *request.config_sources])
     try:
-        run(argv, env=child_env(set={"TARGET": request.target}), log=log, stdin="")
+        run(argv, env=child_env(set={"TARGET": request.target}), log=log, stdin="", secrets=request.secrets)
     except CommandError as error:
         raise CommandError(error.reason, path=request.config, key="redox_installer") from None
     finally:
         remove_path(scratch)
+
+
+def _without_clear_passwords(installer: Path, request: ImageRequest, log: Path | None) -> Path:
+    """The config the installer is run with: ``request.config`` and a postinstall ``/filesystem.toml``.
+
+    The installer copies the merged config into the image as ``/filesystem.toml`` (mode 0644), clear-text passwords
+    included. It writes that copy before the packages, and postinstall files after them: a postinstall entry of
+    the same path, holding the merged config without ``password`` and ``encrypt_disk``, replaces it. The users'
+    passwords reach ``/etc/shadow`` hashed, as before; the image keeps its record of the config it was made from.
+    """
+    import tomli_w
+    merged_file = request.config.with_name(request.config.stem + ".merged.toml")
+    run([installer, "-c", request.config, f"--output-config={merged_file}"], log=log)
+    merged = tomllib.loads(merged_file.read_text(encoding="utf-8"))
+    merged_file.unlink()
+    for user in merged.get("users", {}).values():
+        user.pop("password", None)
+    merged.get("general", {}).pop("encrypt_disk", None)
+    public = {"path": "/filesystem.toml", "data": tomli_w.dumps(merged), "postinstall": True, "mode": 0o644}
+    config = request.config.with_name(request.config.stem + ".image.toml")
+    config.write_text(tomli_w.dumps({"include": [str(request.config)], "files": [public]}), encoding="utf-8")
+    return config
 
 
 def _check_request(request: ImageRequest) -> None:

@@ -52,8 +52,14 @@ class Image(Stage):
         build_image(ImageRequest(cookbook=self.layout.cookbook, config=self._stamped_config(),
                                  output=self.layout.disk_image, target=self.settings.target,
                                  backups=self.settings.backups, boot_dir=self.settings.boot_dir,
-                                 config_sources=tuple(self.ctx.project.config.sources)),
+                                 config_sources=tuple(self.ctx.project.config.sources),
+                                 secrets=self._secrets()),
                     self.settings.build, log=self.layout.log("image"))
+
+    def _secrets(self) -> tuple[str, ...]:
+        config = self.ctx.project.config
+        passwords = [user.password for user in config.users.values() if user.password]
+        return tuple([*passwords, *([config.general.encrypt_disk] if config.general.encrypt_disk else [])])
 
     def _stamped_config(self) -> Path:
         """The selected config plus the build's text stamps as ``[[files]]`` (the pinned installer 0.2.40 does not
