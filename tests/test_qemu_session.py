@@ -109,6 +109,31 @@ def test_a_pid_now_used_by_another_program_is_never_signalled(tmp_path):
         bystander.wait()
 
 
+def test_a_session_record_copied_with_the_tree_never_stops_the_original(tmp_path):
+    """`cp -a` of a tree copies build/run/<name>/session.json: the copy's boot-stop must leave the original's
+    QEMU (here a live process whose pid, start time and command line the record holds) running (issue 12, item 7)."""
+    original = SessionPaths.of(tmp_path / "tree" / "build", "default")
+    qemu = subprocess.Popen(["sleep", "60"])
+    try:
+        record = record_for(original, qemu.pid, psutil.Process(qemu.pid).create_time())
+        record = record.model_copy(update={"argv": ["sleep", "60"]})
+        original.record.write_text(record.model_dump_json())
+        copy = SessionPaths.of(tmp_path / "copy" / "build", "default")
+        copy.dir.mkdir(parents=True)
+        copy.record.write_text(original.record.read_text())
+        with SessionLock(copy).held("run-stop"):
+            how = stop_locked(copy, powerdown_timeout=1)
+        assert how.startswith(f"removed session record {copy.record}: it was written for another build directory")
+        assert qemu.poll() is None and original.record.exists() and original.files.console_socket.exists()
+        assert not copy.record.exists()
+        with SessionLock(original).held("run-stop"):  # the original's own record still stops it
+            assert stop_locked(original, powerdown_timeout=1) is not None
+        assert qemu.wait(timeout=20) is not None
+    finally:
+        qemu.kill()
+        qemu.wait()
+
+
 def test_stop_without_session(tmp_path):
     paths = SessionPaths.of(tmp_path, "default")
     with SessionLock(paths).held("run-stop"):

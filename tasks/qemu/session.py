@@ -4,9 +4,10 @@ A session lives in ``build/run/<name>/``: ``session.json`` (the record: QEMU pid
 and its stamp, when and by whom it was started), ``lock`` (flock'ed by whoever uses the session, and naming them),
 the console and QMP sockets, and the per-run copy of the UEFI variable store. Logs go to ``build/logs/``.
 
-A QEMU is only ever signalled through a record this tool wrote, and only while that pid is still the process that
-was started (same pid *and* start time): a pid reused by another program, or any QEMU started by hand, is never
-touched. A record whose QEMU has gone is stale and is removed.
+A QEMU is only ever signalled through a record this tool wrote for this session directory (a record copied with
+the tree names another directory's sockets: it is dropped), and only while that pid is still the process that
+was started (same pid, start time *and* command line): a pid reused by another program, or any QEMU started by
+hand, is never touched. A record whose QEMU has gone is stale and is removed.
 """
 from __future__ import annotations
 
@@ -221,6 +222,12 @@ def live_record(paths: SessionPaths, notes: list[str]) -> SessionRecord | None:
         paths.record.unlink(missing_ok=True)
         notes.append(f"removed unreadable session record {paths.record}")
         return None
+    if not _recorded_here(paths, record):
+        # Copied with the tree (cp -a): its QEMU and sockets are another tree's, never ours to signal or remove.
+        paths.record.unlink(missing_ok=True)
+        notes.append(f"removed session record {paths.record}: it was written for another build directory "
+                     f"(sockets {record.qmp_socket.parent}), whose QEMU is left alone")
+        return None
     if not qemu_alive(record):
         _clean(paths, record)
         notes.append(f"removed stale session {paths.name}: its QEMU (pid {record.qemu_pid}) has exited")
@@ -228,11 +235,19 @@ def live_record(paths: SessionPaths, notes: list[str]) -> SessionRecord | None:
     return record
 
 
+def _recorded_here(paths: SessionPaths, record: SessionRecord) -> bool:
+    """The record names this session's own sockets (which follow from its directory)."""
+    files = paths.files
+    return (record.qmp_socket, record.console_socket) == (files.qmp_socket, files.console_socket)
+
+
 def qemu_alive(record: SessionRecord) -> bool:
-    """Is the recorded pid still the QEMU that was started (not a finished one, nor a new process with its pid)?"""
+    """Is the recorded pid still the QEMU that was started (not a finished one, nor a new process with its pid):
+    same start time, and the command line the record holds, which names this session's sockets?"""
     try:
         process = psutil.Process(record.qemu_pid)
-        return abs(process.create_time() - record.qemu_created) < 0.5 and process.status() != psutil.STATUS_ZOMBIE
+        return (abs(process.create_time() - record.qemu_created) < 0.5 and process.status() != psutil.STATUS_ZOMBIE
+                and process.cmdline() == record.argv)
     except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or another user's process: not our QEMU
         return False
 
