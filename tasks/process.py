@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -71,8 +72,17 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
 
     try:
         command = sh.Command(program)
-        command(*args, _cwd=None if cwd is None else str(cwd), _env=dict(os.environ if env is None else env),
-                _in=stdin, _out=output, _err=error, _tty_out=False, _ok_code=list(ok_codes), _bg_exc=False)
+        running = command(*args, _cwd=None if cwd is None else str(cwd), _env=dict(os.environ if env is None else env),
+                          _in=stdin, _out=output, _err=error, _tty_out=False, _ok_code=list(ok_codes), _bg=True,
+                          _bg_exc=False, _new_group=True)
+        try:
+            running.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C: the child and everything it started stop too, before the interrupt goes on to leave the
+            # build consistent. The child leads a process group of its own, so that this reaches what a shell
+            # started in the background (which ignores SIGINT) and what outlived its parent.
+            stop_group(running.pid)
+            raise
     except sh.CommandNotFound:
         raise CommandError(f"command not found: {program} (is it installed and on PATH?)") from None
     except sh.ErrorReturnCode as failure:
@@ -81,6 +91,23 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
         if log_file is not None:
             log_file.close()
     return "".join(captured)
+
+
+def stop_group(leader: int, timeout: float = 5.0) -> None:
+    """SIGTERM to the process group ``leader`` leads, SIGKILL to it if any member is left after ``timeout``."""
+    import signal
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 0.0)):
+        try:
+            os.killpg(leader, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(leader, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
 
 MASK = "***"
