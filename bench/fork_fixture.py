@@ -13,6 +13,7 @@ Run: .venv/bin/python bench/fork_fixture.py
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,9 @@ def timed(fork, *args: str) -> float:
     command = [str(Path(sys.executable).parent / "doit"), "-f", str(PROJECT / "dodo.py"), *args,
                f"root={fork.tree}", "config=config/aarch64/fork.toml", "rust=/usr", "backend=llvm",
                f"bootloader={fork.tree / 'BOOTAA64.EFI'}"]
-    subprocess.run(command, check=True, capture_output=True, cwd=PROJECT)
+    # PYTHONPATH: this checkout's tasks/, whatever the venv's editable install points at
+    subprocess.run(command, check=True, capture_output=True, cwd=PROJECT,
+                   env={**os.environ, "PYTHONPATH": str(PROJECT)})
     return time.monotonic() - started
 
 
