@@ -134,6 +134,22 @@ CASES = {
     "package name with a space": ({"a": OK}, {"c.toml": '[packages]\n"a b" = {}\n'},
                                   "{root}/config/c.toml: packages.\"a b\": invalid package name 'a b': must not "
                                   "contain whitespace"),
+    # what the installer's own parser rejects (issue 12, inputs that should match the real installer)
+    "file without data": ({"a": OK}, {"c.toml": '[[files]]\npath = "/x"\ndirectory = true\n'},
+                          "{root}/config/c.toml: files[0].data: missing required key"),
+    "group without members": ({"a": OK}, {"c.toml": '[groups.g]\ngid = 5\n'},
+                              "{root}/config/c.toml: groups.g.members: missing required key"),
+    "negative filesystem size": ({"a": OK}, {"c.toml": '[general]\nfilesystem_size = -1\n'},
+                                 "{root}/config/c.toml: general.filesystem_size: Input should be greater than or "
+                                 "equal to 0"),
+    "filesystem size over u32": ({"a": OK}, {"c.toml": '[general]\nfilesystem_size = 4294967296\n'},
+                                 "{root}/config/c.toml: general.filesystem_size: Input should be less than or "
+                                 "equal to 4294967295"),
+    "uid over u32": ({"a": OK}, {"c.toml": '[users.u]\nuid = 4294967296\n'},
+                     "{root}/config/c.toml: users.u.uid: Input should be less than or equal to 4294967295"),
+    "package rule not a string": ({"a": OK}, {"c.toml": '[packages]\na = true\n'},
+                                  "{root}/config/c.toml: packages.a: expected a table or one of: ignore, source, "
+                                  "binary, local (got True)"),
     "file without path": ({"a": OK}, {"c.toml": '[[files]]\ndata = "x"\n'},
                           "{root}/config/c.toml: files[0].path: missing required key"),
     "uid as string": ({"a": OK}, {"c.toml": '[users.root]\nuid = "0"\n'},
@@ -152,6 +168,21 @@ def test_bad_input_gives_one_precise_line(case, tmp_path, doit):
     errors = [line for line in result.stderr.splitlines() if not line.startswith("warning: ")]
     assert errors == ["ERROR: " + expected.format(root=root)], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_root_that_does_not_exist_is_refused_and_nothing_is_created(tmp_path, doit):
+    result = doit("list", f"root={tmp_path / 'nowhere'}", "config=config/c.toml")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"root={tmp_path / 'nowhere'}: no such directory" in result.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_config_with_a_byte_order_mark_is_read_as_the_installer_reads_it(tmp_path, doit):
+    root = make_tree(tmp_path / "tree", {"a": OK}, {})
+    (root / "config").mkdir()
+    (root / "config/c.toml").write_bytes(b"\xef\xbb\xbf" + PACKAGE_A.encode())
+    result = doit("list", "--all", f"root={root}", "config=config/c.toml")
+    assert result.returncode == 0 and "cook:a" in result.stdout, result.stderr
 
 
 def test_duplicate_recipe_name_is_a_warning_listing_both(tmp_path, doit):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from doit import get_var
 from doit.cmd_base import DodoTaskLoader
+from doit.exceptions import InvalidDodoFile
 from doit.reporter import ConsoleReporter
 from doit.task import Task
 
@@ -38,7 +39,9 @@ def variables() -> dict[str, str]:
     return {name: value for name in NAMES if (value := get_var(name)) is not None}
 
 
-def doit_config(build: Path) -> dict:
+def doit_config(build: Path, root: Path) -> dict:
+    if not root.is_dir():  # checked before anything is made under it
+        raise InvalidDodoFile(f"root={root}: no such directory (the tree holding recipes/ and config/)")
     build.mkdir(parents=True, exist_ok=True)  # doit opens its database before any task runs
     logs = build / "logs"  # what builds printed: the owner's only (docs/safety.md)
     logs.mkdir(mode=0o700, exist_ok=True)
@@ -112,7 +115,7 @@ class Loader(DodoTaskLoader):
         self._options = opt_values  # dodo.py is imported when tasks are needed, and only then
 
     def load_doit_config(self):
-        return doit_config(build_dir(variables()))
+        return doit_config(build_dir(variables()), root_dir(variables()))
 
     def load_tasks(self, cmd, pos_args):
         global RECORDING

@@ -1,8 +1,8 @@
 """Installer configs (``config/**/*.toml``), merged as the upstream installer does.
 
 ``include`` paths are relative to the including file and resolved recursively. The merge list is
-``[include1, include2, …, self]`` folded left, so later files win: ``[general]`` per field (``prompt`` only from the
-first config, as the current installer), ``[packages]``/``[users]``/``[groups]`` per key, ``[[files]]`` concatenated.
+``[include1, include2, …, self]`` folded left, so later files win: ``[general]`` per field (``prompt`` too, as the
+pinned installer 0.2.40 merges it), ``[packages]``/``[users]``/``[groups]`` per key, ``[[files]]`` concatenated.
 
 Every path a config puts into the image is checked here, at load time, because the installer writes it on the host
 (``<staging dir>/<path>``, as root, then chmod and chown): ``[[files]]`` paths and users' homes have no ``..`` and no
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from ..errors import InputError
 from .names import PackageName, parse_package_name
@@ -28,11 +28,15 @@ Rule = Literal["ignore", "source", "binary", "local"]
 RULES: tuple[str, ...] = Rule.__args__  # type: ignore[attr-defined]
 
 
+# The installer's integers are u32: a value outside fails its parse, so it fails ours.
+U32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
 class General(Table):
     cookbook: str | None = None
     prompt: bool | None = None
-    filesystem_size: int | None = None
-    efi_partition_size: int | None = None
+    filesystem_size: U32 | None = None
+    efi_partition_size: U32 | None = None
     skip_partitions: bool | None = None
     encrypt_disk: str | None = None
     live_disk: bool | None = None
@@ -50,6 +54,8 @@ def _check_rule(value: object) -> object:
     # A precise message for a mistyped rule; pydantic's union error would list both variants' complaints.
     if isinstance(value, str) and value not in RULES:
         raise ValueError(f"unknown rule {value!r} (expected a table or one of: {', '.join(RULES)})")
+    if not isinstance(value, (str, dict)):
+        raise ValueError(f"expected a table or one of: {', '.join(RULES)} (got {value!r})")
     return value
 
 
@@ -86,29 +92,29 @@ AccountName = Annotated[str, AfterValidator(check_account_name)]
 
 class FileEntry(Table):
     path: ImagePath
-    data: str = ""
+    data: str  # required by the installer's parser, even for a directory
     symlink: bool = False
     directory: bool = False
     recursive_chown: bool = False
     postinstall: bool = False
     append: bool = False
-    mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
+    mode: U32 | None = None
+    uid: U32 | None = None
+    gid: U32 | None = None
 
 
 class User(Table):
     password: PasswdField | None = None
-    uid: int | None = None
-    gid: int | None = None
+    uid: U32 | None = None
+    gid: U32 | None = None
     name: PasswdField | None = None
     home: Annotated[ImagePath, AfterValidator(_passwd_field)] | None = None
     shell: PasswdField | None = None
 
 
 class Group(Table):
-    gid: int | None = None
-    members: list[AccountName] = []
+    gid: U32 | None = None
+    members: list[AccountName]  # required by the installer's parser
 
 
 class ConfigFile(Table):
@@ -140,7 +146,7 @@ class Config:
 
     def merge(self, other: "Config") -> None:
         """Fold ``other`` (a later file) into this one: the installer's ``Config::merge``."""
-        updates = {name: value for name, value in other.general if value is not None and name != "prompt"}
+        updates = {name: value for name, value in other.general if value is not None}
         self.general = self.general.model_copy(update=updates)
         self.packages.update(other.packages)
         self.package_origin.update(other.package_origin)

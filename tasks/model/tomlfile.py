@@ -40,7 +40,7 @@ class Table(BaseModel):
 
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a leading BOM is accepted, as the installer accepts it
     except FileNotFoundError:
         raise InputError("file not found", path=path) from None
     except (OSError, UnicodeDecodeError) as error:
