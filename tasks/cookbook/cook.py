@@ -68,7 +68,7 @@ def cook(recipe: Recipe, paths: CookPaths, request: CookRequest, remote: RemoteS
 
 def _build(recipe: Recipe, paths: CookPaths, request: CookRequest, stage_tmp: Path) -> None:
     assemble_sysroot(paths.sysroot, request.dependency_stages)
-    sysroot_digest = relink_when_sysroot_changed(paths)
+    libraries = relink_when_libraries_changed(paths, request.cargo.target_name)
     toolchain = None
     if request.host_dependency_stages:
         toolchain = assemble_sysroot(paths.toolchain, request.host_dependency_stages)
@@ -81,34 +81,44 @@ def _build(recipe: Recipe, paths: CookPaths, request: CookRequest, stage_tmp: Pa
         run_build_script(recipe.build, recipe.name, dirs, request.cargo, request.options, paths.log)
     except BuildError as error:
         raise type(error)(f"cook {recipe.name}: {error.reason}", path=error.path, key=error.key) from None
-    sysroot_digest.parent.mkdir(parents=True, exist_ok=True)
-    sysroot_digest.write_text(hash_directory(paths.sysroot))
+    libraries.record()
 
 
-def relink_when_sysroot_changed(paths: CookPaths) -> Path:
+@dataclass(frozen=True)
+class LinkedLibraries:
+    """The sysroot's libraries a cargo target directory's executables were last linked against."""
+
+    record_file: Path
+    digest: str
+
+    def record(self) -> None:
+        self.record_file.parent.mkdir(parents=True, exist_ok=True)
+        self.record_file.write_text(self.digest)
+
+
+def relink_when_libraries_changed(paths: CookPaths, target_name: str) -> LinkedLibraries:
     """Cargo does not know that a program links the sysroot's libraries (``-L`` and ``-lc`` are no inputs it
-    tracks): after a relibc change it would keep the binaries linked against the old libc.a. When the sysroot
-    differs from the one of this recipe's last cook, the executables cargo linked are removed, so that it links
-    them again — only them: every crate stays compiled. Returns the file that records the sysroot's digest."""
-    record = paths.build / "sysroot.digest"
-    if record.is_file() and record.read_text() != hash_directory(paths.sysroot):
-        for executable in _linked_executables(paths.cargo_target_dir):
+    tracks): after a relibc change it would keep the binaries linked against the old libc.a. When the sysroot's
+    ``usr/lib`` differs from the one that cargo's output for ``target_name`` was last linked against, the
+    executables there are removed, so that cargo links them again — only them: every crate stays compiled. Kept per
+    target directory and target, so that recipes sharing one (base, base-initfs) relink once."""
+    libraries, output = paths.sysroot / "usr" / "lib", paths.cargo_target_dir / target_name
+    linked = LinkedLibraries(output / "sysroot-lib.digest", hash_directory(libraries) if libraries.is_dir() else "")
+    if linked.record_file.is_file() and linked.record_file.read_text() != linked.digest:
+        for executable in _linked_executables(output):
             executable.unlink()
-    return record
+    return linked
 
 
-def _linked_executables(target_dir: Path) -> list[Path]:
-    """The ELF executables (static or PIE) in cargo's ``[<target>/]<profile>/deps`` directories."""
+def _linked_executables(output: Path) -> list[Path]:
+    """The ELF executables (static or PIE) in cargo's ``<profile>/deps`` directories of one target."""
     found = []
-    # resolved and deduplicated: target/<triple> is a symlink to target/<spec name> (tasks/templates/cookbook_redoxer)
-    directories = {deps.resolve() for deps in [*target_dir.glob("*/deps"), *target_dir.glob("*/*/deps")]}
-    for deps in sorted(directories):
-        for path in deps.iterdir():
-            if path.is_file() and not path.is_symlink() and path.suffix == "":
-                with open(path, "rb") as stream:
-                    head = stream.read(18)
-                if head[:4] == b"\x7fELF" and int.from_bytes(head[16:18], "little") in (ET_EXEC, ET_DYN):
-                    found.append(path)
+    for path in (path for deps in output.glob("*/deps") for path in deps.iterdir()):
+        if path.is_file() and not path.is_symlink() and path.suffix == "":
+            with open(path, "rb") as stream:
+                head = stream.read(18)
+            if head[:4] == b"\x7fELF" and int.from_bytes(head[16:18], "little") in (ET_EXEC, ET_DYN):
+                found.append(path)
     return found
 
 
