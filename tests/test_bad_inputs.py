@@ -140,16 +140,91 @@ CASES = {
     "group without members": ({"a": OK}, {"c.toml": '[groups.g]\ngid = 5\n'},
                               "{root}/config/c.toml: groups.g.members: missing required key"),
     "negative filesystem size": ({"a": OK}, {"c.toml": '[general]\nfilesystem_size = -1\n'},
-                                 "{root}/config/c.toml: general.filesystem_size: Input should be greater than or "
-                                 "equal to 0"),
+                                 "{root}/config/c.toml: general.filesystem_size: must be at least 0, got -1"),
     "filesystem size over u32": ({"a": OK}, {"c.toml": '[general]\nfilesystem_size = 4294967296\n'},
-                                 "{root}/config/c.toml: general.filesystem_size: Input should be less than or "
-                                 "equal to 4294967295"),
+                                 "{root}/config/c.toml: general.filesystem_size: must be at most 4294967295, got "
+                                 "4294967296"),
     "uid over u32": ({"a": OK}, {"c.toml": '[users.u]\nuid = 4294967296\n'},
-                     "{root}/config/c.toml: users.u.uid: Input should be less than or equal to 4294967295"),
+                     "{root}/config/c.toml: users.u.uid: must be at most 4294967295, got 4294967296"),
     "package rule not a string": ({"a": OK}, {"c.toml": '[packages]\na = true\n'},
                                   "{root}/config/c.toml: packages.a: expected a table or one of: ignore, source, "
                                   "binary, local (got True)"),
+    # sources
+    "tar not a string": ({"a": '[source]\ntar = 3\n[build]\ntemplate = "cargo"\n'}, {},
+                         "{root}/recipes/a/recipe.toml: source.tar: expected a string, got an integer 3"),
+    "same_as itself": ({"a": '[source]\nsame_as = "../a"\n[build]\ntemplate = "cargo"\n'}, {},
+                       "{root}/recipes/a/recipe.toml: source.same_as: same_as cycle: a -> a"),
+    "rev not a string": ({"a": '[source]\ngit = "https://x/a.git"\nrev = 5\n[build]\ntemplate = "cargo"\n'}, {},
+                         "{root}/recipes/a/recipe.toml: source.rev: expected a string, got an integer 5"),
+    "source not a table": ({"a": 'source = "x"\n[build]\ntemplate = "cargo"\n'}, {},
+                           "{root}/recipes/a/recipe.toml: source: expected one of the keys same_as, path, git or tar"),
+    # recipe keys
+    "package version not a string": ({"a": OK + '[package]\nversion = 1\n'}, {},
+                                     "{root}/recipes/a/recipe.toml: package.version: expected a string, got an "
+                                     "integer 1"),
+    "script not a string": ({"a": '[build]\ntemplate = "custom"\nscript = 1\n'}, {},
+                            "{root}/recipes/a/recipe.toml: build.script: expected a string, got an integer 1"),
+    "bad dev-dependency name": ({"a": '[build]\ntemplate = "cargo"\ndev-dependencies = ["a/b"]\n'}, {},
+                                "{root}/recipes/a/recipe.toml: build.dev-dependencies[0]: invalid package name "
+                                "'a/b': must not contain '/' or NUL"),
+    # dependencies
+    "depends on itself": ({"a": '[build]\ntemplate = "cargo"\ndependencies = ["a"]\n'}, {},
+                          "{root}/recipes/a/recipe.toml: build.dependencies[0]: dependency cycle: a -> a"),
+    "runtime dependency missing": ({"a": OK + '[package]\ndependencies = ["nope"]\n'}, {},
+                                   "{root}/recipes/a/recipe.toml: package.dependencies[0]: no recipe named 'nope' "
+                                   "under {root}/recipes"),
+    "host dependency missing": ({"a": '[build]\ntemplate = "cargo"\ndependencies = ["host:nope"]\n'}, {},
+                                "{root}/recipes/a/recipe.toml: build.dependencies[0]: no recipe named 'nope' under "
+                                "{root}/recipes"),
+    "empty dependency name": ({"a": '[build]\ntemplate = "cargo"\ndependencies = [""]\n'}, {},
+                              "{root}/recipes/a/recipe.toml: build.dependencies[0]: package name is empty"),
+    # includes and merges
+    "include of itself": ({"a": OK}, {"c.toml": 'include = ["c.toml"]\n' + PACKAGE_A},
+                          "{root}/config/c.toml: include[0]: include loop: {root}/config/c.toml -> "
+                          "{root}/config/c.toml"),
+    "syntax error in an include": ({"a": OK}, {"c.toml": 'include = ["d.toml"]\n' + PACKAGE_A, "d.toml": '[general\n'},
+                                   "{root}/config/d.toml: line 1, column 9: invalid TOML: expected ']' at the end of "
+                                   "a table declaration"),
+    # [[files]]
+    "file path not a string": ({"a": OK}, {"c.toml": '[[files]]\npath = 3\ndata = ""\n'},
+                               "{root}/config/c.toml: files[0].path: expected a string, got an integer 3"),
+    "file mode a string": ({"a": OK}, {"c.toml": '[[files]]\npath = "/x"\ndata = ""\nmode = "755"\n'},
+                           "{root}/config/c.toml: files[0].mode: expected an integer, got a string '755'"),
+    "files not an array": ({"a": OK}, {"c.toml": '[files]\npath = "/x"\n'},
+                           "{root}/config/c.toml: files: expected an array, got a table {{'path': '/x'}}"),
+    "symlink not a boolean": ({"a": OK}, {"c.toml": '[[files]]\npath = "/x"\ndata = ""\nsymlink = "yes"\n'},
+                              "{root}/config/c.toml: files[0].symlink: expected a boolean (true or false), got a "
+                              "string 'yes'"),
+    "file path with NUL": ({"a": OK}, {"c.toml": '[[files]]\npath = "/x\\u0000y"\ndata = ""\n'},
+                           "{root}/config/c.toml: files[0].path: '/x\\x00y': a path in the image must not contain NUL"),
+    # users and groups
+    "users not a table": ({"a": OK}, {"c.toml": 'users = 3\n'},
+                          "{root}/config/c.toml: users: expected a table, got an integer 3"),
+    "uid a string": ({"a": OK}, {"c.toml": '[users.u]\nuid = "1"\n'},
+                     "{root}/config/c.toml: users.u.uid: expected an integer, got a string '1'"),
+    "negative uid": ({"a": OK}, {"c.toml": '[users.u]\nuid = -1\n'},
+                     "{root}/config/c.toml: users.u.uid: must be at least 0, got -1"),
+    "members not a list": ({"a": OK}, {"c.toml": '[groups.g]\nmembers = "u"\n'},
+                           "{root}/config/c.toml: groups.g.members: expected an array, got a string 'u'"),
+    "negative gid": ({"a": OK}, {"c.toml": '[groups.g]\ngid = -2\nmembers = []\n'},
+                     "{root}/config/c.toml: groups.g.gid: must be at least 0, got -2"),
+    "home with a newline": ({"a": OK}, {"c.toml": '[users.u]\nhome = "/home/u\\n"\n'},
+                            "{root}/config/c.toml: users.u.home: '/home/u\\n': must not contain ';', a newline or NUL "
+                            "(fields of /etc/passwd and /etc/group)"),
+    "user name too long": ({"a": OK}, {"c.toml": f'[users.{"a" * 65}]\n'},
+                           f"{{root}}/config/c.toml: users.{'a' * 65}: '{'a' * 65}': not an account name (a letter "
+                           "or '_', then letters, digits, '_', '.', '-'; at most 64 characters): it names the home "
+                           "/home/<name> and a line of /etc/passwd"),
+    # [general] and packages
+    "efi size a string": ({"a": OK}, {"c.toml": '[general]\nefi_partition_size = "1"\n'},
+                          "{root}/config/c.toml: general.efi_partition_size: expected an integer, got a string '1'"),
+    "prompt not a boolean": ({"a": OK}, {"c.toml": '[general]\nprompt = 1\n'},
+                             "{root}/config/c.toml: general.prompt: expected a boolean (true or false), got an "
+                             "integer 1"),
+    "package version an integer": ({"a": OK}, {"c.toml": '[packages]\na = {version = 1}\n'},
+                                   "{root}/config/c.toml: packages.a.version: expected a string, got an integer 1"),
+    "empty package name": ({"a": OK}, {"c.toml": '[packages]\n"" = {}\n'},
+                           "{root}/config/c.toml: packages.\"\": package name is empty"),
     "file without path": ({"a": OK}, {"c.toml": '[[files]]\ndata = "x"\n'},
                           "{root}/config/c.toml: files[0].path: missing required key"),
     "uid as string": ({"a": OK}, {"c.toml": '[users.root]\nuid = "0"\n'},
@@ -168,6 +243,29 @@ def test_bad_input_gives_one_precise_line(case, tmp_path, doit):
     errors = [line for line in result.stderr.splitlines() if not line.startswith("warning: ")]
     assert errors == ["ERROR: " + expected.format(root=root)], result.stderr
     assert "Traceback" not in result.stderr
+
+
+# settings (doit variables): name, value, expected message
+VARIABLE_CASES = {
+    "backups": ("backups", "abc", "backups: Input should be a valid integer, unable to parse string as an integer "
+                                  "(got 'abc')"),
+    "initfs_max_size": ("initfs_max_size", "huge", "initfs_max_size: could not parse value and unit from byte string "
+                                                   "(got 'huge')"),
+    "toolchain": ("toolchain", "bogus", "toolchain: Input should be 'pinned' or 'host' (got 'bogus')"),
+    "backend": ("backend", "gcc", "backend: Input should be 'cranelift' or 'llvm' (got 'gcc')"),
+    "config": ("config", "config/nope.toml", "{root}/config/nope.toml: config file not found (choose one with "
+                                             "config=PATH)"),
+}
+
+
+@pytest.mark.parametrize("case", VARIABLE_CASES)
+def test_a_bad_setting_gives_one_precise_line(case, tmp_path, doit):
+    name, value, expected = VARIABLE_CASES[case]
+    root = make_tree(tmp_path / "tree", {"a": OK}, {"c.toml": PACKAGE_A})
+    result = doit("list", f"root={root}", "config=config/c.toml", f"{name}={value}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("warning: ")]
+    assert errors == ["ERROR: " + expected.format(root=root)], result.stderr
 
 
 def test_a_root_that_does_not_exist_is_refused_and_nothing_is_created(tmp_path, doit):

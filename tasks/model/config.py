@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag
 
 from ..errors import InputError
 from .names import PackageName, parse_package_name
@@ -59,7 +59,11 @@ def _check_rule(value: object) -> object:
     return value
 
 
-PackageValue = Annotated[Union[Rule, PackageSpec], BeforeValidator(_check_rule)]
+# A string is a rule, a table a spec: the discriminator keeps pydantic from reporting both variants' complaints.
+PackageValue = Annotated[
+    Union[Annotated[Rule, Tag("<rule>")], Annotated[PackageSpec, Tag("<spec>")]],
+    Discriminator(lambda value: "<rule>" if isinstance(value, str) else "<spec>"),
+    BeforeValidator(_check_rule)]
 
 ACCOUNT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 

@@ -78,6 +78,9 @@ def validation_error(error: ValidationError, path: Path) -> InputError:
     key = key_path(detail["loc"])
     reason = detail.get("ctx", {}).get("reason") or _TYPE_MESSAGES.get(detail["type"]) or detail["msg"]
     reason = reason.removeprefix("Value error, ")
+    bounds = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le")}
+    if (bound := bounds.get(detail["type"])) is not None:
+        reason = f"must be {bound[0]} {detail['ctx'][bound[1]]}, got {detail['input']!r}"
     if detail["type"] in _TYPE_MESSAGES and detail["type"] != "missing":
         reason += f", got {_describe(detail['input'])}"
     return InputError(reason, path=path, key=key or None)
