@@ -10,9 +10,10 @@ from tasks.toolchain.env import ArtifactKind, target_build
 from tasks.toolchain.installed import verify_toolchain
 from tasks.toolchain.pin import ToolchainPin
 from tasks.toolchain.specs import SpecKind, write_specs
-from tests.test_aarch64_kernel import CARGO_CACHE
+from tests.conftest import PROJECT
 from tests.test_toolchain import DEBIAN, needs_debian_rust
 
+CARGO_CACHE = PROJECT / "build" / "test-cargo"  # shared by the runs of this machine; CI starts without it
 pytestmark = [pytest.mark.slow, needs_debian_rust]
 
 
