@@ -5,11 +5,13 @@ there byte for byte: bump allocator with 4 KiB pages, names included; bootstrap 
 inode numbers with the root written last as inode 0; symlink targets made relative to the archive root. Other
 revisions of the format exist; :func:`check_bootstrap_format` tells whether a bootstrap's source reads this one.
 
-Two deliberate differences make two builds of the same tree byte-identical:
+Three deliberate differences make two builds of the same tree byte-identical:
 
 * directory entries are sorted by name bytes (upstream keeps the host's ``read_dir`` order, which differs between
   file systems and even between two copies of one tree);
 * the creation time comes from ``mtime``, else ``SOURCE_DATE_EPOCH``, else the clock (upstream: always the clock).
+* an absolute symlink target is stored relative to the archive root as it is (upstream diffs it against the host
+  path of the tree, so its bytes depend on where the build directory is).
 
 It is also stricter than upstream where upstream would produce an image that cannot boot: no bootstrap is an error
 (the kernel would jump to 0xFFFF_FFFF_FFFF_FFFF), and so are an ELF entry point of 0, names that are not UTF-8
@@ -126,11 +128,14 @@ def _check_name(name: bytes, path: Path) -> None:
 
 
 def _stored_link_target(link: Path, canonical_root: Path) -> bytes:
-    """The target as redox-initfs-ar stores it: made absolute against the link's canonical parent, then made
-    relative to the canonical archive root by ``pathdiff::diff_paths`` (so ``..`` inside the target is kept)."""
+    """A relative target as redox-initfs-ar stores it: made absolute against the link's canonical parent, then
+    made relative to the canonical archive root by ``pathdiff::diff_paths`` (so ``..`` inside the target is kept).
+    An absolute target names a path inside the initfs: stored relative to its root as it is (redox-initfs-ar would
+    diff it against the host's build directory, so that the bytes depended on where that is)."""
     target = os.fsencode(os.readlink(link))
-    if not target.startswith(b"/"):
-        target = os.fsencode(link.parent.resolve(strict=True)) + b"/" + target
+    if target.startswith(b"/"):
+        return b"/".join(_components(target))
+    target = os.fsencode(link.parent.resolve(strict=True)) + b"/" + target
     return _diff_paths(_components(target), _components(os.fsencode(canonical_root)))
 
 
