@@ -255,6 +255,10 @@ VARIABLE_CASES = {
     "backend": ("backend", "gcc", "backend: Input should be 'cranelift' or 'llvm' (got 'gcc')"),
     "config": ("config", "config/nope.toml", "{root}/config/nope.toml: config file not found (choose one with "
                                              "config=PATH)"),
+    "a misspelt variable": ("confg", "x", "unknown variable confg= (did you mean config=? the variables: root, "
+                                          "config, build, target, toolchain, rust, backend, board, rust_log, "
+                                          "initfs_max_size, boot_dir, backups, initfs_archiver, bootloader, "
+                                          "prebuilt; `doit help` says what each does)"),
 }
 
 

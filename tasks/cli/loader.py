@@ -35,7 +35,17 @@ DEFAULT_TASKS = ["image"]  # what a bare `doit` builds, as a bare `make` builds 
 
 
 def variables() -> dict[str, str]:
-    """The command-line variables of this doit invocation that the build reads."""
+    """The command-line variables of this doit invocation; one the build does not read is an error (a typo such as
+    ``confg=`` would otherwise be ignored), with the nearest known name."""
+    import difflib
+
+    from doit import doit_cmd
+    for name in doit_cmd._CMDLINE_VARS or {}:  # doit keeps every NAME=VALUE of the command line there
+        if name not in NAMES:
+            near = difflib.get_close_matches(name, NAMES, n=1)
+            hint = f"did you mean {near[0]}=? " if near else ""
+            raise InvalidDodoFile(f"unknown variable {name}= ({hint}the variables: {', '.join(NAMES)}; "
+                                  f"`doit help` says what each does)")
     return {name: value for name in NAMES if (value := get_var(name)) is not None}
 
 
