@@ -69,6 +69,9 @@ CASES = {
                                "{root}/recipes/a/recipe.toml: build.dependencies[0]: dependency cycle: a -> b -> a"),
     "none: depends on itself": ({"a": '[build]\ntemplate = "none"\ndependencies = ["a"]\n'}, {},
                                 "{root}/recipes/a/recipe.toml: build.dependencies[0]: dependency cycle: a -> a"),
+    "near miss of a recipe name": ({"a": cargo("hello"), "helo": OK}, {},
+                                   "{root}/recipes/a/recipe.toml: build.dependencies[0]: no recipe named 'hello' "
+                                   "under {root}/recipes (did you mean 'helo'?)"),
     "missing recipe from recipe": ({"a": cargo("nope")}, {},
                                    "{root}/recipes/a/recipe.toml: build.dependencies[0]: no recipe named 'nope' "
                                    "under {root}/recipes"),
@@ -300,7 +303,8 @@ def test_unknown_key_is_a_visible_warning(tmp_path, doit):
     root = make_tree(tmp_path / "tree", {"a": OK + 'dependancies = ["x"]\n'}, {"c.toml": PACKAGE_A})
     result = doit("list", f"root={root}", "config=config/c.toml")
     assert result.returncode == 0
-    assert f"warning: {root}/recipes/a/recipe.toml: build.dependancies: unknown key (ignored)" in result.stderr
+    assert (f"warning: {root}/recipes/a/recipe.toml: build.dependancies: unknown key (ignored; did you mean "
+            f"dependencies?)") in result.stderr
 
 
 def test_at_least_25_bad_inputs():

@@ -22,8 +22,8 @@ def test_whole_corpus_graph_has_no_cycle_and_reports_real_gaps(corpus, monkeypat
     assert cycles == []
     missing = sorted(str(p) for p in graph.problems if isinstance(p, GraphError))
     # Real gaps in upstream wip recipes: dependencies on recipes that do not exist.
-    assert "recipes/wip/term/asciiquarium/recipe.toml: package.dependencies[0]: no recipe named 'perl' " \
-           "under recipes" in missing
+    assert any(message.startswith("recipes/wip/term/asciiquarium/recipe.toml: package.dependencies[0]: no recipe "
+                                  "named 'perl' under recipes") for message in missing)  # a "did you mean" may follow
     assert all(": no recipe named " in message or "optional package" in message for message in missing)
     assert len(graph.steps) > 3200
     order = list(graph.steps)

@@ -90,7 +90,8 @@ def test_unknown_keys_warn_with_file_and_key(tmp_path):
     (tmp_path / "typo" / "recipe.toml").write_text('[build]\ntemplate = "cargo"\ndependancies = ["x"]\n'
                                                     '[package]\nversoin = "1"\n')
     recipe = load_recipe(tmp_path / "typo")
-    assert recipe.warnings == ("build.dependancies: unknown key (ignored)", "package.versoin: unknown key (ignored)")
+    assert recipe.warnings == ("build.dependancies: unknown key (ignored; did you mean dependencies?)",
+                               "package.versoin: unknown key (ignored; did you mean version?)")
 
 
 def _error(directory) -> str:

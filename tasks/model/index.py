@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import GraphError, display_path
 from .parsecache import RecipeCache
 from .recipe import RECIPE_FILE, Recipe
+from .tomlfile import did_you_mean
 
 
 class RecipeIndex:
@@ -29,7 +30,8 @@ class RecipeIndex:
         if (recipe := self._loaded.get(name)) is None:
             directory = self.dirs.get(name)
             if directory is None:
-                raise GraphError(f"no recipe named {name!r} under {display_path(self.recipes_dir)}")
+                raise GraphError(f"no recipe named {name!r} under {display_path(self.recipes_dir)}"
+                                 + did_you_mean(name, self.dirs))
             recipe = self._loaded[name] = self.cache.load(directory)
         return recipe
 

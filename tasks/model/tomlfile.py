@@ -5,8 +5,10 @@ one, so a typo such as ``dependancies`` is visible.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,7 +71,19 @@ def validate(model: type[M], data: dict[str, Any], path: Path) -> tuple[M, list[
         value = model.model_validate(data)
     except ValidationError as error:
         raise validation_error(error, path) from None
-    return value, [f"{key}: unknown key (ignored)" for key in unknown_keys(value)]
+    return value, [f"{key}: unknown key (ignored{f'; did you mean {near}?' if near else ''})"
+                   for key, near in unknown_keys(value)]
+
+
+def nearest(word: str, known: Iterable[str]) -> str | None:
+    """The one of ``known`` that ``word`` is most probably a typo of, if any is close."""
+    return next(iter(difflib.get_close_matches(word, list(known), n=1)), None)
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the nearest of ``known``, or nothing."""
+    near = nearest(word, known)
+    return f" (did you mean {near!r}?)" if near else ""
 
 
 def validation_error(error: ValidationError, path: Path) -> InputError:
@@ -101,8 +115,10 @@ def key_path(loc: tuple[Any, ...]) -> str:
     return text
 
 
-def unknown_keys(value: BaseModel, prefix: str = "") -> list[str]:
-    found = [f"{prefix}{key}" for key in (value.model_extra or {})]
+def unknown_keys(value: BaseModel, prefix: str = "") -> list[tuple[str, str | None]]:
+    """Every key the models do not know, dotted, with the nearest known key of its table when one is close."""
+    known = [field.alias or name for name, field in type(value).model_fields.items()]
+    found = [(f"{prefix}{key}", nearest(key, known)) for key in (value.model_extra or {})]
     for name, field in type(value).model_fields.items():
         label = f"{prefix}{field.alias or name}"
         child = getattr(value, name)
