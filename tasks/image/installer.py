@@ -105,7 +105,8 @@ def _run_installer(installer: Path, request: ImageRequest, disk: Path, build_dir
     config = _without_clear_passwords(installer, request, log)
     argv = privatetmp.private_tmp_command(
         [installer, f"--cookbook={request.cookbook}", "--no-mount", "-c", config, disk],
-        scratch=scratch, writable=[build_dir, disk.parent], readable=[installer, *request.config_sources])
+        scratch=scratch, writable=[build_dir, disk.parent],
+        readable=[installer, request.cookbook, request.config, config, *request.config_sources])
     try:
         run(argv, env=child_env(set={"TARGET": request.target}), log=log, stdin="", secrets=request.secrets)
     except CommandError as error:
