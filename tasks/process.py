@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -95,7 +96,6 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
 
 def stop_group(leader: int, timeout: float = 5.0) -> None:
     """SIGTERM to the process group ``leader`` leads, SIGKILL to it if any member is left after ``timeout``."""
-    import signal
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 0.0)):
         try:
             os.killpg(leader, sig)

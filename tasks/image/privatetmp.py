@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import functools
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..atomic import remove_path
+from ..errors import CommandError
+from ..process import run
 
 HOST_TMP = Path("/tmp")
 # The command in the background, so that its pid is known; its staging directories removed however it ends.
@@ -34,8 +35,11 @@ def bubblewrap() -> str | None:
     bwrap = shutil.which("bwrap") if sys.platform.startswith("linux") else None
     if bwrap is None:
         return None
-    probe = subprocess.run([bwrap, "--dev-bind", "/", "/", "--tmpfs", "/tmp", "true"], capture_output=True)
-    return bwrap if probe.returncode == 0 else None
+    try:
+        run([bwrap, "--dev-bind", "/", "/", "--tmpfs", "/tmp", "true"], capture=True)
+    except CommandError:  # no mount namespace for this user here
+        return None
+    return bwrap
 
 
 def private_tmp_command(argv: Sequence[str | Path], *, scratch: Path, writable: Sequence[Path] = (),
