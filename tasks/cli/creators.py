@@ -13,6 +13,7 @@ import atexit
 import functools
 import gc
 import inspect
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -162,12 +163,15 @@ def tracked(task: Planned, signature_now: Callable[[], Signature]) -> dict:
             before = signature_now()  # before reading inputs: an edit during the build re-runs it next time
             if state().is_current(task.name, before):
                 return None
+            aside = _set_stamps_aside(task.outputs())
             try:
                 task.run()
             except BaseException:
-                _drop_stale_stamps(task.outputs())
+                _restore_stamps(aside)
                 raise
             engine().publisher.adopt(task.name, before, task.outputs(), _stamp_context(task.stamp_sources()))
+            for _, set_aside in aside:
+                set_aside.unlink(missing_ok=True)
         except BuildError as error:
             return TaskFailed(str(error))
         return None
@@ -274,13 +278,26 @@ def evidence_spec() -> Spec:
     return Spec(zones=[str(path) for path in zones], files=[str(path) for path in files], env=env, probes=probes)
 
 
-def _drop_stale_stamps(paths: list[Path]) -> None:
-    """After a failed run: the previous good artifact keeps its stamp; one the run replaced (a stage writing in
-    place) must not keep its predecessor's."""
-    from ..engine.publish import verify_stamp
+def _set_stamps_aside(paths: list[Path]) -> list[tuple[Path, Path]]:
+    """Before a run: the outputs' stamps renamed to ``<stamp>.aside``, so that an artifact the run replaces never
+    carries its predecessor's stamp, not even after a kill -9; returns (artifact, aside file) pairs."""
+    aside = []
     for path in paths:
-        if stamp_path(path).exists() and not verify_stamp(path):
-            stamp_path(path).unlink(missing_ok=True)
+        stamp = stamp_path(path)
+        if stamp.exists():
+            os.replace(stamp, stamp.with_name(stamp.name + ".aside"))
+            aside.append((path, stamp.with_name(stamp.name + ".aside")))
+    return aside
+
+
+def _restore_stamps(aside: list[tuple[Path, Path]]) -> None:
+    """After a failed run: each stamp back whose artifact is still the one it describes (the previous good
+    artifact keeps its stamp); one whose artifact the run replaced in place is dropped."""
+    from ..engine.publish import verify_stamp
+    for artifact, set_aside in aside:
+        os.replace(set_aside, stamp_path(artifact))
+        if not verify_stamp(artifact):
+            stamp_path(artifact).unlink()
 
 
 def _relative(message: str) -> str:
