@@ -127,7 +127,8 @@ def test_a_session_record_copied_with_the_tree_never_stops_the_original(tmp_path
         assert qemu.poll() is None and original.record.exists() and original.files.console_socket.exists()
         assert not copy.record.exists()
         with SessionLock(original).held("run-stop"):  # the original's own record still stops it
-            assert stop_locked(original, powerdown_timeout=1) is not None
+            how = stop_locked(original, powerdown_timeout=1)
+        assert how is not None and "QEMU terminated (SIGTERM)" in how, how
         assert qemu.wait(timeout=20) is not None
     finally:
         qemu.kill()

@@ -37,6 +37,7 @@ from .command import PFLASH_SIZE, Machine, RunOptions, SessionFiles, qemu_argv
 from .qmp import Qmp
 
 DEFAULT_SESSION = "default"
+START_TIME_SLACK = 2.0  # seconds
 # sun_path holds 108 bytes on Linux and 104 on macOS; deeper session directories get their sockets in the temp dir.
 SOCKET_PATH_LIMIT = 100
 LOCK_POLL_SECONDS = 0.2
@@ -246,7 +247,10 @@ def qemu_alive(record: SessionRecord) -> bool:
     same start time, and the command line the record holds, which names this session's sockets?"""
     try:
         process = psutil.Process(record.qemu_pid)
-        return (abs(process.create_time() - record.qemu_created) < 0.5 and process.status() != psutil.STATUS_ZOMBIE
+        # Start times are boot time + ticks since boot, and the kernel's boot time (/proc/stat btime, whole seconds)
+        # moves by a second when the clock is adjusted: allow that; the command line check still tells pids apart.
+        return (abs(process.create_time() - record.qemu_created) < START_TIME_SLACK
+                and process.status() != psutil.STATUS_ZOMBIE
                 and process.cmdline() == record.argv)
     except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or another user's process: not our QEMU
         return False
