@@ -23,7 +23,7 @@ from pathlib import Path
 from doit.exceptions import InvalidCommand, InvalidDodoFile, TaskFailed
 from doit.task import Task
 
-from ..engine import Engine, Signature, StampContext, StateStore, env_components, stamp_path
+from ..engine import Engine, Record, Signature, StampContext, StateStore, env_components, stamp_path
 from ..engine.codeversion import CodeGraph
 from ..engine.evidence import Spec
 from ..errors import BuildError, LockError, display_path
@@ -121,7 +121,7 @@ def signature(stage: Stage | RecipeStage, task: Planned) -> Signature:
     own = task.inputs()
     if clash := sorted(name for name in own if name == "code" or name.startswith(("dep:", "env:"))):
         raise TypeError(f"stage {stage.name}: input {clash[0]!r} is made from the declaration (deps, env, data)")
-    outputs = {f"dep:{dep.task}": state().output_hash(dep.task) or NONE for dep in task.deps if not dep.order_only}
+    outputs = {f"dep:{dep.task}": engine().output_hash(dep.task) or NONE for dep in task.deps if not dep.order_only}
     return Signature({**own, **env_components(stage.env), "code": code_version(type(stage)), **outputs})
 
 
@@ -161,15 +161,18 @@ def tracked(task: Planned, signature_now: Callable[[], Signature]) -> dict:
             # Another build may have finished this task while we waited for the lock: check again under it.
             engine().ensure_started()
             before = signature_now()  # before reading inputs: an edit during the build re-runs it next time
-            if state().is_current(task.name, before):
+            if engine().is_current(task.name, before):
                 return None
+            previous = state().get(task.name)
             aside = _set_stamps_aside(task.outputs())
             try:
                 task.run()
             except BaseException:
                 _restore_stamps(aside)
                 raise
-            engine().publisher.adopt(task.name, before, task.outputs(), _stamp_context(task.stamp_sources()))
+            left, accept = _inputs_left(task.name, before, signature_now(), previous)
+            engine().publisher.adopt(task.name, before, task.outputs(), _stamp_context(task.stamp_sources()),
+                                     left=left, accept_left=accept)
             for _, set_aside in aside:
                 set_aside.unlink(missing_ok=True)
         except BuildError as error:
@@ -177,6 +180,23 @@ def tracked(task: Planned, signature_now: Callable[[], Signature]) -> dict:
         return None
     run.__name__ = task.name.replace(":", "_").replace("-", "_")
     return {"actions": [run], "uptodate": [check]}
+
+
+def _inputs_left(task: str, before: Signature, after: Signature, previous: Record | None
+                 ) -> tuple[Signature | None, bool]:
+    """Did the run change its own inputs? Then it runs again next time (the change may be a hand's, made while it
+    ran), unless it started from exactly what the previous run left and changed them again: its build does that
+    every time, so what it leaves is accepted as current (said once, instead of a rebuild on every run)."""
+    if after.digest == before.digest:
+        return None, False
+    changed = ", ".join(sorted(name for name in after.components.keys() | before.components.keys()
+                               if after.components.get(name) != before.components.get(name)))
+    if previous is not None and previous.left == before.digest:
+        print(f"warning: {task}: its build changes its own inputs ({changed}) every time it runs; what it leaves is "
+              f"taken as current (`doit forget {task}` builds it again)", file=sys.stderr)
+        return after, True
+    print(f"warning: {task}: its inputs ({changed}) changed while it ran; it runs again next time", file=sys.stderr)
+    return after, False
 
 
 def _stamp_context(recipes: list[Recipe] | None) -> StampContext | None:
@@ -215,7 +235,7 @@ class EngineCheck:
     def __call__(self) -> bool:
         # An input that cannot be read (a missing toolchain) makes the task stale: its action reports why.
         try:
-            current = state().is_current(self.task, self.signature())
+            current = engine().is_current(self.task, self.signature())
         except BuildError:
             current = False
         if not current:

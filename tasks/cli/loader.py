@@ -170,7 +170,7 @@ def _describe(changes: list[str]) -> str:
     """The first change in words (the state's generation: a build of something else), and how many more."""
     if changes[0].startswith("cannot observe"):
         return changes[0]
-    words = {"generation": "the build state (another build ran)", "outputs": "an output (missing)"}
+    words = {"generation": "the build state (another build ran)", "outputs": "an output (missing, or written since)"}
     first = words.get(changes[0]) or display_path(changes[0])
     more = "" if len(changes) == 1 else f" and {len(changes) - 1} more"
     return f"{first}{more} changed since the last run"
@@ -288,7 +288,7 @@ def _leave_evidence(recording: Recording) -> None:
     spec = recording.spec
     spec.outputs = state().outputs(tracked)
     Observer().outcome(spec, recording.seen)
-    if not recording.seen[OUTPUTS] or recording.seen[GENERATION] != recording.generation + len(recording.executed):
+    if None in recording.seen[OUTPUTS] or recording.seen[GENERATION] != recording.generation + len(recording.executed):
         return
     evidence = Evidence(spec, recording.seen, len(recording.checked))
     path = recording.invocation.evidence_path

@@ -1,25 +1,38 @@
 """One build directory's engine: its state, tree hasher, publisher and lock (all under ``<build>/engine/``)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ..errors import BuildError
+from ..hashing import hash_value
 from .lock import BuildLock
 from .publish import Publisher
-from .state import Signature, StateStore, format_explanation
+from .state import Change, Signature, StateStore, format_explanation
 from .treehash import TreeHasher
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 class Engine:
     """The engine of one build directory."""
 
-    def __init__(self, build_dir: Path, *, exclude: Iterable[Path] = (), workers: int | None = None):
+    def __init__(self, build_dir: Path, *, exclude: Iterable[Path] = (), workers: int | None = None,
+                 warn: Callable[[str], None] = _warn):
         self.build_dir = Path(build_dir).absolute()
         self.dir = self.build_dir / "engine"
         self.state = StateStore(self.dir / "state.sqlite")
         self.trees = TreeHasher(self.dir / "cache", exclude=(self.build_dir, *exclude), workers=workers)
+        self.outputs = TreeHasher(self.dir / "output-cache", workers=workers)
         self.publisher = Publisher(self.state, self.dir / "journal")
         self.lock = BuildLock(self.dir / "build.lock")
+        self.warn = warn
+        self._verified: dict[str, tuple[tuple, list[str], str | None]] = {}
+        self._warned: set[str] = set()
 
     def start_build(self, *, wait: bool = True, timeout: float | None = None) -> list[str]:
         """Take the build lock, then finish what a killed build had journalled (returns those tasks)."""
@@ -36,5 +49,55 @@ class Engine:
         self.lock.release()
         self.state.close()
 
+    def is_current(self, task: str, signature: Signature) -> bool:
+        """Recorded with this signature, and its outputs still hold what was recorded: one that another task's
+        script (or a hand) wrote makes the task stale, with a warning naming it."""
+        if not self.state.is_current(task, signature):
+            return False
+        changed, _ = self._verify(task)
+        if changed and task not in self._warned:
+            self._warned.add(task)
+            self.warn(f"{', '.join(changed)}: changed since {task} recorded it (another task's script or a hand "
+                      f"wrote it); {task} runs again")
+        return not changed
+
+    def output_hash(self, task: str) -> str | None:
+        """What the task's outputs hold now, as an output hash: its recorded one while they still hold what was
+        recorded, None without a record or when an output is gone. A dependent's signature names this, so what it
+        read is what it records, even when something wrote into its dependency's outputs meanwhile."""
+        return self._verify(task)[1]
+
+    def changed_outputs(self, task: str) -> list[str]:
+        return self._verify(task)[0]
+
+    def _verify(self, task: str) -> tuple[list[str], str | None]:
+        """(outputs whose content differs from the record, the output hash of what they hold), once per record."""
+        identity = self.state.recorded(task)
+        if identity is None:
+            return [], None
+        known = self._verified.get(task)
+        if known is not None and known[0] == identity:
+            return known[1], known[2]
+        record = self.state.get(task)
+        assert record is not None
+        digests: list[str | None] = []
+        for output in record.outputs:
+            try:
+                digests.append(self.outputs.output_digest(Path(output)) if os.path.lexists(output) else None)
+            except BuildError:
+                digests.append(None)
+        if record.digests:
+            changed = [output for output, old, new in zip(record.outputs, record.digests, digests, strict=True)
+                       if new is not None and new != old]
+        else:  # a record of schema 2 holds the combined hash only
+            combined = hash_value([[Path(output).name, digest] for output, digest in zip(record.outputs, digests)])
+            changed = [] if combined == record.output_hash or None in digests else list(record.outputs)
+        now = None if None in digests else record.output_hash if not changed else \
+            hash_value([[Path(output).name, digest] for output, digest in zip(record.outputs, digests)])
+        self._verified[task] = (identity, changed, now)
+        return changed, now
+
     def explain(self, task: str, signature: Signature) -> str:
-        return format_explanation(task, self.state.explain(task, signature))
+        changes = self.state.explain(task, signature)
+        changes += [Change("output changed", output) for output in self.changed_outputs(task)]
+        return format_explanation(task, sorted(changes, key=lambda change: change.component))

@@ -8,7 +8,9 @@ A build whose every task came out current leaves, per invocation (command-line v
   by ``lstat`` (size, mtime, ctime, inode, mode); a recipe's ``source/`` that is a git work tree by its
   ``git status`` and the stat of the paths git names, as the engine's tree hash reads it;
 * single files, environment variables and command outputs (``rustc -vV``) that signatures read outside those;
-* the outputs of every task (they must exist) and the state's generation (any record since changes it).
+* the outputs of every task, by ``lstat`` of each output's top path (present, and not replaced or written since:
+  a file artifact written by hand sends the run the normal way, which verifies every output's content), and the
+  state's generation (any record since changes it).
 
 The directories are observed *before* any verdict reads them, the rest before the tasks are checked: a file edited
 while the build runs differs next time. The next run of the same invocation observes the spec again — no recipe is
@@ -141,8 +143,8 @@ class Observer:
         seen.update({f"\0env\0{name}": os.environ.get(name) for name in spec.env})
 
     def outcome(self, spec: Spec, seen: Observation) -> None:
-        """What the run left: every output present, and the state's generation."""
-        seen[OUTPUTS] = all(os.path.lexists(path) for path in spec.outputs)
+        """What the run left: each output's stat, and the state's generation."""
+        seen[OUTPUTS] = tuple(_lstat_key(path) for path in spec.outputs)
         seen[GENERATION] = None if spec.state is None else read_generation(Path(spec.state))
 
     # --- walking ---------------------------------------------------------------------------------------------
@@ -334,3 +336,10 @@ class Evidence:
             return []
         keys = [key for key in self.seen.keys() | now.keys() if self.seen.get(key, now) != now.get(key, self)]
         return sorted(os.fsdecode(key).strip("\0").replace("\0", " ") for key in keys)
+
+
+def _lstat_key(path: str) -> tuple[int, int, int, int, int] | None:
+    try:
+        return stat_key(os.lstat(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return None

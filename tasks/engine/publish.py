@@ -103,9 +103,12 @@ class Publisher:
             finished.append(entry["task"])
         return finished
 
-    def adopt(self, task: str, signature: Signature, outputs: list[Path], stamp: StampContext | None = None) -> None:
+    def adopt(self, task: str, signature: Signature, outputs: list[Path], stamp: StampContext | None = None, *,
+              left: Signature | None = None, accept_left: bool = False) -> None:
         """Record outputs a task already put in place itself (each written atomically by its own code) and stamp
-        them. The stamps go through the journal like published outputs, so a record and its stamps agree."""
+        them. The stamps go through the journal like published outputs, so a record and its stamps agree.
+        ``left``: the signature of the inputs as the run left them, when it changed them (``accept_left``: and that
+        counts as current, see :mod:`tasks.engine.state`)."""
         staging = Staging()
         try:
             entry = self._entry(task, signature, [(path, path, output_digest(path)) for path in outputs], staging,
@@ -114,6 +117,9 @@ class Publisher:
             staging.discard()
             raise
         entry["moves"] = [move for move in entry["moves"] if move[0] != move[1]]  # adopted outputs stay put
+        if left is not None:
+            entry["left"] = left.digest
+            entry["accepted"] = left.digest if accept_left else None
         journal = self.journal_dir / f"{hash_text(task)}.json"
         write_atomically(journal, json.dumps(entry).encode())
         self._finish(journal, entry, recovering=False)
@@ -130,7 +136,8 @@ class Publisher:
         if stamp is not None:
             moves += self._stage_stamps(task, signature, staging, artifacts, stamp)
         return {"task": task, "components": signature.components, "output_hash": output_hash,
-                "outputs": [str(final) for _, final, _ in artifacts], "moves": moves}
+                "outputs": [str(final) for _, final, _ in artifacts],
+                "digests": [digest for _, _, digest in artifacts], "moves": moves}
 
     @staticmethod
     def _stage_stamps(task: str, signature: Signature, staging: Staging, artifacts: list[tuple[Path, Path, str]],
@@ -154,5 +161,6 @@ class Publisher:
                 remove_path(partial_path)
             else:
                 move_into_place(partial_path, Path(final))
-        self.state.record(entry["task"], Signature(entry["components"]), entry["output_hash"], entry["outputs"])
+        self.state.record(entry["task"], Signature(entry["components"]), entry["output_hash"], entry["outputs"],
+                          entry.get("digests", ()), left=entry.get("left"), accepted=entry.get("accepted"))
         journal.unlink()

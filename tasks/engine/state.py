@@ -4,7 +4,13 @@ A task's **signature** is a set of named input components (``"recipe"``, ``"sour
 ``"toolchain"``, ``"env:RUSTFLAGS"``, ``"code"`` …, each a hash) and their combined digest. After a task succeeds its
 signature, the hash of its outputs and the output paths are **recorded** in one SQLite (WAL) transaction, right away:
 ``kill -9`` at any moment loses at most the task that was running, never a finished one, and never leaves a half
-record. A task is current when its recorded signature equals the one computed now and its outputs still exist.
+record. A task is current when its recorded signature equals the one computed now and its outputs still exist
+(the engine checks, besides, that they still hold what was recorded: :meth:`tasks.engine.core.Engine.is_current`).
+
+A run that changes its own inputs (a build script that writes into its source) is recorded with the signature it
+started from, so it runs again; when the next run, started from exactly what the last one left, changes them again,
+the build itself does it, and the signature it leaves is *accepted* as current too: reported once, never a rebuild
+on every run.
 
 **Early cutoff** comes from what goes into a signature: a dependent names its dependencies' recorded *output*
 hashes (``dep:<task>``), not their signatures, so a rebuild that comes out byte-identical changes nothing downstream.
@@ -28,7 +34,7 @@ from typing import Literal
 from ..errors import InputError
 from ..hashing import canonical_json, hash_text, hash_value
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 UNSET = "(unset)"
 _SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS records (
@@ -37,7 +43,10 @@ CREATE TABLE IF NOT EXISTS records (
     components TEXT NOT NULL,
     output_hash TEXT NOT NULL,
     outputs TEXT NOT NULL,
-    time REAL NOT NULL
+    time REAL NOT NULL,
+    digests TEXT NOT NULL DEFAULT '[]',
+    left TEXT,
+    accepted TEXT
 ) WITHOUT ROWID
 """, """
 CREATE TABLE IF NOT EXISTS generation (value INTEGER NOT NULL)
@@ -45,6 +54,8 @@ CREATE TABLE IF NOT EXISTS generation (value INTEGER NOT NULL)
 INSERT INTO generation SELECT 0 WHERE NOT EXISTS (SELECT * FROM generation)
 """)
 _NEXT_GENERATION = "UPDATE generation SET value = value + 1"
+_ADDED_IN_3 = {"digests": "TEXT NOT NULL DEFAULT '[]'", "left": "TEXT", "accepted": "TEXT"}
+_COLUMNS = "task, signature, components, output_hash, outputs, time, digests, left, accepted"
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,7 @@ def env_components(names: Iterable[str], env: Mapping[str, str] | None = None) -
     return {f"env:{name}": hash_text(source[name]) if name in source else UNSET for name in names}
 
 
-ChangeKind = Literal["never built", "added", "removed", "changed", "output missing"]
+ChangeKind = Literal["never built", "added", "removed", "changed", "output missing", "output changed"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,8 @@ class Change:
             return "never built (no record)"
         if self.kind == "output missing":
             return f"output {self.component} is missing"
+        if self.kind == "output changed":
+            return f"output {self.component} no longer holds what the task recorded (something else wrote it)"
         if self.kind == "added":
             return f"{self.component} added: {self.new}"
         if self.kind == "removed":
@@ -108,6 +121,12 @@ class Record:
     output_hash: str
     outputs: tuple[str, ...]
     time: float
+    digests: tuple[str, ...] = ()  # each output's digest, as recorded (empty in records of schema 2)
+    left: str | None = None  # the signature the run left its inputs at, when it changed them while it ran
+    accepted: str | None = None  # a second signature that counts as current: what the build's own edits leave
+
+    def current_with(self, signature: Signature) -> bool:
+        return signature.digest in (self.signature, self.accepted)
 
 
 class StateStore:
@@ -121,18 +140,22 @@ class StateStore:
         self._rows_version = -1
 
     def get(self, task: str) -> Record | None:
-        row = self._db().execute("SELECT task, signature, components, output_hash, outputs, time FROM records "
-                                 "WHERE task = ?", (task,)).fetchone()
+        row = self._db().execute(f"SELECT {_COLUMNS} FROM records WHERE task = ?", (task,)).fetchone()
         if row is None:
             return None
-        name, signature, components, output_hash, outputs, at = row
-        return Record(name, signature, json.loads(components), output_hash, tuple(json.loads(outputs)), at)
+        name, signature, components, output_hash, outputs, at, digests, left, accepted = row
+        return Record(name, signature, json.loads(components), output_hash, tuple(json.loads(outputs)), at,
+                      tuple(json.loads(digests)), left, accepted)
 
     def is_current(self, task: str, signature: Signature) -> bool:
-        """Recorded with this signature, and every recorded output still exists."""
+        """Recorded with this signature (or its accepted one), and every recorded output still exists."""
         row = self._all().get(task)
-        return (row is not None and row[0] == signature.digest
+        return (row is not None and signature.digest in (row[0], row[4])
                 and all(os.path.lexists(output) for output in json.loads(row[2])))
+
+    def recorded(self, task: str) -> tuple[str, ...] | None:
+        """The record's identity as this connection last read it (changes whenever the task is recorded again)."""
+        return self._all().get(task)
 
     def explain(self, task: str, signature: Signature) -> list[Change]:
         """Why ``task`` is stale against ``signature``; empty when it is current."""
@@ -144,7 +167,9 @@ class StateStore:
         changes += [Change("added", name, None, new[name]) for name in sorted(new.keys() - old.keys())]
         changes += [Change("changed", name, old[name], new[name])
                     for name in sorted(old.keys() & new.keys()) if old[name] != new[name]]
-        if not changes and record.signature != signature.digest:  # recorded by an older digest formula
+        if record.current_with(signature):
+            changes = []
+        elif not changes:  # recorded by an older digest formula
             changes.append(Change("changed", "(signature)", record.signature, signature.digest))
         changes += [Change("output missing", output) for output in record.outputs if not os.path.lexists(output)]
         return sorted(changes, key=lambda change: change.component)
@@ -153,16 +178,17 @@ class StateStore:
         row = self._all().get(task)
         return None if row is None else row[1]
 
-    def record(self, task: str, signature: Signature, output_hash: str,
-               outputs: Iterable[str | os.PathLike[str]]) -> Record:
+    def record(self, task: str, signature: Signature, output_hash: str, outputs: Iterable[str | os.PathLike[str]],
+               digests: Iterable[str] = (), *, left: str | None = None, accepted: str | None = None) -> Record:
         """Store a finished task, in one transaction of its own."""
         record = Record(task, signature.digest, dict(signature.components), output_hash,
-                        tuple(str(output) for output in outputs), time.time())
+                        tuple(str(output) for output in outputs), time.time(), tuple(digests), left, accepted)
         self._rows = None
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)",
+            db.execute(f"INSERT OR REPLACE INTO records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (record.task, record.signature, canonical_json(record.components), record.output_hash,
-                        json.dumps(record.outputs), record.time))
+                        json.dumps(record.outputs), record.time, json.dumps(record.digests), record.left,
+                        record.accepted))
             db.execute(_NEXT_GENERATION)
         return record
 
@@ -178,16 +204,16 @@ class StateStore:
     def tasks(self) -> list[str]:
         return [row[0] for row in self._db().execute("SELECT task FROM records ORDER BY task")]
 
-    def _all(self) -> dict[str, tuple[str, str, str]]:
-        """task → (signature, output hash, outputs) of every record, read in one query and kept until a connection
-        commits: ``PRAGMA data_version`` changes when another connection (a ``doit -n`` worker, another build)
-        committed, and this connection's own writes drop the copy. A no-op check of thousands of tasks thus costs
-        one query, and a worker's record is still seen at once."""
+    def _all(self) -> dict[str, tuple[str, str, str, float, str | None]]:
+        """task → (signature, output hash, outputs, time, accepted signature) of every record, read in one query
+        and kept until a connection commits: ``PRAGMA data_version`` changes when another connection (a ``doit -n``
+        worker, another build) committed, and this connection's own writes drop the copy. A no-op check of
+        thousands of tasks thus costs one query, and a worker's record is still seen at once."""
         db = self._db()
         version = db.execute("PRAGMA data_version").fetchone()[0]
         if self._rows is None or version != self._rows_version:
-            self._rows = {task: (signature, output_hash, outputs) for task, signature, output_hash, outputs
-                          in db.execute("SELECT task, signature, output_hash, outputs FROM records")}
+            self._rows = {row[0]: row[1:] for row
+                          in db.execute("SELECT task, signature, output_hash, outputs, time, accepted FROM records")}
             self._rows_version = version
         return self._rows
 
@@ -229,13 +255,18 @@ class StateStore:
         return db
 
     def _create(self, db: sqlite3.Connection, version: int) -> None:
-        """A new database, or one of schema 1 (records only) given its generation counter."""
-        if version not in (0, 1, SCHEMA_VERSION):
+        """A new database, or one of schema 1 (records only) given its generation counter, or of schema 2 given
+        the columns of schema 3 (older records have no per-output digests)."""
+        if version not in (0, 1, 2, SCHEMA_VERSION):
             raise InputError(f"build state has schema {version}, this build system writes {SCHEMA_VERSION}; "
                              "remove the file to start afresh", path=self.path)
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("BEGIN IMMEDIATE")
         for statement in _SCHEMA:
             db.execute(statement)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(records)")}
+        for name, declaration in _ADDED_IN_3.items():
+            if name not in columns:
+                db.execute(f"ALTER TABLE records ADD COLUMN {name} {declaration}")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
