@@ -7,7 +7,7 @@
 ``build/<arch>/sysroot``            relibc's sysroot every userspace build links against
 ``build/<arch>/initfs.img``         the initfs (its tree beside it in ``initfs/``), published as package ``initfs``
 ``build/<arch>/<config>.img``       the disk image of ``config/<arch>/<config>.toml``, and its ``.qcow2``
-``build/logs/<task>.log``           one log per task
+``build/logs/<task>.log``           the latest log of a task (``tasks.logs``: one per run, under ``<task>/``)
 
 Knows nothing of doit.
 """
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from .cookbook.paths import stage_dir
 from .formats.pkgkeys import PUBLIC_KEY_FILE
+from .logs import log_name
 from .settings import Settings, host_triple
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ class Layout:
         return self.build / "cache"
 
     def log(self, task: str) -> Path:
-        return self.build / "logs" / f"{task.replace('/', '_')}.log"
+        """The stable path of a task's log (``cook:hello``), which points to its latest run's."""
+        return self.build / "logs" / f"{log_name(task)}.log"
 
     # --- recipes -------------------------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ tools wait for input). ``sh`` command objects do not pickle, so none is kept bey
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import time
@@ -16,8 +17,11 @@ from pathlib import Path
 
 from .errors import CommandError, display_path
 
-TAIL_LINES = 40
+TAIL_LINES = 20
 ERROR_LINES = 10
+DIAGNOSTIC_LINES = 40
+# Where a compiler's diagnostic starts: rustc's `error[E0425]: …` / `error: …`, a C compiler's `x.c:3:1: error: …`.
+DIAGNOSTIC = re.compile(r"^(error(\[\w+\])?: |\S+:\d+:\d+: (fatal )?error: )")
 
 Argv = Sequence[str | os.PathLike[str]]
 
@@ -48,6 +52,7 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
     """
     program, *args = (str(arg) for arg in argv)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
+    diagnostics = Diagnostics()
     # A child writing to a pipe flushes its block-buffered stdout at exit, after its error message on stderr:
     # the last stderr lines are kept apart so the reason for a failure is never pushed out of the tail.
     errors: deque[str] = deque(maxlen=ERROR_LINES)
@@ -56,7 +61,9 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
 
     def output(line: str) -> None:
         line = mask(line, secrets)
-        tail.append(line.rstrip("\n"))
+        if not line.startswith("+"):  # `bash -x` traces say what ran, not why it failed: the log keeps them
+            tail.append(line.rstrip("\n"))
+        diagnostics.see(line)
         if capture:
             captured.append(line)
         if log_file is not None:
@@ -64,6 +71,11 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
 
     def error(line: str) -> None:
         line = mask(line, secrets)
+        diagnostics.see(line)
+        if line.startswith("+"):
+            if log_file is not None:
+                log_file.write(line)
+            return
         tail.append(line.rstrip("\n"))
         errors.append(line.rstrip("\n"))
         if log_file is not None:
@@ -87,7 +99,11 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
     except sh.CommandNotFound:
         raise CommandError(f"command not found: {program} (is it installed and on PATH?)") from None
     except sh.ErrorReturnCode as failure:
-        raise CommandError(_failure_reason(argv, failure.exit_code, tail, errors, log, secrets)) from None
+        if diagnostics.lines:
+            shown, others = ["its errors:", *diagnostics.lines], ()
+        else:
+            shown, others = ([f"last {len(tail)} lines of output:", *tail] if tail else []), errors
+        raise CommandError(_failure_reason(argv, failure.exit_code, shown, others, log, secrets)) from None
     finally:
         if log_file is not None:
             log_file.close()
@@ -132,16 +148,36 @@ def _open_log(log: str | os.PathLike[str], argv: Argv, cwd, secrets: Sequence[st
     return stream
 
 
-def _failure_reason(argv: Argv, status: int, tail: deque[str], errors: deque[str], log,
+class Diagnostics:
+    """The compiler diagnostics in a command's output (each from its ``error…`` line to the blank line that ends
+    it), the first :data:`DIAGNOSTIC_LINES` lines of them: what a failed build shows before anything else."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._inside = False
+
+    def see(self, line: str) -> None:
+        text = line.rstrip("\n")
+        if DIAGNOSTIC.match(text):
+            self._inside = True
+        elif not text.strip():
+            self._inside = False
+        if self._inside and len(self.lines) < DIAGNOSTIC_LINES:
+            self.lines.append(text)
+
+
+def _failure_reason(argv: Argv, status: int, shown: Sequence[str], errors: Sequence[str], log,
                     secrets: Sequence[str]) -> str:
+    """The command and its status, then the compiler's errors (or else the last lines of output, without shell
+    traces), then the log: the useful part first."""
     lines = [mask(f"`{command_line(argv)}` failed with exit status {status}", secrets)]
-    if tail:
-        lines.append(f"last {len(tail)} lines of output:")
-        lines.extend("  " + line for line in tail)
-    missing = [line for line in errors if line not in tail]
+    if shown:
+        lines.append(shown[0])
+        lines.extend("  " + line for line in shown[1:])
+    missing = [line for line in errors if line not in shown]
     if missing:
         lines.append("last lines of its error output:")
         lines.extend("  " + line for line in errors)
     if log is not None:
-        lines.append(f"full log: {display_path(log)}")
+        lines.append(f"full log: {display_path(Path(log).resolve())}")
     return "\n".join(lines)

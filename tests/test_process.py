@@ -28,7 +28,7 @@ def test_a_failure_names_the_command_status_tail_and_log(tmp_path):
         run(["bash", "-c", "for i in $(seq 50); do echo $i; done; exit 3"], log=log)
     message = str(caught.value)
     assert message.startswith("`bash -c 'for i in $(seq 50); do echo $i; done; exit 3'` failed with exit status 3")
-    assert "last 40 lines of output:\n  11\n" in message and message.endswith(f"full log: {log}")
+    assert "last 20 lines of output:\n  31\n" in message and message.endswith(f"full log: {log}")
 
 
 def test_the_error_message_survives_block_buffered_stdout_flushed_after_it():
@@ -53,3 +53,33 @@ def test_secrets_are_masked_in_the_log_the_failure_and_the_captured_output(tmp_p
     assert "hunter22" not in log.read_text() and "*** on stderr" in log.read_text()
     assert stat.S_IMODE(log.stat().st_mode) == 0o600 and stat.S_IMODE(log.parent.stat().st_mode) == 0o700
     assert run(["echo", "hunter22"], capture=True, secrets=["hunter22"]) == "***\n"
+
+
+RUSTC_FAILURE = """+ export CARGO_TARGET_DIR=/x
++ cargo build --release
+   Compiling hello v0.1.0
+error[E0425]: cannot find value `this` in this scope
+ --> src/main.rs:1:13
+  |
+1 | fn main() { this is not rust }
+  |             ^^^^ not found in this scope
+
+warning: unused variable
+error: could not compile `hello` (bin "hello") due to 1 previous error
+"""
+
+
+def test_a_compiler_failure_shows_its_errors_first_and_no_shell_trace(tmp_path):
+    """Issue 13: the compiler's error lines and their context, not `bash -x` traces; the full log keeps all."""
+    script = tmp_path / "fail.sh"
+    script.write_text(f"cat >&2 <<'EOF'\n{RUSTC_FAILURE}EOF\nexit 101\n")
+    log = tmp_path / "x.log"
+    with pytest.raises(CommandError) as caught:
+        run(["bash", str(script)], log=log)
+    lines = str(caught.value).splitlines()
+    assert lines[1:8] == ["its errors:", "  error[E0425]: cannot find value `this` in this scope",
+                          "   --> src/main.rs:1:13", "    |", "  1 | fn main() { this is not rust }",
+                          "    |             ^^^^ not found in this scope",
+                          "  error: could not compile `hello` (bin \"hello\") due to 1 previous error"]
+    assert not any(line.lstrip().startswith("+ ") for line in lines) and "warning: unused" not in str(caught.value)
+    assert lines[-1] == f"full log: {log}" and "+ export CARGO_TARGET_DIR=/x" in log.read_text()

@@ -14,7 +14,9 @@ import functools
 import gc
 import inspect
 import os
+import shlex
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +31,7 @@ from ..engine.evidence import Spec
 from ..errors import BuildError, LockError, display_path
 from ..formats.pkgkeys import public_key_digest
 from ..layout import Layout
+from ..logs import start_run_log
 from ..model.project import Project
 from ..model.recipe import Recipe
 from ..revision import TreeRevision
@@ -164,15 +167,18 @@ def tracked(task: Planned, signature_now: Callable[[], Signature]) -> dict:
             if engine().is_current(task.name, before):
                 return None
             previous = state().get(task.name)
+            start_run_log(context().layout.log(task.name), _log_header(task.name, before))
             aside = _set_stamps_aside(task.outputs())
+            started = time.monotonic()
             try:
                 task.run()
             except BaseException:
                 _restore_stamps(aside)
                 raise
+            duration = time.monotonic() - started
             left, accept = _inputs_left(task.name, before, signature_now(), previous)
             engine().publisher.adopt(task.name, before, task.outputs(), _stamp_context(task.stamp_sources()),
-                                     left=left, accept_left=accept)
+                                     left=left, accept_left=accept, duration=duration)
             for _, set_aside in aside:
                 set_aside.unlink(missing_ok=True)
         except BuildError as error:
@@ -180,6 +186,22 @@ def tracked(task: Planned, signature_now: Callable[[], Signature]) -> dict:
         return None
     run.__name__ = task.name.replace(":", "_").replace("-", "_")
     return {"actions": [run], "uptodate": [check]}
+
+
+def _log_header(task: str, signature: Signature) -> list[str]:
+    when = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return [f"{task}, run at {when} by `doit {shlex.join(sys.argv[1:])}`",
+            f"signature {signature.digest} ({', '.join(sorted(signature.components))})"]
+
+
+def recorded_duration(task: str) -> float | None:
+    """How long the task took when it last ran (the progress display's estimate)."""
+    record = state().get(task)
+    return None if record is None else record.duration
+
+
+def task_log(task: str) -> Path:
+    return context().layout.log(task)
 
 
 def _inputs_left(task: str, before: Signature, after: Signature, previous: Record | None

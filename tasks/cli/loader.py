@@ -213,41 +213,62 @@ def _add_build_inputs(recording: Recording) -> None:
 
 
 class Reporter(ConsoleReporter):
-    """doit's console reporter, but an up-to-date task is listed only when it was asked for by name (the thousands
-    it needs are counted at the end, as make and ninja stay quiet about them); and it leaves the run's evidence when
-    every task ended current."""
+    """The build's progress (:mod:`.progress`: a live display on a terminal, a line per task start and end
+    elsewhere); an up-to-date task is listed only when it was asked for by name (the thousands it needs are
+    counted at the end, as make and ninja stay quiet about them); a failure is shown once, where it happens; and
+    the run's evidence is left when every task ended current."""
 
     def initialize(self, tasks, selected_tasks):
         super().initialize(tasks, selected_tasks)
         self._asked_for = set(selected_tasks or ())
         self._up_to_date = self._ran = 0
+        self._failed: list[str] = []
+        self._progress = None
+        self._total = _count_work(tasks, selected_tasks or DEFAULT_TASKS)
+
+    @property
+    def progress(self):
+        """Made when first needed: a no-op that only counts up-to-date tasks imports nothing for it."""
+        if self._progress is None:
+            from . import progress
+            if progress.on_terminal(self.outstream):
+                from .creators import recorded_duration, task_log
+                self._progress = progress.Live(self.outstream, self._total, recorded_duration, task_log)
+            else:
+                self._progress = progress.Lines(self.outstream)
+        return self._progress
 
     def get_status(self, task):
         if RECORDING is not None:
             RECORDING.checked.add(task.name)
-        super().get_status(task)
 
     def execute_task(self, task):
         if RECORDING is not None:
             RECORDING.executed.add(task.name)
-        super().execute_task(task)
+        if task.actions and not task.name.startswith("_"):
+            self.progress.start(task.name, self._total)
 
     def skip_uptodate(self, task):
         if RECORDING is not None:
             RECORDING.finished.add(task.name)
         self._up_to_date += 1
+        if self._progress is not None:
+            self._progress.checked()
         if task.name in self._asked_for:
-            super().skip_uptodate(task)
+            self.write(f"-- {task.name}\n")
 
     def add_success(self, task):
         if RECORDING is not None:
             RECORDING.finished.add(task.name)
-        self._ran += bool(task.actions)
-        super().add_success(task)
+        if task.actions and not task.name.startswith("_"):
+            self._ran += 1
+            self.progress.succeed(task.name)
 
     def add_failure(self, task, fail):
         self._spoil()
-        super().add_failure(task, fail)
+        if fail.report:  # not for a task left out because its dependency failed
+            self._failed.append(task.name)
+            self.progress.fail(task.name, _failure_text(fail))
 
     def skip_ignore(self, task):
         self._spoil()  # `doit ignore`d: not current, only skipped
@@ -257,10 +278,22 @@ class Reporter(ConsoleReporter):
         self._spoil()
         super().runtime_error(msg)
 
+    def write(self, text):
+        if self._progress is not None:
+            self._progress.write(text.rstrip("\n"))
+        else:
+            super().write(text)
+
     def complete_run(self):
-        if self._up_to_date > len(self._asked_for):
-            self.write(f"{_tasks(self._ran)} run, {self._up_to_date:,} up to date\n")
-        super().complete_run()
+        if self._progress is not None:
+            self._progress.close()
+        if self._failed:
+            self.outstream.write(f"{_tasks(len(self._failed))} failed ({', '.join(self._failed)}), {self._ran:,} "
+                                 f"run, {self._up_to_date:,} up to date\n")
+        elif self._up_to_date > len(self._asked_for):
+            self.outstream.write(f"{_tasks(self._ran)} run, {self._up_to_date:,} up to date\n")
+        for message in self.runtime_errors:
+            self.outstream.write(f"ERROR: {message.rstrip()}\n")
         if RECORDING is not None and not RECORDING.spoiled:
             try:
                 _leave_evidence(RECORDING)
@@ -271,6 +304,27 @@ class Reporter(ConsoleReporter):
     def _spoil() -> None:
         if RECORDING is not None:
             RECORDING.spoiled = True
+
+
+def _count_work(tasks: dict[str, Task], selected: list[str]) -> int:
+    """How many tasks with actions the run may visit: the selected ones and everything they depend on."""
+    seen: set[str] = set()
+    pending = [name for name in selected if name in tasks]
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            task = tasks[name]
+            pending.extend(dep for dep in (*task.task_dep, *task.setup_tasks) if dep in tasks)
+    return sum(1 for name in seen if tasks[name].actions)
+
+
+def _failure_text(fail) -> str:
+    """A task's failure: our errors say it all in their message; anything else is a bug, shown with its traceback."""
+    from doit.exceptions import TaskFailed
+    if isinstance(fail, TaskFailed):
+        return fail.message.rstrip()
+    return f"internal error (a bug of this build system, please report it):\n{fail.get_msg().rstrip()}"
 
 
 def _leave_evidence(recording: Recording) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import posixpath
 import tarfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -40,7 +41,11 @@ def download(url: str, destination: Path) -> None:
             with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(partial, "wb") as out:
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
-        except OSError as error:  # URLError and HTTPError are OSErrors
+        except urllib.error.HTTPError as error:
+            raise InputError(f"cannot download {url}: HTTP {error.code} {error.reason}", key="source.tar") from None
+        except urllib.error.URLError as error:
+            raise InputError(f"cannot download {url}: {error.reason}", key="source.tar") from None
+        except OSError as error:
             raise InputError(f"cannot download {url}: {error}", key="source.tar") from None
 
 
@@ -104,5 +109,7 @@ def extract(archive: Path, destination: Path, strip: int = 1) -> None:
             destination.mkdir(parents=True)
             # The data filter re-checks every path and drops owners and special bits (--no-same-owner).
             tar.extractall(destination, members=members, filter="data")
+    except tarfile.ReadError:  # tarfile's message lists each compression it tried, over several lines
+        raise FormatError("not a tar archive (plain, gzip, bzip2 or xz)", path=archive) from None
     except (tarfile.TarError, EOFError) as error:
         raise FormatError(f"cannot read tar archive: {error}", path=archive) from None

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..atomic import atomic_path, write_text_if_changed
 from ..engine.treehash import TreeHasher
-from ..errors import InputError
+from ..errors import CommandError, InputError
 from ..hashing import hash_file, hash_value
 from ..model.recipe import GitSource, PathSource, Recipe, SameAsSource, TarSource
 from ..process import run
@@ -114,6 +114,12 @@ def fetch(recipe: Recipe, paths: SourcePaths, *, trees: TreeHasher | None = None
     return fetcher.path(source, state)
 
 
+def _telling_line(reason: str, marker: str) -> str:
+    """The line of a failed command's output that says why (git's ``fatal:``, patch's ``FAILED``), else its first."""
+    lines = [line.strip() for line in reason.splitlines()]
+    return next((line for line in lines if marker in line), lines[0])
+
+
 def _check_patches_exist(recipe: Recipe) -> None:
     for index, patch in enumerate(getattr(recipe.source, "patches", [])):
         if not (recipe.dir / patch).is_file():
@@ -139,8 +145,12 @@ class _Fetcher:
     def finish(self, directory: Path) -> str:
         """Apply patches (``patch -p1``, in order) and the script to a freshly fetched tree; return its digest."""
         recipe, log = self.recipe, self.log
-        for patch in getattr(recipe.source, "patches", []):
-            run(["patch", "--batch", "--forward", "-p1", "-d", directory, "-i", recipe.dir / patch], log=log)
+        for index, patch in enumerate(getattr(recipe.source, "patches", [])):
+            try:
+                run(["patch", "--batch", "--forward", "-p1", "-d", directory, "-i", recipe.dir / patch], log=log)
+            except CommandError as error:
+                raise CommandError(f"{patch} does not apply ({_telling_line(error.reason, 'FAILED')})",
+                                   path=recipe.path, key=f"source.patches[{index}]") from None
         if script := getattr(recipe.source, "script", None):
             run_fetch_script(recipe, directory, script, log)
         return self.digest(directory)
@@ -148,14 +158,20 @@ class _Fetcher:
     def git(self, source: GitSource, state: _State | None, offline: bool) -> FetchResult:
         recipe, paths, log = self.recipe, self.paths, self.log
         identity = _identity(recipe, git=source.git, rev=source.rev, branch=source.branch)
-        if not paths.source.exists():
+        # Fetched before from another kind of source (a tar, a path): cloned afresh, replacing it once done.
+        if not paths.source.exists() or (state is not None and not (paths.source / ".git").exists()):
             if offline:
                 raise InputError(f"offline and {paths.source} is missing: fetch it online first", path=recipe.path,
                                  key="source.git")
             # Cloned, checked out and finished aside: a rev that does not exist leaves no half clone that the
             # next run would take for the user's own source.
             with atomic_path(paths.source) as partial:
-                git.clone(source.git, partial, branch=source.branch, treeless=bool(source.shallow_clone), log=log)
+                try:
+                    git.clone(source.git, partial, branch=source.branch, treeless=bool(source.shallow_clone),
+                              log=log)
+                except CommandError as error:
+                    raise CommandError(f"cannot clone {source.git} ({_telling_line(error.reason, 'fatal:')})",
+                                       path=recipe.path, key="source.git") from None
                 commit = self._resolve(partial, source, offline)
                 git.checkout(partial, commit, source.branch, log=log)
                 tree = self.finish(partial)
@@ -185,7 +201,10 @@ class _Fetcher:
             if offline:
                 raise InputError(f"offline and {source.tar} is not in {paths.downloads}: fetch it online first",
                                  path=recipe.path, key="source.tar")
-            archive.download(source.tar, tarball)
+            try:
+                archive.download(source.tar, tarball)
+            except InputError as error:
+                raise InputError(error.reason, path=recipe.path, key=error.key) from None
         ident = archive.verify_blake3(tarball, source.blake3, source.tar, recipe.path)
         with atomic_path(paths.source) as partial:
             archive.extract(tarball, partial)

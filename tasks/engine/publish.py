@@ -104,11 +104,11 @@ class Publisher:
         return finished
 
     def adopt(self, task: str, signature: Signature, outputs: list[Path], stamp: StampContext | None = None, *,
-              left: Signature | None = None, accept_left: bool = False) -> None:
+              left: Signature | None = None, accept_left: bool = False, duration: float | None = None) -> None:
         """Record outputs a task already put in place itself (each written atomically by its own code) and stamp
         them. The stamps go through the journal like published outputs, so a record and its stamps agree.
         ``left``: the signature of the inputs as the run left them, when it changed them (``accept_left``: and that
-        counts as current, see :mod:`tasks.engine.state`)."""
+        counts as current, see :mod:`tasks.engine.state`); ``duration``: the seconds the run took."""
         staging = Staging()
         try:
             entry = self._entry(task, signature, [(path, path, output_digest(path)) for path in outputs], staging,
@@ -117,6 +117,7 @@ class Publisher:
             staging.discard()
             raise
         entry["moves"] = [move for move in entry["moves"] if move[0] != move[1]]  # adopted outputs stay put
+        entry["duration"] = duration
         if left is not None:
             entry["left"] = left.digest
             entry["accepted"] = left.digest if accept_left else None
@@ -162,5 +163,6 @@ class Publisher:
             else:
                 move_into_place(partial_path, Path(final))
         self.state.record(entry["task"], Signature(entry["components"]), entry["output_hash"], entry["outputs"],
-                          entry.get("digests", ()), left=entry.get("left"), accepted=entry.get("accepted"))
+                          entry.get("digests", ()), left=entry.get("left"), accepted=entry.get("accepted"),
+                          duration=entry.get("duration"))
         journal.unlink()

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS records (
     time REAL NOT NULL,
     digests TEXT NOT NULL DEFAULT '[]',
     left TEXT,
-    accepted TEXT
+    accepted TEXT,
+    duration REAL
 ) WITHOUT ROWID
 """, """
 CREATE TABLE IF NOT EXISTS generation (value INTEGER NOT NULL)
@@ -54,8 +55,8 @@ CREATE TABLE IF NOT EXISTS generation (value INTEGER NOT NULL)
 INSERT INTO generation SELECT 0 WHERE NOT EXISTS (SELECT * FROM generation)
 """)
 _NEXT_GENERATION = "UPDATE generation SET value = value + 1"
-_ADDED_IN_3 = {"digests": "TEXT NOT NULL DEFAULT '[]'", "left": "TEXT", "accepted": "TEXT"}
-_COLUMNS = "task, signature, components, output_hash, outputs, time, digests, left, accepted"
+_ADDED_IN_3 = {"digests": "TEXT NOT NULL DEFAULT '[]'", "left": "TEXT", "accepted": "TEXT", "duration": "REAL"}
+_COLUMNS = "task, signature, components, output_hash, outputs, time, digests, left, accepted, duration"
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class Record:
     digests: tuple[str, ...] = ()  # each output's digest, as recorded (empty in records of schema 2)
     left: str | None = None  # the signature the run left its inputs at, when it changed them while it ran
     accepted: str | None = None  # a second signature that counts as current: what the build's own edits leave
+    duration: float | None = None  # seconds the run took (the progress display's estimate next time)
 
     def current_with(self, signature: Signature) -> bool:
         return signature.digest in (self.signature, self.accepted)
@@ -143,9 +145,9 @@ class StateStore:
         row = self._db().execute(f"SELECT {_COLUMNS} FROM records WHERE task = ?", (task,)).fetchone()
         if row is None:
             return None
-        name, signature, components, output_hash, outputs, at, digests, left, accepted = row
+        name, signature, components, output_hash, outputs, at, digests, left, accepted, duration = row
         return Record(name, signature, json.loads(components), output_hash, tuple(json.loads(outputs)), at,
-                      tuple(json.loads(digests)), left, accepted)
+                      tuple(json.loads(digests)), left, accepted, duration)
 
     def is_current(self, task: str, signature: Signature) -> bool:
         """Recorded with this signature (or its accepted one), and every recorded output still exists."""
@@ -179,16 +181,18 @@ class StateStore:
         return None if row is None else row[1]
 
     def record(self, task: str, signature: Signature, output_hash: str, outputs: Iterable[str | os.PathLike[str]],
-               digests: Iterable[str] = (), *, left: str | None = None, accepted: str | None = None) -> Record:
+               digests: Iterable[str] = (), *, left: str | None = None, accepted: str | None = None,
+               duration: float | None = None) -> Record:
         """Store a finished task, in one transaction of its own."""
         record = Record(task, signature.digest, dict(signature.components), output_hash,
-                        tuple(str(output) for output in outputs), time.time(), tuple(digests), left, accepted)
+                        tuple(str(output) for output in outputs), time.time(), tuple(digests), left, accepted,
+                        duration)
         self._rows = None
         with self._transaction() as db:
-            db.execute(f"INSERT OR REPLACE INTO records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute(f"INSERT OR REPLACE INTO records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (record.task, record.signature, canonical_json(record.components), record.output_hash,
                         json.dumps(record.outputs), record.time, json.dumps(record.digests), record.left,
-                        record.accepted))
+                        record.accepted, record.duration))
             db.execute(_NEXT_GENERATION)
         return record
 

@@ -54,6 +54,12 @@ _COUNT_U64 = struct.Struct("<Q")
 _COUNT_U32_FLAGS = struct.Struct("<II")
 
 
+
+def shown(path: bytes) -> str:
+    """An entry path as messages show it: quoted text, with what is not printable (NUL) escaped."""
+    return repr(os.fsdecode(path))
+
+
 class HeaderFormat(enum.Enum):
     COUNT_U64 = "count-u64"  # pkgar <= 0.1.19; what the fork's installer 0.2.40 reads
     COUNT_U32_FLAGS = "count-u32-flags"  # pkgar >= 0.2.0
@@ -142,11 +148,11 @@ class Entry:
         digest, offset, size, mode, path_field = _ENTRY.unpack(raw)
         path, _, padding = path_field.partition(b"\0")
         if padding.strip(b"\0"):  # upstream reads up to the first NUL: a path that goes on after it is not one
-            raise FormatError(f"entry path {path_field.rstrip(bytes(1))!r} contains NUL", path=archive)
+            raise FormatError(f"entry path {shown(path_field.rstrip(bytes(1)))} contains NUL", path=archive)
         if mode & ~MODE_VALID_BITS:
-            raise FormatError(f"entry {path!r} has invalid mode {mode:o}", path=archive)
+            raise FormatError(f"entry {shown(path)} has invalid mode {mode:o}", path=archive)
         if mode & MODE_KIND not in (MODE_FILE, MODE_SYMLINK):
-            raise FormatError(f"entry {path!r} is neither a file nor a symlink (mode {mode:o})", path=archive)
+            raise FormatError(f"entry {shown(path)} is neither a file nor a symlink (mode {mode:o})", path=archive)
         return cls(digest, offset, size, mode, path)
 
 
@@ -196,16 +202,16 @@ class Package:
             length += len(chunk)
             yield chunk
         if length != expected_length:
-            raise FormatError(f"entry {entry.path!r} holds {length} bytes, expected {expected_length}",
+            raise FormatError(f"entry {shown(entry.path)} holds {length} bytes, expected {expected_length}",
                               path=self.path)
         if hasher.digest() != entry.blake3:
-            raise FormatError(f"entry {entry.path!r} does not match its BLAKE3 (tampered or corrupt data)",
+            raise FormatError(f"entry {shown(entry.path)} does not match its BLAKE3 (tampered or corrupt data)",
                               path=self.path)
 
     def _lzma2_length(self, stream: BinaryIO, entry: Entry) -> int:
         """The uncompressed length in front of an LZMA2 entry; leaves ``stream`` at the compressed data."""
         if entry.size < LZMA2_LENGTH_PREFIX.size:
-            raise FormatError(f"entry {entry.path!r} is too short for LZMA2 data", path=self.path)
+            raise FormatError(f"entry {shown(entry.path)} is too short for LZMA2 data", path=self.path)
         stream.seek(self.header.head_size + entry.offset)
         return LZMA2_LENGTH_PREFIX.unpack(_read_exactly(stream, LZMA2_LENGTH_PREFIX.size, self.path))[0]
 
@@ -387,9 +393,9 @@ def _inflate(compressed: Iterator[bytes], entry: Entry, archive: Path) -> Iterat
             if decompressor.eof:
                 break
     except lzma.LZMAError as error:
-        raise FormatError(f"entry {entry.path!r}: bad LZMA2 data: {error}", path=archive) from None
+        raise FormatError(f"entry {shown(entry.path)}: bad LZMA2 data: {error}", path=archive) from None
     if not decompressor.eof:
-        raise FormatError(f"entry {entry.path!r}: LZMA2 data ends before its end marker", path=archive)
+        raise FormatError(f"entry {shown(entry.path)}: LZMA2 data ends before its end marker", path=archive)
 
 
 # --- extracting and splitting ---------------------------------------------------------------------------------
@@ -401,12 +407,12 @@ def checked_path(entry: Entry, archive: Path) -> Path:
     a leading ``.``, any ``..`` and an empty path are rejected.
     """
     if entry.path.startswith(b"/"):
-        raise FormatError(f"entry path {entry.path!r} is absolute", path=archive)
+        raise FormatError(f"entry path {shown(entry.path)} is absolute", path=archive)
     parts = [part for part in entry.path.split(b"/") if part]
     if parts[:1] == [b"."]:
-        raise FormatError(f"entry path {entry.path!r} starts with '.'", path=archive)
+        raise FormatError(f"entry path {shown(entry.path)} starts with '.'", path=archive)
     if b".." in parts:
-        raise FormatError(f"entry path {entry.path!r} contains '..'", path=archive)
+        raise FormatError(f"entry path {shown(entry.path)} contains '..'", path=archive)
     normal = [os.fsdecode(part) for part in parts if part != b"."]
     if not normal:
         raise FormatError("entry path is empty", path=archive)
@@ -426,7 +432,9 @@ def extract(archive: Path, trusted_key: bytes, destination: Path) -> Package:
     root.mkdir(parents=True, exist_ok=True)
     targets = [_target(root, entry, archive) for entry in package.entries]
     if len(set(targets)) != len(targets):
-        raise FormatError("two entries have the same path", path=archive)
+        twice = next(entry for entry, target in zip(package.entries, targets, strict=True)
+                     if targets.count(target) > 1)
+        raise FormatError(f"two entries have the path {shown(twice.path)}", path=archive)
     _check_nothing_under_own_symlinks(package.entries, targets, archive)
     temporaries = [target.with_name(TEMP_PREFIX + target.name) for target in targets]
     with removed_on_failure(*temporaries):
@@ -443,14 +451,14 @@ def _check_nothing_under_own_symlinks(entries: list[Entry], targets: list[Path],
     links = {target: entry for entry, target in zip(entries, targets) if entry.is_symlink}
     for entry, target in zip(entries, targets):
         if (link := next((links[parent] for parent in target.parents if parent in links), None)) is not None:
-            raise FormatError(f"entry {entry.path!r} lies under the symlink entry {link.path!r}, which extraction "
-                              f"would follow", path=archive)
+            raise FormatError(f"entry {shown(entry.path)} lies under the symlink entry {shown(link.path)}, which "
+                              "extraction would follow", path=archive)
 
 
 def _target(root: Path, entry: Entry, archive: Path) -> Path:
     target = root / checked_path(entry, archive)
     if not target.parent.resolve().is_relative_to(root):
-        raise FormatError(f"entry {entry.path!r} would be written outside the destination through a symlink",
+        raise FormatError(f"entry {shown(entry.path)} would be written outside the destination through a symlink",
                           path=archive)
     return target
 

@@ -63,8 +63,9 @@ class Cook(RecipeStage[Node]):
             source = self.ctx.project.source_dir(step)
             components["source"] = self.ctx.trees.hash(source).digest if source.is_dir() else NONE
         elif step.template == "remote":
-            package = self.layout.prebuilt_package(node.recipe)
+            package, key = self.layout.prebuilt_package(node.recipe), self.layout.prebuilt_key
             components["prebuilt"] = hash_file(package) if package.is_file() else NONE
+            components["prebuilt-key"] = hash_file(key) if key.is_file() else NONE  # what it is verified with
         if self._compiled_for_target(step) and given is None:
             components["toolchain"] = self.toolchain.fingerprint
         return components
@@ -87,7 +88,7 @@ class Cook(RecipeStage[Node]):
         host_deps = [self.layout.stage(dep) for dep in step.build_deps if dep.host]
         paths = CookPaths(recipe=step.recipe.dir, source=self.ctx.project.source_dir(step),
                           target=self.layout.cook_dir(node), root=self.settings.root,
-                          log=self.layout.log(f"cook-{node}"), cargo_target=self._cargo_target(step))
+                          log=self.layout.log(task_name("cook", node)), cargo_target=self._cargo_target(step))
         cook(step.recipe, paths, remote=self._prebuilt_stage, request=CookRequest(
             cargo=self._cargo(step),
             options=ScriptOptions(target=self.layout.triple(node), offline=offline(), jobs=os.cpu_count() or 1),

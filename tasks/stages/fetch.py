@@ -38,7 +38,7 @@ class Fetch(RecipeStage[str]):
         recipe = self.graph.sources[name]
         other = self.graph.sources.get(self.graph.same_as.get(name) or "")
         result = fetch(recipe, SourcePaths.for_recipe(recipe, self.settings.build), trees=self.ctx.trees,
-                       offline=offline(), log=self.layout.log(f"fetch-{name}"),
+                       offline=offline(), log=self.layout.log(task_name("fetch", name)),
                        same_as_source=other.source_dir if other is not None else None)
         if result.message:
             print(f"{name}: {result.status}: {result.message}")
