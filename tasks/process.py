@@ -141,7 +141,8 @@ def _open_log(log: str | os.PathLike[str], argv: Argv, cwd, secrets: Sequence[st
     if not path.parent.is_dir():  # logs may hold what a build printed: its owner's only
         path.parent.mkdir(parents=True, mode=0o700)
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    stream = open(descriptor, "a", encoding="utf-8", errors="replace")
+    # Line-buffered: the progress display (and a user's `tail -f`) shows the last line as soon as it is written.
+    stream = open(descriptor, "a", encoding="utf-8", errors="replace", buffering=1)
     where = f" (in {cwd})" if cwd else ""
     stream.write(mask(f"$ {command_line(argv)}{where}\n", secrets))
     stream.flush()
@@ -158,6 +159,8 @@ class Diagnostics:
 
     def see(self, line: str) -> None:
         text = line.rstrip("\n")
+        if text.startswith("+"):  # a shell trace between the compiler's lines
+            return
         if DIAGNOSTIC.match(text):
             self._inside = True
         elif not text.strip():

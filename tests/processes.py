@@ -20,3 +20,36 @@ def kill_9_after_ready(script: str, args: list[str], cwd: Path, rng: random.Rand
     child.wait()
     assert child.returncode == -signal.SIGKILL
     return finished
+
+
+def run_in_terminal(argv: list[str], *, env: dict[str, str] | None = None, columns: int = 120,
+                    timeout: float = 300) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as its stdin, stdout and stderr (as a user's shell would); returns its
+    exit status and everything it wrote, escape sequences included."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    child = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+                             env={**os.environ, "TERM": "xterm-256color", **(env or {})})
+    os.close(slave)
+    output, deadline = bytearray(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer has closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        elif child.poll() is not None:
+            break
+    os.close(master)
+    child.wait(timeout=max(1.0, deadline - time.monotonic()))
+    return child.returncode, output.decode("utf-8", "replace")

@@ -222,6 +222,7 @@ class Reporter(ConsoleReporter):
         super().initialize(tasks, selected_tasks)
         self._asked_for = set(selected_tasks or ())
         self._up_to_date = self._ran = 0
+        self._settled = 0  # tasks with actions found up to date before the progress display was made
         self._failed: list[str] = []
         self._progress = None
         self._total = _count_work(tasks, selected_tasks or DEFAULT_TASKS)
@@ -233,7 +234,8 @@ class Reporter(ConsoleReporter):
             from . import progress
             if progress.on_terminal(self.outstream):
                 from .creators import recorded_duration, task_log
-                self._progress = progress.Live(self.outstream, self._total, recorded_duration, task_log)
+                self._progress = progress.Live(self.outstream, self._total, self._settled, recorded_duration,
+                                               task_log)
             else:
                 self._progress = progress.Lines(self.outstream)
         return self._progress
@@ -252,8 +254,11 @@ class Reporter(ConsoleReporter):
         if RECORDING is not None:
             RECORDING.finished.add(task.name)
         self._up_to_date += 1
-        if self._progress is not None:
-            self._progress.checked()
+        if task.actions:
+            if self._progress is not None:
+                self._progress.checked()
+            else:
+                self._settled += 1
         if task.name in self._asked_for:
             self.write(f"-- {task.name}\n")
 

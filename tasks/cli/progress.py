@@ -63,10 +63,10 @@ class Lines:
 class Live(Lines):
     """Progress as rich's live display at the bottom of the terminal, finished tasks printed above it."""
 
-    def __init__(self, stream: TextIO, total: int, estimate: Callable[[str], float | None],
+    def __init__(self, stream: TextIO, total: int, done: int, estimate: Callable[[str], float | None],
                  log_of: Callable[[str], Path]):
         super().__init__(stream)
-        self.total, self.done = total, 0
+        self.total, self.done = total, done
         self.estimate, self.log_of = estimate, log_of
         self.estimates: dict[str, float | None] = {}
         self._live = None
@@ -114,7 +114,8 @@ class Live(Lines):
         table = Table.grid(padding=(0, 2))
         table.add_column(no_wrap=True)
         table.add_column(no_wrap=True, justify="right")
-        table.add_column(no_wrap=True, overflow="ellipsis", max_width=max(20, _columns() - 50))
+        width = self._live.console.width if self._live is not None else 80
+        table.add_column(no_wrap=True, overflow="ellipsis", max_width=max(20, width - 50))
         left = sum(max(0.0, (self.estimates.get(task) or 0.0) - (now - began)) for task, began in self.started.items())
         guess = f" · about {human_duration(left)} left" if left >= 1 else ""
         table.add_row(f"[bold]{self.done} of {self.total} tasks[/] · {len(self.started)} running{guess}", "", "")
@@ -133,13 +134,6 @@ class Live(Lines):
 def _plain(text: str) -> str:
     from rich.markup import escape
     return escape(text.replace("\t", " "))
-
-
-def _columns() -> int:
-    try:
-        return os.get_terminal_size().columns
-    except OSError:
-        return 80
 
 
 def on_terminal(stream: TextIO) -> bool:

@@ -1,0 +1,108 @@
+"""What a build shows while it runs (issue 13): a line per task start and end without a terminal, rich's live
+display on one (a real pseudo-terminal), a failure shown once, per-run logs; and a no-op that never imports rich."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from tasks.logs import KEPT, last_line, start_run_log
+from tests.conftest import PROJECT
+from tests.processes import run_in_terminal
+from tests.test_incremental import doit_command
+from tests.trees import bash_recipes_tree
+
+BUILT = {"toolchain", "cook:lib", "cook:app", "cook:other", "pkg:lib", "pkg:app", "pkg:other"}
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return bash_recipes_tree(tmp_path / "tree")
+
+
+def piped(root, *args, env=None):
+    return subprocess.run(doit_command(root, *(args or ("pkg",))), cwd=PROJECT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_without_a_terminal_each_task_gives_a_line_when_it_starts_and_one_with_its_duration_when_it_ends(tree):
+    result = piped(tree)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for task in BUILT:
+        start = lines.index(f".  {task}")
+        end = next(index for index, line in enumerate(lines) if re.fullmatch(rf"ok {task} \(\d+\.\d s\)", line))
+        assert start < end
+    assert "\x1b[" not in result.stdout  # no escape sequences into a pipe
+
+
+def test_a_failure_is_shown_once_with_its_reason_first_and_then_its_log(tree):
+    (tree / "recipes/lib/recipe.toml").write_text(
+        '[build]\ntemplate = "custom"\nscript = """\necho compiling >&2\n'
+        'echo "error[E0425]: cannot find value x in this scope" >&2\necho " --> src/main.rs:1:13" >&2\n'
+        'echo >&2\nexit 101\n"""\n')
+    result = piped(tree)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("ERROR: ")]
+    assert len(errors) == 1 and errors[0].startswith("ERROR: cook:lib: cook lib: `bash -ex")
+    after = output.split(errors[0] + "\n", 1)[1].splitlines()
+    assert after[:3] == ["its errors:", "  error[E0425]: cannot find value x in this scope", "   --> src/main.rs:1:13"]
+    assert "compiling" not in after and not any(line.lstrip().startswith("+ ") for line in after)
+    log = next(line for line in after if line.startswith("full log: ")).removeprefix("full log: ")
+    assert re.search(r"build/logs/cook-lib/\d{8}T\d{6}Z-\d+\.log$", log)
+    assert "TaskFailed" not in output and "<stderr>" not in output and "####" not in output
+    assert output.count("cannot find value x") == 1
+    assert "1 task failed (cook:lib)" in result.stdout
+
+
+def test_on_a_terminal_the_live_display_counts_tasks_and_shows_each_running_one(tree):
+    first, output = run_in_terminal(doit_command(tree, "pkg"), env={"SLOW": "1"})
+    assert first == 0, output
+    assert re.search(r"\d of 7 tasks.* · 1 running", output)
+    assert re.search(r"cook:lib\S*\s+\d\.\d s", output)  # the running task and its elapsed time
+    assert "+ sleep 1" in output  # the last line of its log
+    for task in BUILT:
+        assert re.search(rf"✓\S* {re.escape(task)} \S*\d+\.\d s", output), task
+    assert output.rstrip().endswith("\x1b[2K") and "\x1b[?25h" in output  # the display is gone, the cursor back
+    (tree / "recipes/lib/source/data.txt").write_text("changed\n")
+    again, output = run_in_terminal(doit_command(tree, "pkg"), env={"SLOW": "1"})
+    assert again == 0, output
+    assert re.search(r"cook:lib\S*\s+\d\.\d s / ~1\.\d s", output)  # against the time it took last time
+
+
+def test_a_no_op_never_imports_rich(tree):
+    assert piped(tree).returncode == 0
+    status, output = run_in_terminal(doit_command(tree, "pkg"), env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert status == 0 and "nothing changed since the last run" in output
+    assert "| doit" in output and not re.search(r"\|\s+rich\b", output)  # the import log, without rich
+
+
+def test_each_run_of_a_task_has_its_own_log_with_a_header_and_the_latest_at_a_stable_path(tree):
+    assert piped(tree).returncode == 0
+    (tree / "recipes/lib/source/data.txt").write_text("changed\n")
+    assert piped(tree).returncode == 0
+    logs = tree / "build/logs"
+    runs = sorted((logs / "cook-lib").iterdir())
+    assert len(runs) == 2 and [path.name for path in (logs / "cook-other").iterdir()] != []
+    assert (logs / "cook-lib.log").resolve() == runs[-1]
+    header = runs[-1].read_text().splitlines()[:2]
+    assert re.fullmatch(r"# cook:lib, run at .* by `doit -f \S+/dodo.py pkg root=\S+ config=config/c.toml "
+                        r"target=\S+`", header[0])
+    assert re.fullmatch(r"# signature [0-9a-f]{32} \(code, .*source.*\)", header[1])
+    assert runs[-1].stat().st_mode & 0o777 == 0o600 and (logs / "cook-lib").stat().st_mode & 0o777 == 0o700
+
+
+def test_only_the_last_runs_are_kept(tmp_path):
+    stable = tmp_path / "logs" / "cook-x.log"
+    for number in range(KEPT + 3):
+        run = start_run_log(stable, [f"run {number}"])
+        os.utime(run, (number, number))
+        run.rename(run.with_name(f"2026{number:04d}.log"))  # distinct names, in order
+        stable.unlink()
+        stable.symlink_to(run.with_name(f"2026{number:04d}.log"))
+    kept = sorted(path.name for path in (tmp_path / "logs" / "cook-x").iterdir())
+    assert len(kept) == KEPT and kept[-1] == f"2026{KEPT + 2:04d}.log"
+    assert last_line(stable) == f"# run {KEPT + 2}"
