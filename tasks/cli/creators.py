@@ -93,6 +93,8 @@ def state() -> StateStore:
 
 SIGNATURES: dict[str, Callable[[], Signature]] = {}
 """Every tracked task's signature function, for ``doit explain`` and the no-op evidence."""
+PLANNED: dict[str, Planned] = {}
+"""Every tracked task, for the commands that work on tasks (``clean``, ``forget``, ``explain``)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class Planned:
     deps: list[Dep]
     inputs: Callable[[], dict[str, str]]
     outputs: Callable[[], list[Path]]
+    work_dirs: Callable[[], list[Path]]
     stamp_sources: Callable[[], list[Recipe] | None]
     run: Callable[[], None]
 
@@ -113,11 +116,11 @@ def planned(stage: Stage | RecipeStage) -> Iterator[Planned]:
     if isinstance(stage, RecipeStage):
         for item in stage.items():
             yield Planned(task_name(stage.name, item), str(item), stage.describe(item), stage.deps(item),
-                          partial(stage.inputs, item), partial(stage.outputs, item),
+                          partial(stage.inputs, item), partial(stage.outputs, item), partial(stage.work_dirs, item),
                           partial(stage.stamp_sources, item), partial(stage.run, item))
     else:
         yield Planned(stage.name, None, stage.summary(), stage.deps(), stage.inputs, stage.outputs,
-                      stage.stamp_sources, stage.run)
+                      stage.work_dirs, stage.stamp_sources, stage.run)
 
 
 def signature(stage: Stage | RecipeStage, task: Planned) -> Signature:
@@ -156,6 +159,7 @@ def stage_tasks(stage_class: type[Stage] | type[RecipeStage]) -> Iterator[dict]:
 def tracked(task: Planned, signature_now: Callable[[], Signature]) -> dict:
     """doit's fields for a task judged by the engine (see the module's docstring)."""
     SIGNATURES[task.name] = signature_now
+    PLANNED[task.name] = task
     check = EngineCheck(task.name, signature_now)
 
     def run() -> TaskFailed | None:

@@ -146,6 +146,8 @@ class Loader(DodoTaskLoader):
         super().setup(self._options)
         from .creators import in_order
         tasks = in_order(super().load_tasks(cmd, pos_args))
+        if cmd.get_name() == "run":
+            _check_targets(pos_args, tasks)
         if RECORDING is not None:
             _add_build_inputs(RECORDING)
         return tasks
@@ -160,6 +162,18 @@ class Loader(DodoTaskLoader):
         dodo = Path(options["dodoFile"]).absolute()
         os.chdir(options["cwdPath"] or dodo.parent)  # where doit's own loader would run the tasks (and rustc -vV)
         return Invocation(targets, variables(), bool(options.get("single")), dodo)
+
+
+def _check_targets(targets: list[str], tasks: list[Task]) -> None:
+    """An unknown task is an error naming the nearest one (doit's own says only "Invalid parameter")."""
+    from doit.exceptions import InvalidCommand
+
+    from ..model.tomlfile import did_you_mean
+    names = {task.name for task in tasks}
+    for target in targets:
+        if not target.startswith("-") and "*" not in target and target not in names:
+            raise InvalidCommand(f"no task {target!r}{did_you_mean(target, names)}; `doit list` shows the stages, "
+                                 "`doit list --all` every task")
 
 
 def _tasks(count: int) -> str:

@@ -99,19 +99,30 @@ def fetch(recipe: Recipe, paths: SourcePaths, *, trees: TreeHasher | None = None
         return fetcher.untouched(FetchStatus.LOCAL, "recipe has no [source]")
     _check_patches_exist(recipe)
     state = _read_state(paths.state)
-    if paths.source.exists() or paths.source.is_symlink():
-        if state is None:
-            return fetcher.untouched(FetchStatus.LOCAL, "source exists but was not fetched by this build; kept")
-        if fetcher.digest(paths.source) != state.tree:
-            return fetcher.untouched(FetchStatus.DIRTY,
-                                     f"source changed since it was fetched; not updated (remove it, or "
-                                     f"{paths.state}, to fetch again)")
+    found = fetched_state(paths, fetcher.trees)
+    if found == "local":
+        return fetcher.untouched(FetchStatus.LOCAL, "source exists but was not fetched by this build; kept")
+    if found == "edited":
+        return fetcher.untouched(FetchStatus.DIRTY,
+                                 f"source changed since it was fetched; not updated (`doit unfetch {recipe.name} "
+                                 f"--force` removes it, to fetch again)")
     if isinstance(source, GitSource):
         return fetcher.git(source, state, offline)
     if isinstance(source, TarSource):
         return fetcher.tar(source, state, offline)
     assert isinstance(source, PathSource)
     return fetcher.path(source, state)
+
+
+def fetched_state(paths: SourcePaths, trees: TreeHasher) -> str:
+    """What is at the source path: ``missing``, ``local`` (a source this build did not fetch), ``edited`` (since it
+    was fetched) or ``fetched`` (as it was fetched)."""
+    if not (paths.source.exists() or paths.source.is_symlink()):
+        return "missing"
+    state = _read_state(paths.state)
+    if state is None:
+        return "local"
+    return "edited" if trees.hash(paths.source).digest != state.tree else "fetched"
 
 
 def _telling_line(reason: str, marker: str) -> str:

@@ -196,6 +196,15 @@ class StateStore:
             db.execute(_NEXT_GENERATION)
         return record
 
+    def forget(self, tasks: Iterable[str]) -> list[str]:
+        """Remove the records of ``tasks`` (they are stale from now on); returns those that had one."""
+        known = [task for task in tasks if self.get(task) is not None]
+        self._rows = None
+        with self._transaction() as db:
+            db.executemany("DELETE FROM records WHERE task = ?", [(task,) for task in known])
+            db.execute(_NEXT_GENERATION)
+        return known
+
     def generation(self) -> int:
         """How many records were written: equal numbers mean the same records (the no-op evidence's check)."""
         return self._db().execute("SELECT value FROM generation").fetchone()[0]

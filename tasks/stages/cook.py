@@ -74,6 +74,9 @@ class Cook(RecipeStage[Node]):
         recipe = self.graph.steps[node].recipe
         return [self.layout.stage(node), *(self.layout.stage(node, name) for name in recipe.optional_names)]
 
+    def work_dirs(self, node: Node) -> list[Path]:
+        return [self.layout.cook_dir(node)]  # its build tree, cargo's target directory and its sysroot
+
     def stamp_sources(self, node: Node) -> list[Recipe]:
         return [self.graph.steps[node].recipe]
 

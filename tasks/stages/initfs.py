@@ -61,6 +61,9 @@ class Initfs(Stage):
     def outputs(self) -> list[Path]:
         return [self.layout.initfs_image, *self.layout.package_files(INITFS_PACKAGE)]
 
+    def work_dirs(self) -> list[Path]:
+        return [self.layout.initfs_tree, self.layout.initfs_package_stage]
+
     def stamp_sources(self) -> list[Recipe]:
         return [self.graph.steps[node].recipe for node in self.sources]
 

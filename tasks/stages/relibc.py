@@ -36,6 +36,9 @@ class Relibc(Stage):
     def outputs(self) -> list[Path]:
         return [self.layout.sysroot]
 
+    def work_dirs(self) -> list[Path]:
+        return [self.layout.cook_dir(RELIBC)]
+
     def run(self) -> None:
         from ..cookbook.relibc import assemble_relibc_sysroot
         from ..cookbook.unwind import ARCHIVE, build_unwind_stubs

@@ -109,6 +109,11 @@ class Stage(_Declaration):
     def outputs(self) -> list[Path]:
         return []
 
+    def work_dirs(self) -> list[Path]:
+        """Where the task works besides its outputs (build trees, caches of its own): ``doit clean`` removes them
+        with the outputs."""
+        return []
+
     def stamp_sources(self) -> list[Recipe] | None:
         return None
 
@@ -132,6 +137,10 @@ class RecipeStage(_Declaration, Generic[Item]):
         return {}
 
     def outputs(self, item: Item) -> list[Path]:
+        return []
+
+    def work_dirs(self, item: Item) -> list[Path]:
+        """As :meth:`Stage.work_dirs`, per item."""
         return []
 
     def stamp_sources(self, item: Item) -> list[Recipe] | None:

@@ -1,0 +1,183 @@
+"""doit commands that work on the build's tasks and sources: ``doit clean``, ``doit forget``, ``doit unfetch``.
+
+They replace doit's own ``clean`` and ``forget``, which know doit's database, not this build's store
+(:mod:`tasks.engine`): here a task's record is what makes it current, so forgetting it makes it stale, and
+cleaning removes its outputs (and the directories it works in) with the record. Nothing outside the build
+directory is ever removed by ``clean``: not the sources (fetched or local; ``doit unfetch RECIPE`` removes a fetched
+one, as upstream's ``make u.<pkg>``), not the ``.bak`` and promoted images, not the per-user host-tool and download
+caches.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from doit.cmd_base import DoitCmdBase
+from doit.exceptions import InvalidCommand
+
+from ..atomic import remove_path
+from ..engine import stamp_path
+from ..errors import BuildError, display_path
+from ..model.tomlfile import did_you_mean
+
+OPT_DRY_RUN = {"name": "dryrun", "short": "n", "long": "dry-run", "type": bool, "default": False,
+               "help": "say what would be removed, and remove nothing [default: %(default)s]"}
+OPT_ALL = {"name": "everything", "long": "all", "type": bool, "default": False,
+           "help": "every task of the selected config [default: %(default)s]"}
+OPT_FORCE = {"name": "force", "long": "force", "type": bool, "default": False,
+             "help": "remove a fetched source even when it was edited since it was fetched [default: %(default)s]"}
+
+
+class _TaskCommand(DoitCmdBase):
+    """A command on named tasks: a group's name stands for its tasks (``cook`` for every ``cook:…``)."""
+
+    def tracked(self) -> dict:
+        from .creators import PLANNED
+        return PLANNED
+
+    def selected(self, names: list[str]) -> list[str]:
+        tracked = self.tracked()
+        chosen: list[str] = []
+        for name in names:
+            members = [task for task in tracked if task == name or task.startswith(f"{name}:")]
+            if not members:
+                known = [*tracked, *{task.split(":", 1)[0] for task in tracked}]
+                raise InvalidCommand(f"no task {name!r} with a build record{did_you_mean(name, known)}; "
+                                     "`doit list --all` shows them")
+            chosen += [task for task in members if task not in chosen]
+        return chosen
+
+    def lock(self) -> None:
+        """The build lock: nothing is removed under a running build."""
+        from .creators import engine
+        engine().start_build(wait=False)
+
+
+class Clean(_TaskCommand):
+    name = "clean"
+    doc_purpose = "remove tasks' build outputs and records (every task of the selected config without TASK)"
+    doc_usage = "[TASK ...]"
+    doc_description = ("A task's outputs, their stamps, the directories it works in and its record go: it is built "
+                       "again next time. Never removed: fetched or local sources (`doit unfetch RECIPE`), the "
+                       ".bak and promoted images, the per-user host-tool and download caches.")
+    cmd_options = (OPT_DRY_RUN,)
+
+    def _execute(self, dryrun, pos_args=None):
+        from .creators import settings, state
+        tasks = self.selected(pos_args) if pos_args else list(self.tracked())
+        build = settings().build
+        plan = {task: self._paths(task, build) for task in tasks}
+        size = sum(_size(path) for paths in plan.values() for path in paths)
+        verb = "would remove" if dryrun else "removing"
+        print(f"clean: {verb} the outputs of {_count(len(tasks), 'task')} ({_bytes(size)} under "
+              f"{display_path(build)}); sources, .bak images and the per-user caches stay")
+        if dryrun:
+            for task, paths in plan.items():
+                print(f"  {task}: {', '.join(display_path(path) for path in paths) or 'nothing on disk'}")
+            return 0
+        try:
+            self.lock()
+            for task, paths in plan.items():
+                for path in paths:
+                    remove_path(path)
+                forgotten = state().forget([task])
+                if paths or forgotten:
+                    print(f"  {task}: removed {', '.join(display_path(path) for path in paths) or 'its record'}")
+        except BuildError as error:
+            raise InvalidCommand(str(error)) from None
+        return 0
+
+    def _paths(self, task: str, build: Path) -> list[Path]:
+        """What exists of the task's outputs, their stamps and its work directories, inside the build directory."""
+        from .creators import state
+        planned = self.tracked()[task]
+        record = state().get(task)
+        outputs = [*planned.outputs(), *(Path(path) for path in record.outputs)] if record else planned.outputs()
+        paths = [*outputs, *(stamp_path(path) for path in outputs), *planned.work_dirs()]
+        inside = [path for path in dict.fromkeys(paths) if path.is_relative_to(build)
+                  and (path.exists() or path.is_symlink())]
+        return [path for path in inside if not any(other in path.parents for other in inside)]
+
+
+class Forget(_TaskCommand):
+    name = "forget"
+    doc_purpose = "make tasks stale without removing anything: they run again next time"
+    doc_usage = "TASK ... | --all"
+    doc_description = "A group's name (cook) forgets every task in it."
+    cmd_options = (OPT_ALL,)
+
+    def _execute(self, everything, pos_args=None):
+        from .creators import state
+        if not pos_args and not everything:
+            raise InvalidCommand("name the tasks to forget (doit forget cook:hello), or --all")
+        tasks = list(self.tracked()) if everything else self.selected(pos_args)
+        try:
+            self.lock()
+            forgotten = state().forget(tasks)
+        except BuildError as error:
+            raise InvalidCommand(str(error)) from None
+        for task in tasks:
+            print(f"forgot {task}: it runs again next time" if task in forgotten
+                  else f"{task}: no record (it runs next time anyway)")
+        return 0
+
+
+class Unfetch(DoitCmdBase):
+    name = "unfetch"
+    doc_purpose = "remove recipes' fetched sources (as upstream's make u.<pkg>); the next build fetches them again"
+    doc_usage = "[--force] RECIPE ..."
+    doc_description = ("Only a source this build fetched, and as it was fetched: a local source (one fetch did not "
+                       "create) is never removed, an edited one only with --force.")
+    cmd_options = (OPT_FORCE,)
+
+    def _execute(self, force, pos_args=None):
+        from ..cookbook.fetch import SourcePaths, fetched_state
+        from .creators import engine, project, settings, state
+        if not pos_args:
+            raise InvalidCommand("name the recipes whose sources to remove (doit unfetch hello)")
+        sources = project().graph.sources
+        for name in pos_args:
+            if name not in sources:
+                raise InvalidCommand(f"no recipe {name!r} with a source in this config{did_you_mean(name, sources)}")
+        try:
+            engine().start_build(wait=False)
+            for name in pos_args:
+                recipe = sources[name]
+                paths = SourcePaths.for_recipe(recipe, settings().build)
+                print(_unfetch(name, paths, fetched_state(paths, engine().trees), force))
+                state().forget([f"fetch:{name}"])
+        except BuildError as error:
+            raise InvalidCommand(str(error)) from None
+        return 0
+
+
+def _unfetch(name: str, paths, fetched: str, force: bool) -> str:
+    """Remove one fetched source (``fetched``: ``fetched``, ``edited``, ``local`` or ``missing``); says what it did."""
+    where = display_path(paths.source)
+    if fetched == "missing":
+        paths.state.unlink(missing_ok=True)
+        return f"{name}: no source at {where}"
+    if fetched == "local":
+        return f"{name}: {where} was not fetched by this build (a local source): left as it is"
+    if fetched == "edited" and not force:
+        return f"{name}: {where} was edited since it was fetched: left as it is (--force removes it)"
+    remove_path(paths.source)
+    paths.state.unlink(missing_ok=True)
+    return f"{name}: removed {where}; the next build fetches it again"
+
+
+def _size(path: Path) -> int:
+    if path.is_symlink() or not path.is_dir():
+        return path.lstat().st_size
+    return sum(os.lstat(os.path.join(top, name)).st_size for top, _, files in os.walk(path) for name in files)
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number:,} {word}" + ("" if number == 1 else "s")
+
+
+def _bytes(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    exponent = min(3, (size.bit_length() - 1) // 10)
+    return f"{size / 1024 ** exponent:.1f} {('KiB', 'MiB', 'GiB')[exponent - 1]}"

@@ -1,0 +1,113 @@
+"""doit clean, forget and unfetch through the real CLI (issue 13): outputs and records gone, nothing else; the next
+run rebuilds exactly what was cleaned or forgotten; a fetched source goes only when it is as it was fetched."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import tarfile
+
+import blake3
+import pytest
+
+from tests.conftest import PROJECT
+from tests.test_incremental import ALL, build, doit_command, stage
+from tests.trees import bash_recipes_tree
+
+
+def doit(root, *args):
+    return subprocess.run(doit_command(root, *args), cwd=PROJECT, capture_output=True, text=True, env=os.environ,
+                          timeout=300)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = bash_recipes_tree(tmp_path / "tree")
+    assert build(root) == ALL
+    return root
+
+
+def records(root) -> set[str]:
+    from tasks.engine import StateStore
+    state = StateStore(root / "build/engine/state.sqlite")
+    try:
+        return set(state.tasks())
+    finally:
+        state.close()
+
+
+def test_clean_removes_a_tasks_outputs_and_record_and_the_next_run_rebuilds_exactly_it(tree):
+    result = doit(tree, "clean", "cook:lib")
+    assert result.returncode == 0, result.stderr
+    assert f"  cook:lib: removed {stage(tree, 'lib').parent}" in result.stdout
+    assert not stage(tree, "lib").exists() and "cook:lib" not in records(tree)
+    assert (tree / "recipes/lib/source/data.txt").exists()  # the source stays
+    assert build(tree) == {"cook:lib"}  # its stage comes out as before: nothing downstream runs
+
+
+def test_clean_of_a_group_and_of_everything_keeps_sources_and_says_what_it_removed(tree):
+    result = doit(tree, "clean", "pkg")
+    assert result.returncode == 0, result.stderr
+    assert not list((tree / "build/cookbook/repo").rglob("*.pkgar")) and stage(tree, "lib").exists()
+    assert {"pkg:lib", "pkg:app", "pkg:other"}.isdisjoint(records(tree))
+    assert build(tree) == {"pkg:lib", "pkg:app", "pkg:other"}
+    sources = sorted(path for path in (tree / "recipes").rglob("*"))
+    dry = doit(tree, "clean", "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.startswith("clean: would remove the outputs of ")
+    assert records(tree) >= ALL and stage(tree, "app").exists()  # a dry run removes nothing
+    everything = doit(tree, "clean")
+    assert everything.returncode == 0 and everything.stdout.startswith("clean: removing the outputs of ")
+    assert records(tree) == set() and not stage(tree, "app").exists()
+    assert sorted(path for path in (tree / "recipes").rglob("*")) == sources
+    assert build(tree) == ALL
+
+
+def test_forget_removes_nothing_and_the_task_runs_again(tree):
+    before = stage(tree, "other").stat().st_mtime_ns
+    result = doit(tree, "forget", "cook:other")
+    assert result.returncode == 0 and result.stdout == "forgot cook:other: it runs again next time\n"
+    assert stage(tree, "other").stat().st_mtime_ns == before
+    assert build(tree) == {"cook:other"}
+
+
+def test_a_misspelt_task_gets_did_you_mean(tree):
+    for command in ("clean", "forget"):
+        result = doit(tree, command, "cook:othr")
+        assert result.returncode != 0
+        assert "no task 'cook:othr' with a build record (did you mean 'cook:other'?)" in result.stderr
+    run = doit(tree, "imag")
+    assert run.returncode != 0 and "no task 'imag' (did you mean 'image'?)" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def tar_recipe(tmp_path, root) -> None:
+    archive = tmp_path / "hello.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("hello-1.0/hello.txt")
+        info.size = 6
+        tar.addfile(info, io.BytesIO(b"hello\n"))
+    (root / "recipes/fetched").mkdir()
+    (root / "recipes/fetched/recipe.toml").write_text(
+        f'[source]\ntar = "{archive.as_uri()}"\nblake3 = "{blake3.blake3(archive.read_bytes()).hexdigest()}"\n'
+        '[build]\ntemplate = "custom"\nscript = "mkdir -p $COOKBOOK_STAGE/x"\n')
+    config = root / "config/c.toml"
+    config.write_text(config.read_text() + "fetched = {}\n")
+
+
+def test_unfetch_removes_a_fetched_source_and_never_a_local_or_edited_one(tree, tmp_path):
+    tar_recipe(tmp_path, tree)
+    assert "fetch:fetched" in build(tree)
+    source = tree / "recipes/fetched/source"
+    (source / "hello.txt").write_text("edited\n")
+    refused = doit(tree, "unfetch", "fetched")
+    assert refused.returncode == 0 and "was edited since it was fetched: left as it is (--force removes it)" in \
+        refused.stdout and (source / "hello.txt").read_text() == "edited\n"
+    forced = doit(tree, "unfetch", "--force", "fetched")  # options before the names, as doit parses them
+    assert "fetched: removed" in forced.stdout and not source.exists()
+    assert build(tree) == {"fetch:fetched"}  # the same content again: nothing it feeds runs
+    assert (source / "hello.txt").read_text() == "hello\n"
+    gone = doit(tree, "unfetch", "fetched")
+    assert "fetched: removed" in gone.stdout and not source.exists()
+    local = doit(tree, "unfetch", "lib")
+    assert local.returncode != 0 and "no recipe 'lib' with a source in this config" in local.stderr
+    assert (tree / "recipes/lib/source/data.txt").exists()
