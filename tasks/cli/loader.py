@@ -164,6 +164,11 @@ class Loader(DodoTaskLoader):
         return Invocation(targets, variables(), bool(options.get("single")), dodo)
 
 
+def _shown(task: Task) -> bool:
+    """A task the progress shows: one with actions, not a command made a task (``explain``, which prints)."""
+    return bool(task.actions) and not task.name.startswith("_") and not (task.meta or {}).get("command")
+
+
 def _check_targets(targets: list[str], tasks: list[Task]) -> None:
     """An unknown task is an error naming the nearest one (doit's own says only "Invalid parameter")."""
     from doit.exceptions import InvalidCommand
@@ -261,7 +266,7 @@ class Reporter(ConsoleReporter):
     def execute_task(self, task):
         if RECORDING is not None:
             RECORDING.executed.add(task.name)
-        if task.actions and not task.name.startswith("_"):
+        if _shown(task):
             self.progress.start(task.name, self._total)
 
     def skip_uptodate(self, task):
@@ -279,7 +284,7 @@ class Reporter(ConsoleReporter):
     def add_success(self, task):
         if RECORDING is not None:
             RECORDING.finished.add(task.name)
-        if task.actions and not task.name.startswith("_"):
+        if _shown(task):
             self._ran += 1
             self.progress.succeed(task.name)
 

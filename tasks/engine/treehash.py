@@ -49,6 +49,7 @@ RACY_WINDOW_NS = 2_000_000_000
 PARALLEL_MIN_FILES = 64
 BATCH_FILES = 32
 GIT_STATES_KEPT = 16
+MANIFESTS_KEPT = 256
 # Every path that differs from HEAD (untracked included, ignored not), and HEAD itself.
 GIT_STATUS = ("status", "--porcelain=v2", "-z", "--branch", "--no-renames", "--untracked-files=all", "--ignored=no")
 _GIT_ENV_UNSET = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
@@ -294,6 +295,7 @@ class TreeHasher:
         self.exclude = tuple(Path(path).absolute() for path in exclude)
         self.workers = workers or default_workers()
         self.racy_window_ns = racy_window_ns
+        self.manifests = ManifestStore(self.cache_dir / "manifests")
 
     def hash(self, root: Path, *, git: bool | None = None) -> TreeHash:
         """Digest of the tree at ``root``; ``git``: True/False forces a method, None picks git for work trees."""
@@ -353,8 +355,10 @@ class TreeHasher:
         unchanged = not lookup.to_read and len(lookup.stats) == len(cache.stats)
         lookup.read(self.workers)
         if cache.walk_digest is None or not (unchanged or lookup.stats == cache.stats):
-            cache.walk_digest = (manifest_digest(lookup.manifest()), len(lookup.stats))
+            manifest = lookup.manifest()
+            cache.walk_digest = (manifest_digest(manifest), len(lookup.stats))
             cache.stats, cache.changed = lookup.stats, True
+            self.manifests.keep(root, cache.walk_digest[0], manifest)
         return TreeHash(cache.walk_digest[0], "walk", cache.walk_digest[1], len(lookup.to_read), lookup.hashed_bytes)
 
     def _hash_git(self, root: bytes, exclusions: Exclusions, cache: _TreeCache) -> TreeHash | None:
@@ -395,6 +399,7 @@ class TreeHasher:
             manifest.update(overlay)
             known = (manifest_digest(manifest), len(manifest))
             cache.remember_git(key, known)
+            self.manifests.keep(root, known[0], manifest)
             read_files, read_bytes = read_files + head_files, read_bytes + head_bytes
         return TreeHash(known[0], "git", known[1], read_files, read_bytes)
 
@@ -430,6 +435,38 @@ class TreeHasher:
         if missing:
             blobs.save()
         return manifest, len(missing), sum(size for _, size in hashes)
+
+
+class ManifestStore:
+    """The manifests of the digests trees recently had, so that ``doit explain`` can name the files that differ
+    between a recorded digest and today's. Written only when a tree's digest is computed anew (never by a no-op);
+    the most recent :data:`MANIFESTS_KEPT` are kept."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def keep(self, root: bytes, digest: str, manifest: Manifest) -> None:
+        path = self.directory / f"{digest}.marshal"
+        if path.exists():
+            os.utime(path)  # recently seen again: kept longer
+            return
+        write_atomically(path, marshal.dumps((root, manifest)))
+        kept = sorted(self.directory.glob("*.marshal"), key=lambda known: known.stat().st_mtime_ns)
+        for old in kept[:-MANIFESTS_KEPT]:
+            old.unlink(missing_ok=True)
+
+    def changes(self, old: str, new: str) -> tuple[str, list[tuple[str, str]]] | None:
+        """(the tree's root, [(``changed``/``added``/``removed``, relative path)]) between two digests of one tree;
+        None when either manifest is no longer kept."""
+        try:
+            root, before = marshal.loads((self.directory / f"{old}.marshal").read_bytes())
+            _, after = marshal.loads((self.directory / f"{new}.marshal").read_bytes())
+        except (OSError, EOFError, ValueError, TypeError):
+            return None
+        differences = [("removed", rel) for rel in before.keys() - after.keys()]
+        differences += [("added", rel) for rel in after.keys() - before.keys()]
+        differences += [("changed", rel) for rel in before.keys() & after.keys() if before[rel] != after[rel]]
+        return os.fsdecode(root), sorted(((kind, os.fsdecode(rel)) for kind, rel in differences), key=lambda d: d[1])
 
 
 @dataclass
