@@ -1,7 +1,7 @@
 """Where things are and what is being built: one typed object, filled from doit's command-line variables and
 made from the table that declares them (:data:`tasks.variables.SETTINGS`).
 
-``doit list config=config/aarch64/server.toml root=/path/to/redox build=/tmp/b`` — every variable is optional.
+``doit list config=config/aarch64/desktop.toml root=/path/to/redox build=/tmp/b`` — every variable is optional.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every setting, declared once: doit's command-line variables (``doit image config=config/aarch64/server.toml``).
+"""Every setting, declared once: doit's command-line variables (``doit image config=config/aarch64/desktop.toml``).
 
 :data:`SETTINGS` names each variable with its type, default and help. It makes :class:`tasks.settings.Settings`
 (the typed, validated object the build reads), the variables the doit commands accept, and what ``doit help``

@@ -27,11 +27,34 @@ def test_list_all_has_every_recipe_subtask_of_the_default_config(doit):
 
 def test_info_shows_a_tasks_inputs(doit):
     result = doit("info", "cook:base-initfs")
-    assert result.stderr == ""  # exit status 1 only says the task is not up to date
-    assert "- fetch:base-initfs" in result.stdout and "- cook:redoxfs" in result.stdout
+    assert result.returncode == 0 and result.stderr == ""
+    deps = next(line for line in result.stdout.splitlines() if line.startswith("  depends on: "))
+    assert "fetch:base-initfs (order only)" in deps and "cook:redoxfs" in deps
+    assert "  status: stale" in result.stdout  # here: the pinned toolchain is not installed, and it says so
     fetch = doit("info", "fetch:base-initfs")
-    assert "- fetch:base" in fetch.stdout and "recipes/core/base-initfs/recipe.toml" in fetch.stdout
-    assert "content signature of fetch:base-initfs [code, dep:fetch:base, patches, source-table]" in fetch.stdout
+    assert "  depends on: fetch:base\n" in fetch.stdout and "recipes/core/base-initfs/recipe.toml" in fetch.stdout
+    inputs = [line.split(" = ")[0].strip() for line in fetch.stdout.splitlines() if " = " in line]
+    assert inputs == ["code", "dep:fetch:base", "patches", "source-table"]
+
+
+def test_list_is_in_pipeline_order_and_help_explains_stages_and_variables(doit):
+    listed = [line.split()[0] for line in doit("list").stdout.splitlines()]
+    assert listed == ["toolchain", "host-tools", "relibc", "base", "initfs", "image", "qcow2", "fetch", "cook", "pkg"]
+    usage = doit("help").stdout
+    assert "Stages, in pipeline order" in usage and "  qcow2       Convert the disk image to qcow2" in usage
+    assert "config=FILE" in usage and "[default: config/aarch64/desktop.toml]" in " ".join(usage.split())
+    stage = doit("help", "initfs")
+    assert stage.returncode == 0 and stage.stdout.startswith("initfs  Pack the initfs")
+    assert "`doit explain initfs` says why it would run" in stage.stdout
+    recipe_stage = doit("help", "cook").stdout
+    assert "One task per recipe of the config: cook:<recipe>" in recipe_stage and "RUSTFLAGS" in recipe_stage
+
+
+def test_doits_commands_for_its_own_database_say_why_they_are_not_used(doit):
+    for command in ("dumpdb", "ignore", "reset-dep", "strace"):
+        result = doit(command)
+        assert result.returncode == 3 and "Traceback" not in result.stderr
+        assert result.stderr.startswith(f"ERROR: doit {command} is not used by this build: "), result.stderr
 
 
 def test_list_on_a_copy_of_the_upstream_tree(corpus, tmp_path, doit):

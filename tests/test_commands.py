@@ -111,3 +111,13 @@ def test_unfetch_removes_a_fetched_source_and_never_a_local_or_edited_one(tree, 
     local = doit(tree, "unfetch", "lib")
     assert local.returncode != 0 and "no recipe 'lib' with a source in this config" in local.stderr
     assert (tree / "recipes/lib/source/data.txt").exists()
+
+
+def test_list_status_of_a_group_says_whether_every_task_in_it_is_current(tree):
+    def status() -> dict[str, str]:
+        result = doit(tree, "list", "--status")
+        assert result.returncode == 0, result.stderr
+        return {line.split()[1]: line.split()[0] for line in result.stdout.splitlines()}
+    assert {status()[group] for group in ("cook", "pkg")} == {"U"}
+    (tree / "recipes/lib/source/data.txt").write_text("changed\n")
+    assert status()["cook"] == "R" and status()["pkg"] == "U"  # pkg:lib runs only if cook:lib's output changes

@@ -1,10 +1,9 @@
-"""What ``dodo.py`` exports: doit's configuration and a task creator for every stage (and ``explain``)."""
+"""What ``dodo.py`` exports: doit's configuration and a task creator for every stage."""
 from ..variables import build_dir, root_dir
 from . import interrupt
 from .creators import task_creators
-from .explain import explain_task
 from .loader import doit_config, variables
 
 interrupt.install()
 DOIT_CONFIG = doit_config(build_dir(variables()), root_dir(variables()))
-CREATORS = task_creators({"explain": explain_task})
+CREATORS = task_creators()

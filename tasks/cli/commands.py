@@ -1,4 +1,5 @@
-"""doit commands that work on the build's tasks and sources: ``doit clean``, ``doit forget``, ``doit unfetch``.
+"""doit commands that work on the build's tasks and sources: ``doit explain``, ``doit info``, ``doit clean``,
+``doit forget``, ``doit unfetch``; and doit's own commands that have no meaning here, which say why.
 
 They replace doit's own ``clean`` and ``forget``, which know doit's database, not this build's store
 (:mod:`tasks.engine`): here a task's record is what makes it current, so forgetting it makes it stale, and
@@ -10,9 +11,10 @@ caches.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-from doit.cmd_base import DoitCmdBase
+from doit.cmd_base import Command, DoitCmdBase
 from doit.exceptions import InvalidCommand
 
 from ..atomic import remove_path
@@ -51,6 +53,78 @@ class _TaskCommand(DoitCmdBase):
         """The build lock: nothing is removed under a running build."""
         from .creators import engine
         engine().start_build(wait=False)
+
+
+class Explain(_TaskCommand):
+    name = "explain"
+    doc_purpose = "say why tasks would run: the chain down to the input (the file) that changed"
+    doc_usage = "TASK ..."
+    doc_description = ("pkg:hello ← cook:hello ← source: recipes/hello/source/src/main.rs changed. A group's name "
+                       "(cook) explains every task in it.")
+
+    def _execute(self, pos_args=None):
+        from .explain import explanation
+        if not pos_args:
+            raise InvalidCommand("name the tasks to explain (doit explain pkg:hello)")
+        for task in self.selected(pos_args):
+            try:
+                print(explanation(task))
+            except BuildError as error:
+                raise InvalidCommand(f"{task}: its inputs cannot be read: {error}") from None
+        return 0
+
+
+class Info(_TaskCommand):
+    name = "info"
+    doc_purpose = "show tasks: what they do, whether they are current, the inputs their signatures cover, outputs"
+    doc_usage = "TASK ..."
+
+    def _execute(self, pos_args=None):
+        if not pos_args:
+            raise InvalidCommand("name the tasks to show (doit info cook:hello)")
+        for task in self.selected(pos_args):
+            print(_info(task, self.tracked()[task]))
+        return 0
+
+
+def _info(task: str, planned) -> str:
+    from .creators import engine, signature_of, state, task_log
+    record = state().get(task)
+    lines = [task, f"  {planned.doc}"]
+    try:
+        signature = signature_of(task)
+    except BuildError as error:  # a missing toolchain: the rest still says what the task is
+        lines.append(f"  status: stale: its inputs cannot be read: {error}")
+    else:
+        current = engine().is_current(task, signature)
+        lines.append(f"  status: {'up to date' if current else f'stale (`doit explain {task}` says why)'}")
+        lines.append("  inputs its signature covers:")
+        lines += [f"    {name} = {value}" for name, value in sorted(signature.components.items())]
+    lines.append("  outputs:" if planned.outputs() else "  outputs: none")
+    lines += [f"    {display_path(path)}" for path in planned.outputs()]
+    if planned.deps:
+        deps = (dep.task + (" (order only)" if dep.order_only else "") for dep in planned.deps)
+        lines.append(f"  depends on: {', '.join(deps)}")
+    if record is not None and record.duration is not None:
+        lines.append(f"  last built in {record.duration:.1f} s")
+    lines.append(f"  log: {display_path(task_log(task))}")
+    return "\n".join(lines)
+
+
+def not_here(command: str, reason: str) -> type[Command]:
+    """A doit command this build has no use for: it says why instead of acting on doit's unused database."""
+    def execute(self, params, args) -> int:
+        print(f"ERROR: doit {command} is not used by this build: {reason}", file=sys.stderr)
+        return 3
+    return type(f"NotHere_{command.replace('-', '_')}", (Command,),
+                {"name": command, "doc_purpose": f"(not used here) {reason}", "doc_usage": "", "execute": execute})
+
+
+RECORDS = "the build keeps its records in build/engine/state.sqlite, not in doit's database"
+DumpDB = not_here("dumpdb", f"{RECORDS}; `doit info TASK` shows a task's")
+Ignore = not_here("ignore", f"{RECORDS}, which decides what is current; `doit forget TASK` makes a task stale")
+ResetDep = not_here("reset-dep", "tasks have no file dependencies: their content signatures are computed every run")
+Strace = not_here("strace", "tasks declare no file_dep or targets; `doit info TASK` lists what a signature covers")
 
 
 class Clean(_TaskCommand):

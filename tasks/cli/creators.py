@@ -144,8 +144,9 @@ def code_graph() -> CodeGraph:
 def stage_tasks(stage_class: type[Stage] | type[RecipeStage]) -> Iterator[dict]:
     """doit's dicts for one stage: a task, or the group and one task per item."""
     stage = stage_class(context())
+    members: list[EngineCheck] = []
     if isinstance(stage, RecipeStage):
-        yield {"basename": stage.name, "name": None, "doc": stage.summary(), "uptodate": [True]}
+        yield {"basename": stage.name, "name": None, "doc": stage.summary(), "uptodate": [GroupCheck(members)]}
     for task in planned(stage):
         fields = {"basename": stage.name, "doc": task.doc, "task_dep": [dep.task for dep in task.deps]}
         if task.subtask is not None:
@@ -153,7 +154,9 @@ def stage_tasks(stage_class: type[Stage] | type[RecipeStage]) -> Iterator[dict]:
         if isinstance(stage, Stage) and not stage.needed():
             yield {**fields, "actions": None, "uptodate": [True]}
         else:
-            yield {**fields, **tracked(task, partial(signature, stage, task))}
+            made = tracked(task, partial(signature, stage, task))
+            members.append(made["uptodate"][0])
+            yield {**fields, **made}
 
 
 def tracked(task: Planned, signature_now: Callable[[], Signature]) -> dict:
@@ -276,15 +279,33 @@ class EngineCheck:
         return f"content signature of {self.task} [{names}]; `doit explain {self.task}` says what changed"
 
 
+LISTING = False
+"""Set for ``doit list``: its ``--status`` asks a group whether it is current before any task ran."""
+
+
+class GroupCheck:
+    """A group's ``uptodate``: doit runs a group after its members, which it checked by then, so a build asks
+    nothing here; ``doit list --status`` asks before anything ran, and then a group is current when every member
+    is."""
+
+    __signature__ = inspect.Signature()
+
+    def __init__(self, members: list[EngineCheck]):
+        self.members = members
+
+    def __call__(self) -> bool:
+        return not LISTING or all(member() for member in self.members)
+
+
 def signature_of(task: str) -> Signature:
     if task not in SIGNATURES:
         raise InvalidCommand(f"no task {task!r} with recorded inputs (see doit list --all)")
     return SIGNATURES[task]()
 
 
-def task_creators(extra: dict[str, Callable[[], dict]]) -> dict[str, Callable]:
-    """``task_<name>`` for the ``extra`` tasks and for every stage (see :func:`in_order`)."""
-    makers = {**extra, **{stage.name: partial(stage_tasks, stage) for stage in STAGES}}
+def task_creators() -> dict[str, Callable]:
+    """``task_<name>`` for every stage (see :func:`in_order`)."""
+    makers = {stage.name: partial(stage_tasks, stage) for stage in STAGES}
     ORDER[:] = list(makers)
     return {f"task_{name.replace('-', '_')}": _creator(make) for name, make in makers.items()}
 

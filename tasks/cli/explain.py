@@ -1,4 +1,5 @@
-"""``doit explain TASK…``: why a task would run, as the chain down to the input that changed, with the file names:
+"""What ``doit explain TASK…`` says (:class:`tasks.cli.commands.Explain`): why a task would run, as the chain down
+to the input that changed, with the file names:
 
     pkg:hello is stale:
       pkg:hello ← cook:hello ← source: demo/recipes/hello/source/src/main.rs changed
@@ -10,25 +11,11 @@ component (``recipe``, ``toolchain``, ``env:RUSTFLAGS``…), as bitbake-diffsigs
 """
 from __future__ import annotations
 
-from doit.exceptions import TaskFailed
-
 from ..engine import Change
-from ..errors import BuildError, display_path
+from ..errors import display_path
 from .creators import PLANNED, engine, signature_of
 
 FILES_SHOWN = 10
-
-
-def explain_task() -> dict:
-    def explain(pos: list[str]) -> TaskFailed | None:
-        for task in pos or []:
-            try:
-                print(explanation(task))
-            except BuildError as error:
-                return TaskFailed(f"{task}: its inputs cannot be read: {error}")
-        return None
-    return {"actions": [explain], "pos_arg": "pos", "uptodate": [False], "verbosity": 2, "meta": {"command": True},
-            "doc": "Say why tasks would run: doit explain pkg:hello (the chain down to the file that changed)"}
 
 
 def explanation(task: str) -> str:
@@ -73,6 +60,9 @@ def _causes(task: str, seen: dict[str, list[list[str]]], follow: bool = False) -
 
 def _described(change: Change) -> list[str]:
     """A change in words; a tree's by the files that differ, when the hasher still knows both manifests."""
+    if change.component == "code" and change.kind == "changed":
+        return ["code: this build system's code for the stage changed (its module under tasks/, what it imports, "
+                "its templates)"]
     if change.kind == "changed" and change.old and change.new:
         files = engine().trees.manifests.changes(change.old, change.new)
         if files is not None and files[1]:

@@ -144,8 +144,9 @@ class Loader(DodoTaskLoader):
                 print(f"checking every task: {_describe(changes)}")
             RECORDING = _start_recording(invocation, evidence)
         super().setup(self._options)
-        from .creators import in_order
-        tasks = in_order(super().load_tasks(cmd, pos_args))
+        from . import creators
+        creators.LISTING = cmd.get_name() == "list"
+        tasks = creators.in_order(super().load_tasks(cmd, pos_args))
         if cmd.get_name() == "run":
             _check_targets(pos_args, tasks)
         if RECORDING is not None:
@@ -165,8 +166,8 @@ class Loader(DodoTaskLoader):
 
 
 def _shown(task: Task) -> bool:
-    """A task the progress shows: one with actions, not a command made a task (``explain``, which prints)."""
-    return bool(task.actions) and not task.name.startswith("_") and not (task.meta or {}).get("command")
+    """A task the progress shows: one with actions (a group has none)."""
+    return bool(task.actions) and not task.name.startswith("_")
 
 
 def _check_targets(targets: list[str], tasks: list[Task]) -> None:
@@ -360,7 +361,7 @@ def _leave_evidence(recording: Recording) -> None:
         return
     if not recording.spec.covers(evidence_spec()):  # the tasks read a recipe or file that was not observed
         return
-    if recording.executed - SIGNATURES.keys():  # a task whose action always runs (explain) is never up to date
+    if recording.executed - SIGNATURES.keys():  # a task the engine does not judge is never known current
         return
     tracked = sorted(recording.checked & SIGNATURES.keys())
     spec = recording.spec

@@ -14,7 +14,7 @@ from .relibc import Relibc
 from .stage import RecipeStage, Stage
 from .toolchain import Toolchain
 
-# In the order `doit list` shows them.
+# In the order `doit list` and `doit help` show them: the pipeline, then the stages with a task per recipe.
 STAGES: tuple[type[Stage] | type[RecipeStage], ...] = (
-    Toolchain, Fetch, Relibc, Base, Cook, Initfs, Image, HostTools, Qcow2, Package,
+    Toolchain, HostTools, Relibc, Base, Initfs, Image, Qcow2, Fetch, Cook, Package,
 )
