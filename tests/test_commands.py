@@ -121,3 +121,16 @@ def test_list_status_of_a_group_says_whether_every_task_in_it_is_current(tree):
     assert {status()[group] for group in ("cook", "pkg")} == {"U"}
     (tree / "recipes/lib/source/data.txt").write_text("changed\n")
     assert status()["cook"] == "R" and status()["pkg"] == "U"  # pkg:lib runs only if cook:lib's output changes
+
+
+def test_graph_draws_the_tasks_and_marks_the_stale_ones(tree):
+    (tree / "recipes/lib/source/data.txt").write_text("changed\n")
+    dot = doit(tree, "graph", "--format=dot", "pkg:app")
+    assert dot.returncode == 0, dot.stderr
+    assert '"cook:lib" [fillcolor="#ffb366"];' in dot.stdout  # stale
+    assert '"pkg:app" [fillcolor="#d9f2d9"];' in dot.stdout and '"cook:app" -> "cook:lib";' in dot.stdout
+    assert '"cook:lib" -> "toolchain" [style=dashed];' in dot.stdout and "pkg:other" not in dot.stdout
+    picture = doit(tree, "graph", "pkg")
+    assert picture.returncode == 0 and picture.stdout == f"graph of 7 tasks: {tree}/build/graph.svg\n"
+    svg = (tree / "build/graph.svg").read_text()
+    assert svg.startswith("<?xml") and "cook:other" in svg and "#ffb366" in svg

@@ -17,7 +17,7 @@ from pathlib import Path
 from doit.cmd_base import Command, DoitCmdBase
 from doit.exceptions import InvalidCommand
 
-from ..atomic import remove_path
+from ..atomic import atomic_path, remove_path
 from ..engine import stamp_path
 from ..errors import BuildError, display_path
 from ..model.tomlfile import did_you_mean
@@ -255,3 +255,68 @@ def _bytes(size: int) -> str:
         return f"{size} bytes"
     exponent = min(3, (size.bit_length() - 1) // 10)
     return f"{size / 1024 ** exponent:.1f} {('KiB', 'MiB', 'GiB')[exponent - 1]}"
+
+
+OPT_FORMAT = {"name": "output_format", "long": "format", "type": str, "default": "svg", "metavar": "svg|dot",
+              "choices": (("svg", "a picture, through graphviz's dot"), ("dot", "graphviz's source")),
+              "help": "svg (a picture, made by graphviz's dot) or dot (its source, on standard output) "
+                      "[default: %(default)s]"}
+OPT_OUTPUT = {"name": "output", "short": "o", "long": "output", "type": str, "default": "", "metavar": "FILE",
+              "help": "where the picture goes [default: <build>/graph.svg]"}
+
+
+class Graph(_TaskCommand):
+    name = "graph"
+    doc_purpose = "draw the task graph of the selected config (SVG through graphviz), stale tasks marked"
+    doc_usage = "[TASK ...]"
+    doc_description = ("The tasks the named ones need (default: what a bare `doit` builds, the image), an arrow "
+                       "from each task to what it depends on (dashed: order only); stale tasks are orange.")
+    cmd_options = (OPT_FORMAT, OPT_OUTPUT)
+
+    def _execute(self, output_format, output, pos_args=None):
+        from ..process import run
+        from .creators import settings
+        from .loader import DEFAULT_TASKS
+        tasks = self._closure(self.selected(pos_args or DEFAULT_TASKS))
+        source = _dot(tasks, self.tracked())
+        if output_format == "dot":
+            print(source, end="")
+            return 0
+        picture = Path(output) if output else settings().build / "graph.svg"
+        try:
+            with atomic_path(picture) as partial:
+                run(["dot", "-Tsvg", "-o", partial], stdin=source)
+        except BuildError as error:
+            raise InvalidCommand(f"graphviz's dot could not draw the graph: {error}") from None
+        print(f"graph of {_count(len(tasks), 'task')}: {display_path(picture)}")
+        return 0
+
+    def _closure(self, roots: list[str]) -> list[str]:
+        tracked, seen, pending = self.tracked(), [], list(roots)
+        while pending:
+            task = pending.pop(0)
+            if task in seen or task not in tracked:
+                continue
+            seen.append(task)
+            pending += [dep.task for dep in tracked[task].deps]
+        return seen
+
+
+def _dot(tasks: list[str], tracked: dict) -> str:
+    """Graphviz source: a node per task (orange when stale, grey when its inputs cannot be read), an edge from each
+    task to each dependency it has in the graph."""
+    from .creators import engine, signature_of
+    lines = ["digraph tasks {", '  rankdir=LR; node [shape=box, style="rounded,filled", fontname="sans-serif"];']
+    for task in tasks:
+        try:
+            color = "#d9f2d9" if engine().is_current(task, signature_of(task)) else "#ffb366"
+        except BuildError:
+            color = "#dddddd"
+        lines.append(f'  "{task}" [fillcolor="{color}"];')
+    for task in tasks:
+        for dep in tracked[task].deps:
+            if dep.task in tasks:
+                style = " [style=dashed]" if dep.order_only else ""
+                lines.append(f'  "{task}" -> "{dep.task}"{style};')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
