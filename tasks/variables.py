@@ -83,6 +83,51 @@ SETTING = {setting.name: setting for setting in SETTINGS}
 NAMES = tuple(SETTING)
 
 
+SETTINGS_FILE_NAME = "settings.toml"
+"""The settings that stick (untracked, in the project directory, as upstream's ``.config``): ``NAME = "VALUE"`` for
+any of :data:`SETTINGS`, written by ``doit settings NAME=VALUE``; the command line overrides it. A relative path in
+it is relative to the project directory (``config``, as everywhere, to ``root``). ``$REDOX_BUILD_SETTINGS`` names
+another file."""
+
+
+SETTINGS_FILE_ENV = "REDOX_BUILD_SETTINGS"  # another settings file (the tests give each their own)
+
+
+def settings_file() -> Path:
+    import os
+    return Path(os.environ.get(SETTINGS_FILE_ENV) or PROJECT_DIR / SETTINGS_FILE_NAME)
+
+
+class SettingsFileError(ValueError):
+    """The settings file cannot be read: the message names the file, the key and the reason."""
+
+
+def saved_settings(path: Path | None = None) -> dict[str, str]:
+    """The settings file's values as command-line values would be (strings; paths made absolute)."""
+    import difflib
+    import tomllib
+    path = path or settings_file()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise SettingsFileError(f"{path}: cannot be read: {error}") from None
+    values = {}
+    for name, value in data.items():
+        if name not in SETTING:
+            near = difflib.get_close_matches(name, NAMES, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise SettingsFileError(f"{path}: {name}: not a setting{hint}; the settings: {', '.join(NAMES)}")
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise SettingsFileError(f"{path}: {name}: expected a string or a whole number, got {value!r}")
+        text = str(value)
+        if SETTING[name].kind == "path" and name != "config" and text:
+            text = str(path.parent / text)  # as written in the file: relative to the directory it is in
+        values[name] = text
+    return values
+
+
 def help_lines(width: int = 100) -> list[str]:
     """Each setting's usage and help, aligned and wrapped, as ``doit help`` shows them."""
     column = 2 + max(len(setting.usage) for setting in SETTINGS) + 2

@@ -13,6 +13,12 @@ PROJECT = Path(__file__).resolve().parent.parent
 CORPUS = (PROJECT.parent / "shared" / "corpus" / "redox-upstream").resolve()  # as the CLI resolves root=
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_settings_file(tmp_path_factory):
+    """A developer's settings.toml (doit settings) never reaches the tests: each names its own, if any."""
+    os.environ["REDOX_BUILD_SETTINGS"] = str(tmp_path_factory.mktemp("settings") / "none.toml")
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     if not CORPUS.is_dir():

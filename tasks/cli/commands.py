@@ -320,3 +320,68 @@ def _dot(tasks: list[str], tracked: dict) -> str:
                 lines.append(f'  "{task}" -> "{dep.task}"{style};')
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+class SettingsCommand(Command):
+    name = "settings"
+    doc_purpose = "show the settings and where each comes from; with NAME=VALUE, write them to settings.toml"
+    doc_usage = "[NAME=VALUE ...]"
+    doc_description = ("settings.toml (untracked, in the project directory) holds settings that stick, by the "
+                       "variables' names: `doit settings root=demo config=config/aarch64/demo.toml toolchain=host` "
+                       "and then a plain `doit qcow2` builds the demo. The command line overrides it; NAME= removes "
+                       "NAME from it. `doit help` lists the variables.")
+
+    def execute(self, params, args):
+        from doit import doit_cmd
+
+        from ..settings import Settings
+        from ..variables import SETTINGS, SettingsFileError, saved_settings, settings_file
+        from .loader import variables
+        path = settings_file()
+        given = dict(doit_cmd._CMDLINE_VARS or {})
+        try:
+            effective = Settings.from_vars(variables())
+            if given:
+                _write_settings(path, given)
+                effective = Settings.from_vars(variables())
+            saved = saved_settings(path)
+        except (BuildError, SettingsFileError) as error:
+            print(f"ERROR: {error}", file=sys.stderr)
+            return 3
+        if given:
+            print(f"wrote {display_path(path)}: " + ", ".join(f"{name}={value}" if value else f"{name} removed"
+                                                             for name, value in given.items()))
+            return 0
+        width = max(len(setting.name) for setting in SETTINGS)
+        for setting in SETTINGS:
+            origin = "command line" if setting.name in given else display_path(path) if setting.name in saved \
+                else "default"
+            value = getattr(effective, setting.name)
+            print(f"{setting.name:<{width}}  {'(none)' if value is None else value}  ({origin})")
+        return 0
+
+
+def _write_settings(path: Path, given: dict[str, str]) -> None:
+    """Set (or, for an empty value, remove) settings in the file, keeping its comments; validated first."""
+    import tomlkit
+
+    from ..atomic import write_atomically
+    from ..settings import Settings
+    from ..variables import SETTING, saved_settings
+    document = tomlkit.parse(path.read_text()) if path.exists() else tomlkit.document()
+    for name, value in given.items():
+        if value and SETTING[name].kind == "path" and name != "config":
+            # typed relative to here; the file's paths are relative to the project directory
+            absolute = Path(value).absolute()
+            value = os.path.relpath(absolute, path.parent) if absolute.is_relative_to(path.parent) else str(absolute)
+        if value:
+            document[name] = value
+        elif name in document:
+            del document[name]
+    trial = path.with_name(path.name + ".check")
+    trial.write_text(tomlkit.dumps(document))
+    try:
+        Settings.from_vars(saved_settings(trial))  # a bad value names its key before anything is written
+    finally:
+        trial.unlink()
+    write_atomically(path, tomlkit.dumps(document).encode())

@@ -28,15 +28,17 @@ from doit.task import Task
 from ..engine.evidence import GENERATION, OUTPUTS, Evidence, Observation, Observer, Spec, TooManyRacyFiles
 from ..errors import BuildError, display_path
 from ..hashing import hash_value
-from ..variables import NAMES, PROJECT_DIR, build_dir, root_dir
+from ..variables import NAMES, PROJECT_DIR, SettingsFileError, build_dir, root_dir, saved_settings
 
 EVIDENCE_KEPT = 16  # invocations remembered per build directory
 DEFAULT_TASKS = ["image"]  # what a bare `doit` builds, as a bare `make` builds upstream's image
 
 
 def variables() -> dict[str, str]:
-    """The command-line variables of this doit invocation; one the build does not read is an error (a typo such as
-    ``confg=`` would otherwise be ignored), with the nearest known name."""
+    """The settings of this doit invocation: the settings file's (``settings.toml``, see
+    :data:`tasks.variables.SETTINGS_FILE_NAME`), overridden by the command line's variables (an empty value: the
+    default). A variable the build does not read is an error (a typo such as ``confg=`` would otherwise be
+    ignored), with the nearest known name."""
     import difflib
 
     from doit import doit_cmd
@@ -46,7 +48,12 @@ def variables() -> dict[str, str]:
             hint = f"did you mean {near[0]}=? " if near else ""
             raise InvalidDodoFile(f"unknown variable {name}= ({hint}the variables: {', '.join(NAMES)}; "
                                   f"`doit help` says what each does)")
-    return {name: value for name in NAMES if (value := get_var(name)) is not None}
+    try:
+        saved = saved_settings()
+    except SettingsFileError as error:
+        raise InvalidDodoFile(str(error)) from None
+    given = {name: value for name in NAMES if (value := get_var(name)) is not None}
+    return {name: value for name, value in {**saved, **given}.items() if value != ""}
 
 
 def doit_config(build: Path, root: Path) -> dict:

@@ -1,0 +1,43 @@
+"""``rdoit``: ``doit`` from anywhere in the project.
+
+Stock doit reads its configuration (``[tool.doit]`` in ``pyproject.toml``: this project's task loader, with the
+fast no-op, and its commands: ``boot``, ``settings``, ``clean`` …) and ``dodo.py`` only from the directory it runs
+in. ``rdoit ARGS`` runs ``doit ARGS`` in the project directory, so ``rdoit image`` in ``recipes/core/kernel/source``
+does what ``doit image`` does at the top. Paths given relative to where it was typed (``root=``, ``build=``,
+``bootloader=``, ``--image`` …) are made absolute first, so they mean what they meant there; ``config=`` stays
+relative to ``root``, as always.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..variables import PROJECT_DIR, SETTINGS
+
+PATH_VARIABLES = {setting.name for setting in SETTINGS if setting.kind == "path" and setting.name != "config"}
+PATH_OPTIONS = {"--image", "--kernel", "--initrd", "--firmware", "--output", "-o"}
+
+
+def absolute(args: list[str], here: Path) -> list[str]:
+    """``args`` with the paths they give relative to ``here`` made absolute."""
+    result, expect_path = [], False
+    for arg in args:
+        if expect_path:
+            result.append(str(here / arg))
+            expect_path = False
+            continue
+        name, equals, value = arg.partition("=")
+        if equals and value and not value.startswith("/") and (name in PATH_VARIABLES or name in PATH_OPTIONS):
+            result.append(f"{name}={here / value}")
+        else:
+            result.append(arg)
+            expect_path = arg in PATH_OPTIONS
+    return result
+
+
+def main() -> None:
+    from doit.doit_cmd import DoitMain
+    args = absolute(sys.argv[1:], Path.cwd())
+    os.chdir(PROJECT_DIR)
+    sys.exit(DoitMain().run(args))
