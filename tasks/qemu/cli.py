@@ -122,7 +122,7 @@ def print_command(options: RunOptions, session: SessionSettings, printer: Printe
     """Print the QEMU command line the session would start with, starting nothing (a dry run)."""
     printer = printer or default_printer()
     paths = SessionPaths.of(session.build_dir, session.session_name())
-    printer.out(command_line(qemu_argv(resolve(options), paths.files)), highlight=False)
+    printer.out(command_line(qemu_argv(resolve(options, dry_run=True), paths.files)), highlight=False)
     return 0
 
 

@@ -154,13 +154,15 @@ class SessionFiles:
     vars_file: Path
 
 
-def resolve(options: RunOptions) -> Machine:
-    """Look up acceleration, firmware (none for a direct kernel boot) and the image's format."""
+def resolve(options: RunOptions, *, dry_run: bool = False) -> Machine:
+    """Look up acceleration, firmware (none for a direct kernel boot) and the image's format (for a dry run, of an
+    image not built yet: the one its name says)."""
     firmware = None if options.kernel is not None else find_firmware(options.firmware, options.firmware_vars)
     for path, key in ((options.kernel, "kernel"), (options.initrd, "initrd")):
         if path is not None and not path.is_file():
             raise InputError("not found", path=path, key=key)
-    disk_format = detect_format(options.image) if options.image is not None else None
+    disk_format = None if options.image is None else \
+        detect_format(options.image, missing_ok=dry_run)
     return Machine(options=options, accel=options.accel or detect_accel(), firmware=firmware,
                    disk_format=disk_format)
 
@@ -200,11 +202,13 @@ def _existing(path: Path | None) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def detect_format(image: Path) -> DiskFormat:
+def detect_format(image: Path, missing_ok: bool = False) -> DiskFormat:
     try:
         with open(image, "rb") as stream:
             magic = stream.read(len(QCOW2_MAGIC))
     except FileNotFoundError:
+        if missing_ok:
+            return DiskFormat.QCOW2 if image.suffix == ".qcow2" else DiskFormat.RAW
         raise InputError("image not found (build it first)", path=image, key="image") from None
     return DiskFormat.QCOW2 if magic == QCOW2_MAGIC else DiskFormat.RAW
 
