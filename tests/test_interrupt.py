@@ -28,12 +28,18 @@ wait
 '''
 
 
+def as_from_a_terminal() -> None:
+    """SIGINT as a shell gives it to what it starts in the foreground: a test suite started in the background by a
+    non-interactive shell (`pytest &`) ignores SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_build(root: Path) -> subprocess.Popen[str]:
     doit = Path(sys.executable).parent / "doit"
     return subprocess.Popen([str(doit), "-f", str(PROJECT_DIR / "dodo.py"), "cook:slow", f"root={root}",
                              "config=config/c.toml", f"target={host_triple()}"], cwd=PROJECT_DIR, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)})
+                            preexec_fn=as_from_a_terminal, env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)})
 
 
 def wait_for(path: Path, timeout: float = 60) -> None:
