@@ -23,7 +23,7 @@ def kill_9_after_ready(script: str, args: list[str], cwd: Path, rng: random.Rand
 
 
 def run_in_terminal(argv: list[str], *, env: dict[str, str] | None = None, columns: int = 120,
-                    timeout: float = 300) -> tuple[int, str]:
+                    timeout: float = 300, cwd: Path | None = None) -> tuple[int, str]:
     """Run ``argv`` with a pseudo-terminal as its stdin, stdout and stderr (as a user's shell would); returns its
     exit status and everything it wrote, escape sequences included."""
     import fcntl
@@ -34,7 +34,7 @@ def run_in_terminal(argv: list[str], *, env: dict[str, str] | None = None, colum
     import termios
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    child = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+    child = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True, cwd=cwd,
                              env={**os.environ, "TERM": "xterm-256color", **(env or {})})
     os.close(slave)
     output, deadline = bytearray(), time.monotonic() + timeout
