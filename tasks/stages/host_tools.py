@@ -1,6 +1,7 @@
-"""``host-tools``: the upstream host tools the image stage runs — ``redox_installer`` and ``redoxfs`` — built for
-this machine: from the tree's own source of the tool when its recipe is in the graph and fetched (``cargo install
---path`` into ``build/host/``), else the pinned release from crates.io (cached per user)."""
+"""``host-tools``: the host tools the image stage runs, built for this machine: the upstream ``redox_installer`` and
+``redoxfs`` — from the tree's own source of the tool when its recipe is in the graph and fetched (``cargo install
+--path`` into ``build/host/``), else the pinned release from crates.io (cached per user) — and this project's own
+``redox-image`` (``tools/redox-image``: the image's files without FUSE; cached per user by its source's digest)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,7 @@ HOST_TOOLS = ("redox_installer", "redoxfs")
 
 
 class HostTools(Stage):
-    """Build the host tools the image needs: redox_installer and redoxfs (the tree's source, else pinned releases)"""
+    """Build the host tools the image needs: redox_installer, redoxfs (the tree's or pinned), redox-image"""
 
     name = "host-tools"
 
@@ -23,7 +24,7 @@ class HostTools(Stage):
             source = self._source(name)
             pinned = hosttools.PINNED[name]
             components[name] = self.ctx.trees.hash(source).digest if source else f"{pinned.crate} {pinned.version}"
-        return components
+        return {**components, **{name: hosttools.own_source_digest(name) for name in hosttools.OWN}}
 
     def outputs(self) -> list[Path]:
         bins = []
@@ -31,6 +32,9 @@ class HostTools(Stage):
             root = hosttools.source_install_root(name, self.settings.build) if self._source(name) else \
                 hosttools.install_root(name)
             bins += [root / "bin" / binary for binary in hosttools.PINNED[name].binaries]
+        for name, (_, binaries) in hosttools.OWN.items():
+            root = hosttools.install_root(f"{name}-{hosttools.own_source_digest(name)[:16]}")
+            bins += [root / "bin" / binary for binary in binaries]
         return bins
 
     def run(self) -> None:
@@ -39,6 +43,8 @@ class HostTools(Stage):
                 hosttools.install_from_source(name, source, self.settings.build)
             else:
                 hosttools.ensure(name, self.settings.build)
+        for name in hosttools.OWN:
+            hosttools.ensure_own(name, log=self.layout.log(self.name))
 
     def _source(self, name: str) -> Path | None:
         """The tree's own source of a host tool, when it builds every binary the project runs; None: the pinned

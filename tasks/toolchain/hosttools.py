@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CommandError
+from ..hashing import hash_file, hash_value
 from ..process import run
+from ..variables import PROJECT_DIR
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,39 @@ PINNED: dict[str, HostTool] = {
     "redox_installer": HostTool("redox_installer", "0.2.40", ("redox_installer",)),
     "redoxfs": HostTool("redoxfs", "0.8.6", ("redoxfs", "redoxfs-ar", "redoxfs-mkfs")),
 }
+
+
+OWN: dict[str, tuple[Path, tuple[str, ...]]] = {
+    # Files inside a disk image's RedoxFS without FUSE (tasks/image/files.py), on the redoxfs crate itself.
+    "redox-image": (PROJECT_DIR / "tools" / "redox-image", ("redox-image",)),
+}
+"""Host tools that are crates of this project: installed per user under a name that carries a digest of their
+source, so that an edit of the crate builds it anew and every checkout of one version shares the build."""
+
+
+def own_source_digest(name: str) -> str:
+    """The digest of an own tool's crate: its manifest, lock file and sources."""
+    source, _ = OWN[name]
+    files = [source / "Cargo.toml", source / "Cargo.lock", *sorted((source / "src").rglob("*.rs"))]
+    return hash_value([[str(path.relative_to(source)), hash_file(path)] for path in files])
+
+
+def ensure_own(name: str, log: Path | None = None) -> Path:
+    """Build the project's own tool ``name`` if this version of it is not installed; its binaries' directory."""
+    source, binaries = OWN[name]
+    root = install_root(f"{name}-{own_source_digest(name)[:16]}")
+    if all((root / "bin" / binary).exists() for binary in binaries):
+        return root / "bin"
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not all((root / "bin" / binary).exists() for binary in binaries):
+            try:
+                run(["cargo", "install", "--locked", "--force", "--path", source, "--root", root,
+                     "--target-dir", install_root(f"{name}-target")], log=log)
+            except CommandError as error:
+                raise CommandError(f"cannot build host tool {name} from {source}: {error.reason}") from None
+    return root / "bin"
 
 
 def declared_binaries(source: Path) -> set[str]:

@@ -1,0 +1,194 @@
+"""The files inside a disk image's RedoxFS, without FUSE or root: this project's ``redox-image`` host tool
+(``tools/redox-image``, on the ``redoxfs`` crate itself) does the reading and writing; this module finds the
+filesystem in the image, runs the tool and reads its answers.
+
+Reading opens the image read-only: the tool's disk refuses every write, so ``inspect`` never changes an image
+(opening RedoxFS for writing squashes its allocation log). Writing is atomic: the operations run in one RedoxFS
+transaction on a copy of the image beside it (``.partial``, sparse), which replaces the image only when the tool
+committed; a failure leaves the image as it was.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..atomic import atomic_path
+from ..errors import CommandError, FormatError
+from ..process import run
+from . import gpt
+from .redoxfs import SIGNATURE
+
+QCOW2_MAGIC = b"QFI\xfb"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One node of the filesystem, as ``tree`` and ``ls`` name it."""
+
+    kind: str  # "d", "f" or "l"
+    mode: int  # permission bits
+    uid: int
+    gid: int
+    size: int
+    path: str
+    target: str | None = None  # a symlink's
+
+    @classmethod
+    def parse(cls, line: str) -> Entry:
+        kind, mode, uid, gid, size, path, *link = line.split("\t")
+        return cls(kind, int(mode, 8), int(uid), int(gid), int(size), path,
+                   link[0].removeprefix("-> ") if link else None)
+
+    def __str__(self) -> str:
+        link = f" -> {self.target}" if self.target is not None else ""
+        return f"{self.kind} {self.mode:04o} {self.uid:>5} {self.gid:>5} {self.size:>10}  {self.path}{link}"
+
+
+@dataclass(frozen=True)
+class Put:
+    source: Path
+    path: str
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+
+    def line(self) -> str:
+        return f"put\t{self.source}\t{self.path}\t{self.mode:o}\t{self.uid}\t{self.gid}"
+
+
+@dataclass(frozen=True)
+class MakeDir:
+    path: str
+    mode: int = 0o755
+    uid: int = 0
+    gid: int = 0
+
+    def line(self) -> str:
+        return f"mkdir\t{self.path}\t{self.mode:o}\t{self.uid}\t{self.gid}"
+
+
+@dataclass(frozen=True)
+class Symlink:
+    target: str
+    path: str
+    uid: int = 0
+    gid: int = 0
+
+    def line(self) -> str:
+        return f"symlink\t{self.target}\t{self.path}\t{self.uid}\t{self.gid}"
+
+
+@dataclass(frozen=True)
+class Remove:
+    path: str
+
+    def line(self) -> str:
+        return f"rm\t{self.path}"
+
+
+@dataclass(frozen=True)
+class Chmod:
+    mode: int
+    path: str
+
+    def line(self) -> str:
+        return f"chmod\t{self.mode:o}\t{self.path}"
+
+
+@dataclass(frozen=True)
+class Chown:
+    uid: int
+    gid: int
+    path: str
+
+    def line(self) -> str:
+        return f"chown\t{self.uid}\t{self.gid}\t{self.path}"
+
+
+Operation = Put | MakeDir | Symlink | Remove | Chmod | Chown
+
+
+def redoxfs_offset(image: Path) -> int:
+    """Where the RedoxFS starts in ``image``: the REDOX partition of a GPT disk, or 0 for a bare filesystem."""
+    try:
+        with open(image, "rb") as stream:
+            head = stream.read(len(SIGNATURE))
+    except FileNotFoundError:
+        raise FormatError("no such image", path=image) from None
+    if head.startswith(QCOW2_MAGIC):
+        raise FormatError("a qcow2 image: its files are read from the raw image it was converted from", path=image)
+    if head == SIGNATURE:
+        return 0
+    partition = gpt.read_table(image).by_name("REDOX")
+    if partition is None:
+        raise FormatError("no REDOX partition in its GPT", path=image)
+    return partition.offset
+
+
+class ImageFiles:
+    """The RedoxFS of one image, through the ``redox-image`` tool in ``tool_dir``."""
+
+    def __init__(self, image: Path, tool_dir: Path):
+        self.image = Path(image)
+        self.tool = tool_dir / "redox-image"
+        self.offset = redoxfs_offset(self.image)
+
+    def _run(self, image: Path, *args: str | Path, stdin: str | None = None, capture: bool = True) -> str:
+        try:
+            return run([self.tool, image, str(self.offset), *args], stdin=stdin, capture=capture)
+        except CommandError as error:
+            reason = next((line.strip().removeprefix("redox-image: ") for line in error.reason.splitlines()
+                           if "redox-image: " in line), error.reason.splitlines()[0])
+            raise CommandError(reason, path=self.image) from None
+
+    def tree(self, path: str = "/") -> list[Entry]:
+        return [Entry.parse(line) for line in self._run(self.image, "tree", _inside(path)).splitlines()]
+
+    def ls(self, path: str = "/") -> list[Entry]:
+        return [Entry.parse(line) for line in self._run(self.image, "ls", _inside(path)).splitlines()]
+
+    def stat(self, path: str) -> Entry:
+        return Entry.parse(self._run(self.image, "stat", _inside(path)).rstrip("\n"))
+
+    def read(self, path: str) -> bytes:
+        """A file's content (through a temporary file: the tool's standard output is text to the runner)."""
+        with tempfile.TemporaryDirectory(prefix="redox-image-") as scratch:
+            self._run(self.image, "get", _inside(path), Path(scratch) / "content")
+            return (Path(scratch) / "content").read_bytes()
+
+    def get(self, path: str, destination: Path) -> None:
+        """A file, or a directory's whole tree, onto the host at ``destination`` (which must not exist)."""
+        command = "extract" if self.stat(path).kind == "d" else "get"
+        with atomic_path(destination) as partial:
+            self._run(self.image, command, _inside(path), partial)
+
+    def apply(self, operations: Iterable[Operation]) -> None:
+        """Change the image: every operation in one transaction, on a copy that replaces the image once done."""
+        script = "".join(operation.line() + "\n" for operation in operations)
+        with atomic_path(self.image) as partial:
+            sparse_copy(self.image, partial)
+            self._run(partial, "apply", stdin=script)
+
+
+def sparse_copy(source: Path, destination: Path, chunk: int = 1 << 20) -> None:
+    """Copy a disk image keeping it sparse (runs of zeros are holes), with its mode; Linux and macOS alike."""
+    zeros = bytes(chunk)
+    with open(source, "rb") as reader, open(destination, "wb") as writer:
+        while data := reader.read(chunk):
+            if data == zeros[:len(data)]:
+                writer.seek(len(data), 1)
+            else:
+                writer.write(data)
+        writer.truncate()
+    shutil.copymode(source, destination)
+
+
+def _inside(path: str) -> str:
+    """An absolute path inside the image; '..' is refused here as by the tool."""
+    posix = PurePosixPath("/") / path
+    if ".." in posix.parts:
+        raise FormatError(f"{path!r}: a path inside the image must not contain '..'")
+    return str(posix)
