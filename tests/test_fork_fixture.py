@@ -14,7 +14,6 @@ import select
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from tasks.hashing import hash_file
-from tasks.image.fuse import mounted
+from tasks.image.files import ImageFiles
 from tasks.image.installer import verify_image
 from tasks.initfs.format import InodeKind, read_initfs
 from tasks.settings import PROJECT_DIR
@@ -177,13 +176,14 @@ def test_base_initfs_compiles_nothing_base_compiled(fork: Fork) -> None:
 
 
 @pytest.fixture(scope="module")
-def image_root(fork: Fork, redoxfs_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def image_root(fork: Fork, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The image's RedoxFS extracted by the project's own reader (no FUSE; the image is left as it was)."""
     layout = verify_image(fork.image, TARGET)
-    scratch = tmp_path_factory.mktemp("mount")
-    shutil.copyfile(fork.image, scratch / "copy.img")  # mounting rewrites the image
-    with mounted(redoxfs_bin / "redoxfs", scratch / "copy.img", scratch / "mnt", layout.redox.offset,
-                 log=scratch / "mount.log") as root:
-        yield root
+    files = ImageFiles(fork.image, hosttools.ensure_own("redox-image"))
+    assert files.offset == layout.redox.offset
+    root = tmp_path_factory.mktemp("image") / "root"
+    files.get("/", root)
+    return root
 
 
 def test_the_image_has_the_kernel_and_the_initfs(fork: Fork, image_root: Path) -> None:
