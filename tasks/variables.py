@@ -26,6 +26,8 @@ class Setting:
     help: str
     metavar: str = "VALUE"
     choices: tuple[str, ...] = ()
+    sticks: bool = True
+    """False for an argument of one command (``image=`` of ``inspect``): never written to the settings file."""
 
     @property
     def usage(self) -> str:
@@ -78,6 +80,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("prebuilt", "path", None,
             "where packages taken prebuilt (rule binary) come from, laid out like the package server: "
             "<dir>/<target>/<name>.pkgar and <dir>/id_ed25519.pub.toml [default: <build>/prebuilt]", metavar="DIR"),
+    Setting("image", "path", None, "the disk image `doit inspect` reads [default: the config's, as `doit image` "
+            "builds it]", metavar="FILE", sticks=False),
 )
 SETTING = {setting.name: setting for setting in SETTINGS}
 NAMES = tuple(SETTING)

@@ -341,7 +341,7 @@ VARIABLE_CASES = {
     "a misspelt variable": ("confg", "x", "unknown variable confg= (did you mean config=? the variables: root, "
                                           "config, build, target, toolchain, rust, backend, board, rust_log, "
                                           "initfs_max_size, boot_dir, backups, initfs_archiver, bootloader, "
-                                          "prebuilt; `doit help` says what each does)"),
+                                          "prebuilt, image; `doit help` says what each does)"),
 }
 
 

@@ -87,3 +87,19 @@ def test_a_qcow2_or_a_file_without_redoxfs_is_refused(tool, tmp_path):
     qcow2.write_bytes(b"QFI\xfb" + bytes(512))
     with pytest.raises(BuildError, match="a qcow2 image"):
         ImageFiles(qcow2, tool)
+
+
+def test_doit_inspect_lists_reads_and_copies_out_and_leaves_the_image_as_it_was(image, tool, tmp_path, doit):
+    before = digest(image)
+    listed = doit("inspect", "ls", "/", f"image={image}")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[0] == "l 0777     0     0          7  bin -> usr/bin"
+    assert doit("inspect", "cat", "/etc/hostname", f"image={image}").stdout == "redox\n"
+    tree = doit("inspect", "tree", "/usr", f"image={image}").stdout.splitlines()
+    assert [line.split()[-1] for line in tree] == ["/usr/bin", "/usr/bin/tool"]
+    got = doit("inspect", "get", "/usr/bin/tool", str(tmp_path / "tool"), f"image={image}")
+    assert got.returncode == 0 and (tmp_path / "tool").read_bytes()[:4] == b"\x7fELF"
+    missing = doit("inspect", "cat", "/nope", f"image={image}")
+    assert missing.returncode == 3 and missing.stderr == f"ERROR: {image}: /nope: No such file or directory " \
+                                                          "(os error 2)\n"
+    assert digest(image) == before

@@ -19,7 +19,7 @@ from doit.exceptions import InvalidCommand
 
 from ..atomic import atomic_path, remove_path
 from ..engine import stamp_path
-from ..errors import BuildError, display_path
+from ..errors import BuildError, InputError, display_path
 from ..model.tomlfile import did_you_mean
 
 OPT_DRY_RUN = {"name": "dryrun", "short": "n", "long": "dry-run", "type": bool, "default": False,
@@ -370,6 +370,8 @@ def _write_settings(path: Path, given: dict[str, str]) -> None:
     from ..variables import SETTING, saved_settings
     document = tomlkit.parse(path.read_text()) if path.exists() else tomlkit.document()
     for name, value in given.items():
+        if not SETTING[name].sticks:
+            raise InputError(f"{name}= is an argument of one command: it is never kept", key=name)
         if value and SETTING[name].kind == "path" and name != "config":
             # typed relative to here; the file's paths are relative to the project directory
             absolute = Path(value).absolute()
@@ -385,3 +387,42 @@ def _write_settings(path: Path, given: dict[str, str]) -> None:
     finally:
         trial.unlink()
     write_atomically(path, tomlkit.dumps(document).encode())
+
+
+class Inspect(Command):
+    name = "inspect"
+    doc_purpose = "list, read or copy out the files of the image without FUSE; the image is never changed"
+    doc_usage = "[image=FILE] (ls|tree|cat|get) [PATH] [DEST]"
+    doc_description = ("ls PATH: a directory's entries (kind, mode, uid, gid, size); tree PATH: everything below it; "
+                       "cat PATH: a file's content; get PATH DEST: a file, or a directory's tree, onto the host. "
+                       "image= reads another image (a promoted one, a .bak) instead of the config's; raw images "
+                       "only (a qcow2 is converted from the raw one).")
+
+    def execute(self, params, args):
+        from ..image.files import ImageFiles
+        from ..layout import Layout
+        from ..toolchain import hosttools
+        from .creators import settings
+        if not args or args[0] not in ("ls", "tree", "cat", "get"):
+            print(f"ERROR: usage: doit inspect {self.doc_usage}", file=sys.stderr)
+            return 3
+        command, rest = args[0], args[1:]
+        try:
+            chosen = settings()
+            image = chosen.image or Layout(chosen).disk_image
+            files = ImageFiles(image, hosttools.ensure_own("redox-image"))
+            if command in ("ls", "tree"):
+                for entry in (files.ls if command == "ls" else files.tree)(rest[0] if rest else "/"):
+                    print(entry)
+            elif command == "cat" and len(rest) == 1:
+                sys.stdout.buffer.write(files.read(rest[0]))
+            elif command == "get" and len(rest) == 2:
+                files.get(rest[0], Path(rest[1]))
+                print(f"{rest[0]} -> {rest[1]}")
+            else:
+                print(f"ERROR: usage: doit inspect {self.doc_usage}", file=sys.stderr)
+                return 3
+        except BuildError as error:
+            print(f"ERROR: {error}", file=sys.stderr)
+            return 3
+        return 0
