@@ -82,6 +82,10 @@ SETTINGS: tuple[Setting, ...] = (
             "<dir>/<target>/<name>.pkgar and <dir>/id_ed25519.pub.toml [default: <build>/prebuilt]", metavar="DIR"),
     Setting("image", "path", None, "the disk image `doit inspect` reads [default: the config's, as `doit image` "
             "builds it]", metavar="FILE", sticks=False),
+    Setting("name", "text", None, "the name `doit promote` keeps the image under (works, a feature), or the tag of "
+            "`doit release`", metavar="NAME", sticks=False),
+    Setting("from", "text", None, "the promotion `doit restore` takes the image or files from", metavar="NAME",
+            sticks=False),
 )
 SETTING = {setting.name: setting for setting in SETTINGS}
 NAMES = tuple(SETTING)

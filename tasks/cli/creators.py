@@ -211,6 +211,19 @@ def task_log(task: str) -> Path:
     return context().layout.log(task)
 
 
+def record_changed_output(task: str) -> bool:
+    """An operation changed the task's artifact on purpose (restore, inject): record what it holds now, under the
+    signature it was built with, and stamp it, so that what depends on it is stale and nothing reports the change
+    as a foreign write. False when the task has no record (an image built elsewhere)."""
+    record = state().get(task)
+    if record is None:
+        return False
+    engine().ensure_started()
+    engine().publisher.adopt(task, Signature(record.components), [Path(output) for output in record.outputs],
+                             _stamp_context(PLANNED[task].stamp_sources() if task in PLANNED else []))
+    return True
+
+
 def _inputs_left(task: str, before: Signature, after: Signature, previous: Record | None
                  ) -> tuple[Signature | None, bool]:
     """Did the run change its own inputs? Then it runs again next time (the change may be a hand's, made while it

@@ -167,10 +167,13 @@ class ImageFiles:
 
     def apply(self, operations: Iterable[Operation]) -> None:
         """Change the image: every operation in one transaction, on a copy that replaces the image once done."""
-        script = "".join(operation.line() + "\n" for operation in operations)
         with atomic_path(self.image) as partial:
             sparse_copy(self.image, partial)
-            self._run(partial, "apply", stdin=script)
+            self.apply_to(partial, operations)
+
+    def apply_to(self, copy: Path, operations: Iterable[Operation]) -> None:
+        """Every operation in one transaction on ``copy``, a copy of this image the caller puts in place."""
+        self._run(copy, "apply", stdin="".join(operation.line() + "\n" for operation in operations))
 
 
 def sparse_copy(source: Path, destination: Path, chunk: int = 1 << 20) -> None:

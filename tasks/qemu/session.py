@@ -256,6 +256,16 @@ def qemu_alive(record: SessionRecord) -> bool:
         return False
 
 
+def sessions_using(build_dir: Path, image: Path) -> list[str]:
+    """The names of this build directory's running sessions that boot ``image`` (a stale record is dropped)."""
+    using = []
+    for record_file in sorted((build_dir / "run").glob("*/session.json")):
+        record = live_record(SessionPaths.of(build_dir, record_file.parent.name), [])
+        if record is not None and record.image is not None and record.image.resolve() == image.resolve():
+            using.append(record.name)
+    return using
+
+
 def image_stamp(options: RunOptions) -> str:
     """Identity of what the session boots (image, kernel, initrd): a rebuild changes it, so the session restarts."""
     stamps = []

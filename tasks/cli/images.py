@@ -1,0 +1,201 @@
+"""doit commands on the disk image after it is built: ``inspect``, ``promote``, ``promotions``, ``restore`` and
+``release`` (the work is :mod:`tasks.image.files` and :mod:`tasks.image.keep`).
+
+An operation that changes the image on purpose (``restore``) keeps the previous image as ``.bak`` like a rebuild
+does, is refused while a QEMU session of this build boots the image, and records the image's new content in the
+build's store (:func:`tasks.cli.creators.record_changed_output`): the qcow2 is then stale, and nothing takes the
+change for a foreign write.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from doit.cmd_base import Command, DoitCmdBase
+from doit.exceptions import InvalidCommand
+
+from ..errors import BuildError, InputError, display_path
+
+USAGE_ERROR = 3
+
+
+class Inspect(Command):
+    name = "inspect"
+    doc_purpose = "list, read or copy out the files of the image without FUSE; the image is never changed"
+    doc_usage = "[image=FILE] (ls|tree|cat|get) [PATH] [DEST]"
+    doc_description = ("ls PATH: a directory's entries (kind, mode, uid, gid, size); tree PATH: everything below it; "
+                       "cat PATH: a file's content; get PATH DEST: a file, or a directory's tree, onto the host. "
+                       "image= reads another image (a promoted one, a .bak) instead of the config's; raw images "
+                       "only (a qcow2 is converted from the raw one).")
+
+    def execute(self, params, args):
+        from ..layout import Layout
+        from .creators import settings
+        usage = f"ERROR: usage: doit inspect {self.doc_usage}"
+        if not args or args[0] not in ("ls", "tree", "cat", "get"):
+            print(usage, file=sys.stderr)
+            return USAGE_ERROR
+        command, rest = args[0], args[1:]
+        try:
+            chosen = settings()
+            files = image_files(chosen.image or Layout(chosen).disk_image)
+            if command in ("ls", "tree") and len(rest) <= 1:
+                for entry in (files.ls if command == "ls" else files.tree)(rest[0] if rest else "/"):
+                    print(entry)
+            elif command == "cat" and len(rest) == 1:
+                sys.stdout.buffer.write(files.read(rest[0]))
+            elif command == "get" and len(rest) == 2:
+                files.get(rest[0], Path(rest[1]))
+                print(f"{rest[0]} -> {rest[1]}")
+            else:
+                print(usage, file=sys.stderr)
+                return USAGE_ERROR
+        except BuildError as error:
+            print(f"ERROR: {error}", file=sys.stderr)
+            return USAGE_ERROR
+        return 0
+
+
+def image_files(image: Path):
+    from ..image.files import ImageFiles
+    from ..toolchain import hosttools
+    return ImageFiles(image, hosttools.ensure_own("redox-image"))
+
+
+class _ImageCommand(DoitCmdBase):
+    """A command on the config's image; the project is loaded (the image task's record and inputs)."""
+
+    def _execute(self, pos_args=None):
+        from ..layout import Layout
+        from .creators import settings
+        try:
+            return self.on_image(Layout(settings()), pos_args or [])
+        except BuildError as error:
+            raise InvalidCommand(str(error)) from None
+
+    def on_image(self, layout, args: list[str]) -> int:
+        raise NotImplementedError
+
+
+def _manifest(layout) -> dict:
+    from ..image.keep import manifest_of
+    from .creators import state
+    record = state().get("image")
+    return manifest_of(layout.disk_image, {} if record is None else record.components, layout.repo_dir)
+
+
+def _refuse_while_booted(layout) -> None:
+    from ..qemu.session import sessions_using
+    using = sessions_using(layout.build, layout.disk_image)
+    if using:
+        raise InputError(f"QEMU session {', '.join(using)} boots this image: `doit boot-stop` first",
+                         path=layout.disk_image)
+
+
+class Promote(_ImageCommand):
+    name = "promote"
+    doc_purpose = "keep the current image (and qcow2) as <image>-<name>.img, with its stamp and a manifest"
+    doc_usage = "name=NAME"
+    doc_description = ("The manifest (<image>-<name>.img.manifest.json) holds the image's digest, the inputs of the "
+                       "image task, the package versions and the git revisions. `works` is just a name. "
+                       "`doit promotions` lists them; `doit restore from=NAME` brings one back.")
+
+    def on_image(self, layout, args):
+        from ..image.keep import promote
+        from .creators import settings
+        name = getattr(settings(), "name")
+        if not name:
+            raise InputError("which name? doit promote name=NAME (works, or the feature that works)", key="name")
+        promotion = promote(layout.disk_image, layout.qcow2_image, name, _manifest(layout))
+        print(f"promoted {display_path(layout.disk_image)} as {display_path(promotion.image)} "
+              f"({len(promotion.manifest['packages'])} packages)")
+        return 0
+
+
+class Promotions(_ImageCommand):
+    name = "promotions"
+    doc_purpose = "list the promoted images of the config's image"
+    doc_usage = ""
+
+    def on_image(self, layout, args):
+        from ..image.keep import promotions
+        found = promotions(layout.disk_image)
+        if not found:
+            print(f"no promotions of {display_path(layout.disk_image)} yet (doit promote name=NAME)")
+        for promotion in found:
+            revision = promotion.manifest.get("git", {}).get("main", {}).get("revision") or "?"
+            print(f"{promotion.name:<16} {promotion.manifest.get('promoted_at', '?')}  main {revision[:12]}  "
+                  f"{len(promotion.manifest.get('packages', {}))} packages  {display_path(promotion.image)}")
+        return 0
+
+
+class Restore(_ImageCommand):
+    name = "restore"
+    doc_purpose = "bring the image back from a promotion, or single files of it into the current image"
+    doc_usage = "from=NAME [PATH ...]"
+    doc_description = ("Without PATH the whole image; with paths, those files (their modes and owners too) are "
+                       "copied from the promoted image into the current one. The image it replaces is kept as "
+                       ".bak; the qcow2 is stale afterwards (doit qcow2 converts it again).")
+
+    def on_image(self, layout, args):
+        from ..atomic import atomic_path
+        from ..image.backups import install_with_backups
+        from ..image.files import Put, sparse_copy
+        from ..image.keep import find_promotion
+        from .creators import record_changed_output, settings
+        chosen = settings()
+        source = getattr(chosen, "from")
+        if not source:
+            raise InputError("from which promotion? doit restore from=NAME [PATH …]", key="from")
+        promotion = find_promotion(layout.disk_image, source)
+        _refuse_while_booted(layout)
+        image = layout.disk_image
+        if not args:
+            with atomic_path(image, install=lambda partial, final: install_with_backups(partial, final,
+                                                                                        chosen.backups)) as part:
+                sparse_copy(promotion.image, part)
+            what = f"the whole image from {display_path(promotion.image)}"
+        else:
+            import tempfile
+            promoted, current = image_files(promotion.image), image_files(image)
+            with tempfile.TemporaryDirectory(prefix="restore-") as scratch:
+                operations = []
+                for index, path in enumerate(args):
+                    entry = promoted.stat(path)
+                    if entry.kind != "f":
+                        raise InputError(f"{path}: only files are restored one by one (restore the whole image "
+                                         "for more)", path=promotion.image)
+                    copy = Path(scratch) / str(index)
+                    promoted.get(path, copy)
+                    operations.append(Put(copy, path, entry.mode, entry.uid, entry.gid))
+                with atomic_path(image, install=lambda partial, final: install_with_backups(partial, final,
+                                                                                            chosen.backups)) as part:
+                    sparse_copy(image, part)
+                    current.apply_to(part, operations)
+            what = f"{', '.join(args)} from {display_path(promotion.image)}"
+        recorded = record_changed_output("image")
+        print(f"restored {what} into {display_path(image)} (the previous one is {display_path(image)}.bak)"
+              + ("" if recorded else "; the image has no build record, so nothing was recorded"))
+        return 0
+
+
+class Release(_ImageCommand):
+    name = "release"
+    doc_purpose = "the image as the fork releases it: <image>.iso.gz, its SHA-256, release notes, the git tag"
+    doc_usage = "[name=TAG]"
+    doc_description = ("Written to <build>/<arch>/release/. The tag (default: release-<date>-<commit>) is printed "
+                       "as the git command to run; nothing is pushed or tagged.")
+
+    def on_image(self, layout, args):
+        from ..image.keep import release
+        from .creators import settings
+        manifest = _manifest(layout)
+        commit = (manifest.get("git", {}).get("main", {}).get("revision") or "unknown")[:9]
+        tag = getattr(settings(), "name") or f"release-{(manifest.get('built_at') or '')[:10]}-{commit}"
+        made = release(layout.disk_image, layout.arch_dir / "release", manifest, tag)
+        print(f"released {display_path(made.archive)}")
+        print(f"  checksum: {display_path(made.checksum)} (cd {display_path(made.archive.parent)} && "
+              f"sha256sum -c {made.checksum.name})")
+        print(f"  notes:    {display_path(made.notes)}")
+        print(f"  tag it:   git tag -a {tag} -m 'Release {tag}' && git push origin {tag}")
+        return 0

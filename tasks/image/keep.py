@@ -1,0 +1,142 @@
+"""Keep, restore and release disk images: what users did by hand with ``pure-rust.works.img``, feature-named copies
+and ``release.sh`` (``../shared/specs/fork-workflow.md`` §4, operations 17, 18, 20).
+
+* **promote** ``name``: the current image (and its qcow2) copied to ``<image>-<name>.img`` (``.qcow2``) with its stamp
+  and a manifest: when, the image's digest, the inputs of the image task, the package versions of the repository,
+  the git revisions of the stamp. ``works`` is just a name.
+* **restore**: the whole image back from a promotion, or single files from it into the current image.
+* **release**: the raw image gzip-compressed as the fork names its releases (``<image>.iso.gz``), its SHA-256 in
+  ``sha256sum`` format, release notes from the manifest, and the ``git tag`` command to run (printed, not run).
+
+Knows nothing of doit: the commands (:mod:`tasks.cli.images`) say which image and record what they changed.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..atomic import atomic_path, write_atomically
+from ..engine.publish import output_digest
+from ..engine.stamp import read_stamp, stamp_path
+from ..errors import InputError
+from .files import sparse_copy
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Promotion:
+    name: str
+    image: Path
+    manifest: dict
+
+    @property
+    def qcow2(self) -> Path:
+        return self.image.with_suffix(".qcow2")
+
+
+def promoted_path(image: Path, name: str) -> Path:
+    if not NAME.fullmatch(name) or name.startswith("bak"):
+        raise InputError(f"{name!r}: a promotion's name is letters, digits, '.', '_' and '-' (at most 64, not "
+                         "starting with 'bak')", key="name")
+    return image.with_name(f"{image.stem}-{name}{image.suffix}")
+
+
+def manifest_path(promoted: Path) -> Path:
+    return promoted.with_name(promoted.name + ".manifest.json")
+
+
+def manifest_of(image: Path, inputs: dict[str, str], repo: Path) -> dict:
+    """What an image is made of, as far as the build knows: its digest, the image task's inputs, the packages of
+    the repository it was installed from (name → version) and the git revisions its stamp names."""
+    stamp = read_stamp(image)
+    packages = {}
+    for toml in sorted(path for path in repo.glob("*.toml") if path.stem != "repo"):  # repo.toml: the index
+        version = re.search(r'^version = "([^"]*)"', toml.read_text(), re.MULTILINE)
+        packages[toml.stem] = version.group(1) if version else ""
+    return {"image": image.name, "digest": output_digest(image), "inputs": inputs, "packages": packages,
+            "git": {} if stamp is None else {name: revision.model_dump() for name, revision in stamp.git.items()},
+            "built_at": None if stamp is None else stamp.built_at}
+
+
+def promote(image: Path, qcow2: Path, name: str, manifest: dict) -> Promotion:
+    """Copy the image (and its qcow2, when there is one) under the promotion's name, with stamp and manifest."""
+    if not image.is_file():
+        raise InputError("no image to promote (build it first)", path=image)
+    target = promoted_path(image, name)
+    for source, destination in ((image, target), (qcow2, target.with_suffix(".qcow2"))):
+        if source.is_file():
+            with atomic_path(destination) as partial:
+                sparse_copy(source, partial)
+            if stamp_path(source).exists():
+                shutil.copyfile(stamp_path(source), stamp_path(destination))
+    record = {"name": name, "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **manifest}
+    write_atomically(manifest_path(target), json.dumps(record, indent=2).encode() + b"\n")
+    return Promotion(name, target, record)
+
+
+def promotions(image: Path) -> list[Promotion]:
+    """Every promotion of ``image``, oldest first."""
+    found = []
+    for manifest in image.parent.glob(f"{image.stem}-*{image.suffix}.manifest.json"):
+        record = json.loads(manifest.read_text())
+        found.append(Promotion(record["name"], manifest.with_name(manifest.name.removesuffix(".manifest.json")),
+                               record))
+    return sorted(found, key=lambda promotion: promotion.manifest.get("promoted_at", ""))
+
+
+def find_promotion(image: Path, name: str) -> Promotion:
+    for promotion in promotions(image):
+        if promotion.name == name:
+            return promotion
+    known = ", ".join(promotion.name for promotion in promotions(image)) or "none yet (doit promote name=NAME)"
+    raise InputError(f"no promotion {name!r} of {image.name} (the promotions: {known})", key="from")
+
+
+@dataclass(frozen=True)
+class Release:
+    archive: Path
+    checksum: Path
+    notes: Path
+    tag: str
+
+
+def release(image: Path, directory: Path, manifest: dict, tag: str) -> Release:
+    """``<stem>.iso.gz`` (gzip, no file name or time in its header: the same image gives the same bytes), its
+    ``.sha256`` and release notes in ``directory``."""
+    if not image.is_file():
+        raise InputError("no image to release (build it first)", path=image)
+    directory.mkdir(parents=True, exist_ok=True)
+    archive = directory / f"{image.stem}.iso.gz"
+    digest = hashlib.sha256()
+    with atomic_path(archive) as partial:
+        with open(image, "rb") as source, open(partial, "wb") as raw, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed:
+            while data := source.read(CHUNK):
+                compressed.write(data)
+        with open(partial, "rb") as written:
+            while data := written.read(CHUNK):
+                digest.update(data)
+    checksum = archive.with_name(archive.name + ".sha256")
+    write_atomically(checksum, f"{digest.hexdigest()}  {archive.name}\n".encode())
+    notes = directory / f"{image.stem}-release-notes.md"
+    write_atomically(notes, release_notes(archive.name, digest.hexdigest(), manifest, tag).encode())
+    return Release(archive, checksum, notes, tag)
+
+
+def release_notes(archive: str, sha256: str, manifest: dict, tag: str) -> str:
+    built = manifest.get("built_at") or "at an unknown time"
+    lines = [f"# {tag}", "", f"`{archive}` (SHA-256 `{sha256}`), built {built}.", "", "## Sources", ""]
+    for name, revision in sorted(manifest.get("git", {}).items()):
+        dirty = " (with uncommitted changes)" if revision.get("dirty") else ""
+        lines.append(f"- {name}: `{revision.get('revision')}`{dirty}")
+    lines += ["", "## Packages", ""]
+    lines += [f"- {name} {version}".rstrip() for name, version in sorted(manifest.get("packages", {}).items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,69 @@
+"""promote, promotions, restore (whole and single files) and release through the real CLI, on a real demo image
+(issue 14, §3): what users did with pure-rust.works.img, feature copies and release.sh."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tasks.hashing import hash_file
+from tasks.image.files import ImageFiles, Put
+from tasks.toolchain import hosttools
+from tests.conftest import run_doit
+from tests.test_demo_image import DEMO, EPOCH, Demo, build_demo
+
+
+@pytest.fixture
+def demo(tmp_path) -> Demo:
+    made = Demo(tmp_path / "build")
+    build_demo(made.build)
+    return made
+
+
+def doit(demo: Demo, *args: str):
+    return run_doit(*args, f"root={DEMO}", "config=config/aarch64/demo.toml", "toolchain=host",
+                    f"build={demo.build}", env={"SOURCE_DATE_EPOCH": str(EPOCH)})  # as build_demo
+
+
+def test_promote_then_restore_the_whole_image_or_single_files_then_release(demo, tmp_path):
+    promoted = doit(demo, "promote", "name=works")
+    assert promoted.returncode == 0, promoted.stderr
+    works = demo.image.with_name("demo-works.img")
+    assert promoted.stdout == f"promoted {demo.image} as {works} (5 packages)\n"
+    assert hash_file(works) == hash_file(demo.image) and works.with_suffix(".qcow2").is_file()
+    manifest = json.loads(works.with_name("demo-works.img.manifest.json").read_text())
+    assert manifest["packages"]["hello"] == "0.1.0" and "config" in manifest["inputs"]
+    assert manifest["git"]["main"]["revision"] and works.with_name("demo-works.img.stamp.json").is_file()
+    listed = doit(demo, "promotions")
+    assert listed.stdout.startswith("works ") and str(works) in listed.stdout
+
+    # The current image changes (as a session without snapshot would change it; a build would now rebuild it) ...
+    files = ImageFiles(demo.image, hosttools.ensure_own("redox-image"))
+    (tmp_path / "motd").write_text("broken\n")
+    files.apply([Put(tmp_path / "motd", "/etc/motd"), Put(tmp_path / "motd", "/etc/hostname")])
+    # ... and one file comes back from the promoted image, with its mode, the rest stays
+    single = doit(demo, "restore", "from=works", "/etc/motd")
+    assert single.returncode == 0, single.stderr
+    assert files.read("/etc/motd") == b"Built by the pure-Rust aarch64 Redox build system demo.\n"
+    assert files.read("/etc/hostname") == b"broken\n" and files.stat("/etc/motd").mode == 0o644
+    assert demo.image.with_name("demo.img.bak").is_file()
+    status = doit(demo, "list", "--status").stdout
+    assert "U image" in status and "R qcow2" in status, status  # recorded as its new content; the qcow2 follows
+    whole = doit(demo, "restore", "from=works")
+    assert whole.returncode == 0 and hash_file(demo.image) == hash_file(works)
+    assert ".  image" not in doit(demo, "qcow2").stdout  # the restored image is the image: not rebuilt
+
+    missing = doit(demo, "restore", "from=nope")
+    assert missing.returncode != 0 and "no promotion 'nope' of demo.img (the promotions: works)" in missing.stderr
+
+    released = doit(demo, "release", "name=v0.1")
+    assert released.returncode == 0, released.stderr
+    directory = demo.build / "aarch64" / "release"
+    assert subprocess.run(["sha256sum", "-c", "demo.iso.gz.sha256"], cwd=directory, capture_output=True,
+                          text=True).stdout == "demo.iso.gz: OK\n"
+    assert subprocess.run(["gzip", "-dc", directory / "demo.iso.gz"], capture_output=True).stdout == \
+        demo.image.read_bytes()
+    notes = (directory / "demo-release-notes.md").read_text()
+    assert notes.startswith("# v0.1\n") and "- hello 0.1.0" in notes
+    assert "git tag -a v0.1 -m 'Release v0.1'" in released.stdout
