@@ -76,6 +76,11 @@ class Settings(_Declared):
         return self.config
 
     @property
+    def overlay_dir(self) -> Path:
+        """The overlay of the config (tasks/image/overlay.py): ``overlay=``, else ``<config>.overlay`` beside it."""
+        return self.overlay if self.overlay is not None else self.config_file.with_suffix(".overlay")
+
+    @property
     def prebuilt_dir(self) -> Path:
         return self.prebuilt if self.prebuilt is not None else self.build / "prebuilt"
 

@@ -80,6 +80,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("prebuilt", "path", None,
             "where packages taken prebuilt (rule binary) come from, laid out like the package server: "
             "<dir>/<target>/<name>.pkgar and <dir>/id_ed25519.pub.toml [default: <build>/prebuilt]", metavar="DIR"),
+    Setting("overlay", "path", None,
+            "a directory whose files land in the image over the packages, with their modes (owners: its "
+            "owners.toml) [default: <config>.overlay beside the config, e.g. config/aarch64/desktop.overlay]",
+            metavar="DIR"),
     Setting("image", "path", None, "the disk image `doit inspect` reads [default: the config's, as `doit image` "
             "builds it]", metavar="FILE", sticks=False),
     Setting("name", "text", None, "the name `doit promote` keeps the image under (works, a feature), or the tag of "

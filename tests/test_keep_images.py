@@ -67,3 +67,41 @@ def test_promote_then_restore_the_whole_image_or_single_files_then_release(demo,
     notes = (directory / "demo-release-notes.md").read_text()
     assert notes.startswith("# v0.1\n") and "- hello 0.1.0" in notes
     assert "git tag -a v0.1 -m 'Release v0.1'" in released.stdout
+
+
+def test_an_overlay_lands_over_the_packages_and_inject_puts_a_file_in_it_and_in_the_image(demo, tmp_path):
+    """Issue 14, §2: the overlay (here overlay=DIR, not the repository's demo/config) with its modes and owners;
+    `doit inject` makes the image what a build with the new overlay makes, without running the installer."""
+    overlay = tmp_path / "overlay"
+    (overlay / "etc").mkdir(parents=True)
+    (overlay / "etc/motd").write_text("from the overlay\n")
+    (overlay / "home/user").mkdir(parents=True)
+    (overlay / "home/user/notes.txt").write_text("mine\n")
+    (overlay / "usr/bin").mkdir(parents=True)
+    (overlay / "usr/bin/hi").symlink_to("hello")
+    (overlay / "owners.toml").write_text('["home/user/notes.txt"]\nuid = 1000\ngid = 1000\nmode = 0o600\n')
+    built = doit(demo, "image", f"overlay={overlay}")
+    assert built.returncode == 0 and ".  image" in built.stdout, built.stderr
+    files = ImageFiles(demo.image, hosttools.ensure_own("redox-image"))
+    assert files.read("/etc/motd") == b"from the overlay\n"
+    notes = files.stat("/home/user/notes.txt")
+    assert (notes.mode, notes.uid, notes.gid) == (0o600, 1000, 1000)
+    home = files.stat("/home/user")
+    assert (home.uid, home.gid) == (1000, 1000)  # a directory the image has keeps its owner
+    assert files.stat("/usr/bin/hi").target == "hello" and "/owners.toml" not in {e.path for e in files.tree("/")}
+
+    (tmp_path / "tool").write_text("#!/bin/sh\necho injected\n")
+    (tmp_path / "tool").chmod(0o755)
+    injected = doit(demo, "inject", str(tmp_path / "tool"), "/usr/bin/tool", f"overlay={overlay}")
+    assert injected.returncode == 0, injected.stderr
+    assert (overlay / "usr/bin/tool").read_text() == "#!/bin/sh\necho injected\n"
+    tool = files.stat("/usr/bin/tool")
+    assert (tool.kind, tool.mode) == ("f", 0o755) and files.read("/usr/bin/tool").endswith(b"echo injected\n")
+    after = doit(demo, "qcow2", f"overlay={overlay}")
+    assert ".  image" not in after.stdout and ".  qcow2" in after.stdout  # recorded: only the qcow2 follows
+    injected_tree = sorted((e.kind, e.mode, e.uid, e.gid, e.size, e.path, e.target) for e in files.tree("/"))
+    assert doit(demo, "forget", "image").returncode == 0
+    rebuilt = doit(demo, "image", f"overlay={overlay}")  # from scratch, with the overlay as inject left it
+    assert ".  image" in rebuilt.stdout
+    assert sorted((e.kind, e.mode, e.uid, e.gid, e.size, e.path, e.target)
+                  for e in ImageFiles(demo.image, hosttools.ensure_own("redox-image")).tree("/")) == injected_tree

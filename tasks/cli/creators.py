@@ -211,15 +211,17 @@ def task_log(task: str) -> Path:
     return context().layout.log(task)
 
 
-def record_changed_output(task: str) -> bool:
+def record_changed_output(task: str, signature: Signature | None = None) -> bool:
     """An operation changed the task's artifact on purpose (restore, inject): record what it holds now, under the
-    signature it was built with, and stamp it, so that what depends on it is stale and nothing reports the change
-    as a foreign write. False when the task has no record (an image built elsewhere)."""
+    signature it was built with (or ``signature``: inject makes the image what a build with the new overlay makes),
+    and stamp it, so that what depends on it is stale and nothing reports the change as a foreign write. False when
+    the task has no record (an image built elsewhere)."""
     record = state().get(task)
     if record is None:
         return False
     engine().ensure_started()
-    engine().publisher.adopt(task, Signature(record.components), [Path(output) for output in record.outputs],
+    engine().publisher.adopt(task, signature or Signature(record.components),
+                             [Path(output) for output in record.outputs],
                              _stamp_context(PLANNED[task].stamp_sources() if task in PLANNED else []))
     return True
 
@@ -352,7 +354,7 @@ def evidence_spec() -> Spec:
     ctx.shared(public_key_digest, ctx.layout.key_dir)  # made now if missing: observed as the signatures will find it
     given = [path for path in (settings.initfs_archiver, settings.bootloader) if path is not None]  # input files
     files = [*ctx.project.config.sources, ctx.layout.public_key, *toolchain.files(), *given]
-    zones = [*ctx.project.index.loaded_dirs(), settings.prebuilt_dir]  # sources, patches, scripts
+    zones = [*ctx.project.index.loaded_dirs(), settings.prebuilt_dir, settings.overlay_dir]  # sources, patches…
     env = [*dict.fromkeys(name for stage in STAGES for name in stage.env), *READ_ENV]
     probes = [*ctx.shared(TreeRevision, settings.root).probes(), *toolchain.probes()]
     return Spec(zones=[str(path) for path in zones], files=[str(path) for path in files], env=env, probes=probes)

@@ -9,7 +9,7 @@ change for a foreign write.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from doit.cmd_base import Command, DoitCmdBase
 from doit.exceptions import InvalidCommand
@@ -198,4 +198,51 @@ class Release(_ImageCommand):
               f"sha256sum -c {made.checksum.name})")
         print(f"  notes:    {display_path(made.notes)}")
         print(f"  tag it:   git tag -a {tag} -m 'Release {tag}' && git push origin {tag}")
+        return 0
+
+
+class Inject(_ImageCommand):
+    name = "inject"
+    doc_purpose = "put a file into the config's overlay and into the current image at once: a rebuild keeps it"
+    doc_usage = "SRC DEST"
+    doc_description = ("SRC (a host file) becomes DEST in the overlay (config/<arch>/<config>.overlay/, or overlay=) "
+                       "with its mode, and the overlay is written into the current image in one transaction: the "
+                       "image is then what a build with that overlay makes, and is recorded so; the qcow2 is stale. "
+                       "The previous image is kept as .bak; refused while a QEMU session boots the image.")
+
+    def on_image(self, layout, args):
+        import shutil
+
+        from ..atomic import atomic_path
+        from ..image.backups import install_with_backups
+        from ..image.files import sparse_copy
+        from ..image.overlay import overlay_operations
+        from .creators import record_changed_output, settings, signature_of
+        if len(args) != 2:
+            raise InputError("doit inject SRC DEST: a host file and its path in the image")
+        source, destination = Path(args[0]), args[1]
+        if not source.is_file():
+            raise InputError("not a file", path=source)
+        inside = PurePosixPath("/") / destination
+        if ".." in inside.parts or inside == PurePosixPath("/"):
+            raise InputError(f"{destination!r}: a file's path in the image, without '..'")
+        chosen = settings()
+        overlay = chosen.overlay_dir
+        target = overlay / str(inside).lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as partial:
+            shutil.copy2(source, partial)
+        print(f"{display_path(source)} -> {display_path(target)} (the overlay)")
+        image = layout.disk_image
+        if not image.is_file():
+            print(f"no image yet: `doit image` builds {display_path(image)} with it")
+            return 0
+        _refuse_while_booted(layout)
+        operations = overlay_operations(overlay)
+        with atomic_path(image, install=lambda part, final: install_with_backups(part, final, chosen.backups)) as part:
+            sparse_copy(image, part)
+            image_files(image).apply_to(part, operations)
+        recorded = record_changed_output("image", signature_of("image"))
+        print(f"{display_path(source)} -> {inside} in {display_path(image)} (the previous one is "
+              f"{display_path(image)}.bak)" + ("" if recorded else "; the image has no build record"))
         return 0

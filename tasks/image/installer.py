@@ -20,6 +20,7 @@ from ..settings import DEFAULT_TARGET
 from ..toolchain import hosttools
 from . import gpt, privatetmp, redoxfs
 from .backups import install_with_backups
+from .files import ImageFiles, Operation
 
 MIB = 1024 * 1024
 
@@ -68,6 +69,8 @@ class ImageRequest:
     size_mib: int | None = None  # overrides [general] filesystem_size
     secrets: tuple[str, ...] = ()  # the config's passwords: masked in logs and messages
     config_sources: tuple[Path, ...] = ()  # the files ``config`` includes, which the installer reads too
+    overlay: tuple[Operation, ...] = ()  # written over the installed packages (tasks/image/overlay.py)
+    files_tool: Path | None = None  # the redox-image tool's directory, which writes the overlay
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ def build_image(request: ImageRequest, build_dir: Path, log: Path | None = None)
         with open(partial, "wb") as disk:
             disk.truncate(size_mib * MIB)
         _run_installer(installer, request, partial, build_dir, log)
+        if request.overlay:
+            assert request.files_tool is not None
+            ImageFiles(partial, request.files_tool).apply_to(partial, request.overlay)
         layout = verify_image(partial, request.target)
     return layout
 

@@ -1,16 +1,18 @@
 """``image``: the disk image of the selected config (``build/<arch>/<config>.img``: GPT, the EFI system partition,
 RedoxFS), written by the pinned ``redox_installer`` from the local package repository and checked before it
 replaces the previous one, which is kept as ``.bak``. The installer reads the config with the build's text stamps
-added: ``/usr/lib/os-release`` with ``BUILD_ID`` and the first line of root's ion initrc."""
+added: ``/usr/lib/os-release`` with ``BUILD_ID`` and the first line of root's ion initrc. The config's overlay
+(``config/<arch>/<config>.overlay/``, or ``overlay=DIR``) is written over the packages last."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..engine.publish import output_digest
 from ..formats.pkgkeys import public_key_digest
 from ..hashing import hash_file, hash_value
 from ..model.recipe import Recipe
 from ..revision import TreeRevision
-from .stage import Dep, Stage, task_name
+from .stage import NONE, Dep, Stage, task_name
 
 OS_RELEASE = "/usr/lib/os-release"
 ION_INITRC = ".config/ion/initrc"  # in root's home (the installer's default: /home/root; the fork's: /root)
@@ -36,6 +38,8 @@ class Image(Stage):
             "settings": hash_value([self.settings.target, self.settings.boot_dir]),
             "stamp": hash_value(self.revision.stamp.model_dump()),
             "key": self.ctx.shared(public_key_digest, self.layout.key_dir),
+            # the overlay's every mode counts (and its owners.toml): the output digest of the tree
+            "overlay": output_digest(overlay) if (overlay := self.settings.overlay_dir).is_dir() else NONE,
         }
 
     def outputs(self) -> list[Path]:
@@ -47,13 +51,17 @@ class Image(Stage):
     def run(self) -> None:
         from ..formats.repo import write_index
         from ..image.installer import ImageRequest, build_image
+        from ..image.overlay import overlay_operations
+        from ..toolchain import hosttools
         self.layout.repo_dir.mkdir(parents=True, exist_ok=True)
         write_index(self.layout.repo_dir)
+        overlay = tuple(overlay_operations(self.settings.overlay_dir))
         build_image(ImageRequest(cookbook=self.layout.cookbook, config=self._stamped_config(),
                                  output=self.layout.disk_image, target=self.settings.target,
                                  backups=self.settings.backups, boot_dir=self.settings.boot_dir,
                                  config_sources=tuple(self.ctx.project.config.sources),
-                                 secrets=self._secrets()),
+                                 secrets=self._secrets(), overlay=overlay,
+                                 files_tool=hosttools.ensure_own("redox-image") if overlay else None),
                     self.settings.build, log=self.layout.log("image"))
 
     def _secrets(self) -> tuple[str, ...]:
