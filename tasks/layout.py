@@ -68,6 +68,10 @@ class Layout:
 
     @property
     def prebuilt_key(self) -> Path:
+        """What prebuilt packages are verified with: the key the tree pins for its package server
+        (``prebuilt_url=``), else the prebuilt directory's own."""
+        if self.settings.prebuilt_url:
+            return self.settings.package_server_key
         return self.settings.prebuilt_dir / PUBLIC_KEY_FILE
 
     # --- the package repository ----------------------------------------------------------------------------------

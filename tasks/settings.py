@@ -81,6 +81,13 @@ class Settings(_Declared):
         return self.overlay if self.overlay is not None else self.config_file.with_suffix(".overlay")
 
     @property
+    def package_server_key(self) -> Path:
+        """The package server's public key the tree pins: ``config/<arch>/``, else ``config/``."""
+        name = "package-server.pub.toml"
+        per_arch = self.root / "config" / self.arch / name
+        return per_arch if per_arch.exists() else self.root / "config" / name
+
+    @property
     def prebuilt_dir(self) -> Path:
         return self.prebuilt if self.prebuilt is not None else self.build / "prebuilt"
 

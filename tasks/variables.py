@@ -80,6 +80,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("prebuilt", "path", None,
             "where packages taken prebuilt (rule binary) come from, laid out like the package server: "
             "<dir>/<target>/<name>.pkgar and <dir>/id_ed25519.pub.toml [default: <build>/prebuilt]", metavar="DIR"),
+    Setting("prebuilt_url", "text", None,
+            "a package server (upstream's REPO_BINARY layout: <url>/<target>/<name>.pkgar and .toml) that packages "
+            "taken prebuilt (rule binary) are downloaded from, once, into a per-user cache; verified against the key "
+            "pinned in config/<arch>/package-server.pub.toml (or config/package-server.pub.toml) [default: none: "
+            "they come from prebuilt=DIR]", metavar="URL"),
     Setting("overlay", "path", None,
             "a directory whose files land in the image over the packages, with their modes (owners: its "
             "owners.toml) [default: <config>.overlay beside the config, e.g. config/aarch64/desktop.overlay]",

@@ -4,6 +4,7 @@ from :data:`STAGES`. Adding a stage: a module here and a line below.
 """
 from .base import Base
 from .cook import Cook
+from .download import Download
 from .fetch import Fetch
 from .host_tools import HostTools
 from .image import Image
@@ -16,5 +17,5 @@ from .toolchain import Toolchain
 
 # In the order `doit list` and `doit help` show them: the pipeline, then the stages with a task per recipe.
 STAGES: tuple[type[Stage] | type[RecipeStage], ...] = (
-    Toolchain, HostTools, Relibc, Base, Initfs, Image, Qcow2, Fetch, Cook, Package,
+    Toolchain, HostTools, Relibc, Base, Initfs, Image, Qcow2, Fetch, Download, Cook, Package,
 )

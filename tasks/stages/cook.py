@@ -45,6 +45,8 @@ class Cook(RecipeStage[Node]):
         step = self.graph.steps[node]
         if self._given_file(node) is not None:
             return []
+        if step.template == "remote" and self.settings.prebuilt_url and not node.host:
+            return [Dep(task_name("download", node.recipe))]  # its package, from the server
         deps = [Dep(task_name("cook", dep)) for dep in step.build_deps]
         if step.recipe.name in self.graph.sources:  # its source is hashed as an input of its own
             deps.insert(0, Dep(task_name("fetch", step.recipe.name), order_only=True))
@@ -140,6 +142,9 @@ class Cook(RecipeStage[Node]):
         archive, key = self.layout.prebuilt_package(name), self.layout.prebuilt_key
         for path in (archive, key):
             if not path.is_file():
+                if not path.is_relative_to(self.settings.prebuilt_dir):  # the key the tree pins (prebuilt_url=)
+                    raise InputError(f"{name} is taken prebuilt from {self.settings.prebuilt_url}, but no key of "
+                                     "the server is pinned here: put its id_ed25519.pub.toml there", path=path)
                 raise InputError(f"{name} is taken prebuilt (rule \"binary\"), but this file is missing: put the "
                                  f"package server's {path.relative_to(self.settings.prebuilt_dir)} there, or choose "
                                  f"another directory with prebuilt=DIR", path=path)

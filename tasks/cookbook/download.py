@@ -1,0 +1,123 @@
+"""Packages from a package server (rule ``binary`` with ``prebuilt_url=``), as upstream's ``REPO_BINARY`` lays them
+out: ``<url>/<target>/<name>.pkgar`` and ``<name>.toml``.
+
+Each package is downloaded once into a per-user cache (``~/.cache/redox-aarch64-build/packages/<server>/<target>/``)
+and verified there against the public key the tree pins in its config directory — never a key the server offers,
+never trust on first use: a package whose signature does not verify is not kept. Its dependencies (the ``depends``
+of its ``.toml``) are downloaded too, so that the cache serves an offline build (``COOKBOOK_OFFLINE=1``). The
+verified package is then copied to the build's prebuilt directory, where the cook stage extracts it and the
+package stage signs it again with the build's own key in the format the pinned installer reads (a current-format
+pkgar from the server, LZMA2 and all, is converted so).
+
+Knows nothing of doit.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tomllib
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from http.client import HTTPException
+from pathlib import Path
+
+from ..atomic import atomic_path
+from ..errors import FormatError, InputError
+from ..formats import pkgar, pkgkeys
+from ..hashing import CHUNK, hash_text
+
+TIMEOUT = 60
+
+
+def cache_root() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "redox-aarch64-build" / "packages"
+    return Path(os.environ.get("REDOX_PACKAGE_CACHE", default))
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    target: str
+    key_file: Path  # the pinned public key
+
+    @property
+    def cache(self) -> Path:
+        return cache_root() / hash_text(self.url.rstrip("/"))[:16] / self.target
+
+    def address(self, name: str, suffix: str) -> str:
+        return f"{self.url.rstrip('/')}/{self.target}/{name}{suffix}"
+
+
+def fetch_package(server: Server, name: str, destination: Path, *, offline: bool) -> list[str]:
+    """``name`` (and, into the cache, what it depends on) from the cache or the server; its ``.pkgar`` and
+    ``.toml`` copied into ``destination``. Returns the dependencies that were fetched as well."""
+    key = _pinned_key(server)
+    followed, pending, done = [], [name], set()
+    while pending:
+        current = pending.pop(0)
+        if current in done:
+            continue
+        done.add(current)
+        for dependency in _cached(server, current, key, offline):
+            if dependency not in done:
+                pending.append(dependency)
+                followed.append(dependency)
+    destination.mkdir(parents=True, exist_ok=True)
+    for suffix in (".toml", ".pkgar"):
+        with atomic_path(destination / f"{name}{suffix}") as partial:
+            shutil.copyfile(server.cache / f"{name}{suffix}", partial)
+    return list(dict.fromkeys(followed))
+
+
+def _pinned_key(server: Server) -> bytes:
+    if not server.key_file.is_file():
+        raise InputError(f"no public key of the package server {server.url} is pinned: put the server's "
+                         "id_ed25519.pub.toml there (packages are never trusted on first use)", path=server.key_file)
+    return pkgkeys.load_public_key(server.key_file)
+
+
+def _cached(server: Server, name: str, key: bytes, offline: bool) -> list[str]:
+    """Make sure the cache holds ``name``, verified; its dependencies."""
+    package, metadata = server.cache / f"{name}.pkgar", server.cache / f"{name}.toml"
+    if not (package.is_file() and metadata.is_file()):
+        if offline:
+            raise InputError(f"offline, and {name} is not in the package cache {server.cache}: build once online",
+                             key="prebuilt_url")
+        server.cache.mkdir(parents=True, exist_ok=True)
+        with atomic_path(metadata) as toml_partial, atomic_path(package) as pkgar_partial:
+            _download(server.address(name, ".toml"), toml_partial)
+            _download(server.address(name, ".pkgar"), pkgar_partial)
+            try:
+                # the signature, the entry table and every entry's content, before it is kept
+                pkgar.open_package(pkgar_partial, key).verify_contents()
+            except FormatError as error:
+                raise FormatError(f"{server.address(name, '.pkgar')}: {error.reason} (pinned key "
+                                  f"{server.key_file})") from None
+    try:
+        depends = tomllib.loads(metadata.read_text()).get("depends", [])
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise FormatError(f"{server.address(name, '.toml')}: not a package's TOML: {error}") from None
+    return [str(dependency) for dependency in depends]
+
+
+def _download(url: str, destination: Path) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(destination, "wb") as out:
+            expected = response.headers.get("Content-Length")
+            received = 0
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+                received += len(chunk)
+            if expected is not None and received != int(expected):
+                raise InputError(f"the download of {url} broke off after {received} of {expected} bytes",
+                                 key="prebuilt_url")
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            raise InputError(f"the package server has no {url} (HTTP 404)", key="prebuilt_url") from None
+        raise InputError(f"cannot download {url}: HTTP {error.code} {error.reason}", key="prebuilt_url") from None
+    except urllib.error.URLError as error:
+        raise InputError(f"cannot download {url}: {error.reason}", key="prebuilt_url") from None
+    except (OSError, HTTPException) as error:
+        raise InputError(f"the download of {url} broke off: {error or type(error).__name__}",
+                         key="prebuilt_url") from None
