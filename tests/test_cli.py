@@ -39,7 +39,8 @@ def test_info_shows_a_tasks_inputs(doit):
 
 def test_list_is_in_pipeline_order_and_help_explains_stages_and_variables(doit):
     listed = [line.split()[0] for line in doit("list").stdout.splitlines()]
-    assert listed == ["toolchain", "host-tools", "relibc", "base", "initfs", "image", "qcow2", "fetch", "cook", "pkg"]
+    assert listed == ["toolchain", "host-tools", "relibc", "base", "initfs", "image", "qcow2", "fetch", "download",
+                      "cook", "pkg", "share"]
     usage = doit("help").stdout
     assert "Stages, in pipeline order" in usage and "  qcow2       Convert the disk image to qcow2" in usage
     assert "config=FILE" in usage and "[default: config/aarch64/desktop.toml]" in " ".join(usage.split())

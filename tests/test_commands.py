@@ -11,7 +11,7 @@ import blake3
 import pytest
 
 from tests.conftest import PROJECT
-from tests.test_incremental import ALL, build, doit_command, stage
+from tests.test_incremental import ALL, build, doit_command, executed, stage
 from tests.trees import bash_recipes_tree
 
 
@@ -134,3 +134,17 @@ def test_graph_draws_the_tasks_and_marks_the_stale_ones(tree):
     assert picture.returncode == 0 and picture.stdout == f"graph of 7 tasks: {tree}/build/graph.svg\n"
     svg = (tree / "build/graph.svg").read_text()
     assert svg.startswith("<?xml") and "cook:other" in svg and "#ffb366" in svg
+
+
+def test_share_copies_a_recipes_programs_into_share_with_their_modes_set_on_the_host(tree):
+    (tree / "recipes/tool").mkdir()
+    (tree / "recipes/tool/recipe.toml").write_text(
+        '[build]\ntemplate = "custom"\nscript = """\nmkdir -p "$COOKBOOK_STAGE/usr/bin"\n'
+        'printf \'#!/bin/sh\\necho shared\\n\' > "$COOKBOOK_STAGE/usr/bin/tool"\n"""\n')
+    config = tree / "config/c.toml"
+    config.write_text(config.read_text() + "tool = {}\n")
+    result = doit(tree, "share:tool")
+    assert result.returncode == 0, result.stderr
+    shared = tree / "share/tool"
+    assert shared.read_text() == "#!/bin/sh\necho shared\n" and shared.stat().st_mode & 0o777 == 0o755
+    assert "share:tool" not in executed(doit(tree, "pkg").stdout)  # only when asked for

@@ -12,10 +12,11 @@ from .initfs import Initfs
 from .pkg import Package
 from .qcow2 import Qcow2
 from .relibc import Relibc
+from .share import Share
 from .stage import RecipeStage, Stage
 from .toolchain import Toolchain
 
 # In the order `doit list` and `doit help` show them: the pipeline, then the stages with a task per recipe.
 STAGES: tuple[type[Stage] | type[RecipeStage], ...] = (
-    Toolchain, HostTools, Relibc, Base, Initfs, Image, Qcow2, Fetch, Download, Cook, Package,
+    Toolchain, HostTools, Relibc, Base, Initfs, Image, Qcow2, Fetch, Download, Cook, Package, Share,
 )
