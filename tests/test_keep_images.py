@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,45 @@ def test_an_overlay_lands_over_the_packages_and_inject_puts_a_file_in_it_and_in_
     assert ".  image" in rebuilt.stdout
     assert sorted((e.kind, e.mode, e.uid, e.gid, e.size, e.path, e.target)
                   for e in ImageFiles(demo.image, hosttools.ensure_own("redox-image")).tree("/")) == injected_tree
+
+
+def image_tree(image: Path, scratch: Path) -> dict[str, tuple]:
+    """Every node of an image: kind, mode, owner, and content (a file's hash, a symlink's target)."""
+    files = ImageFiles(image, hosttools.ensure_own("redox-image"))
+    files.get("/", scratch)
+    tree = {}
+    for entry in files.tree("/"):
+        content = hash_file(scratch / entry.path.lstrip("/")) if entry.kind == "f" else entry.target
+        tree[entry.path] = (entry.kind, entry.mode, entry.uid, entry.gid, content)
+    return tree
+
+
+def test_one_changed_package_updates_the_image_in_place_as_a_full_build_would(tmp_path):
+    """Issue 14, §2: the installer does not run, and the image equals a from-scratch build file for file."""
+    import shutil
+    tree = tmp_path / "demo"
+    shutil.copytree(DEMO, tree, ignore=shutil.ignore_patterns("build", "share"))
+    variables = [f"root={tree}", "config=config/aarch64/demo.toml", "toolchain=host"]
+    env = {"SOURCE_DATE_EPOCH": str(EPOCH)}
+    incremental, scratch = tmp_path / "incremental", tmp_path / "scratch"
+    assert run_doit("image", *variables, f"build={incremental}", env=env).returncode == 0
+    main = tree / "recipes/hello/source/src/main.rs"
+    main.write_text(main.read_text().replace("Hello from", "Hello again from"))
+    (tree / "config/aarch64/demo.overlay/etc").mkdir(parents=True)
+    (tree / "config/aarch64/demo.overlay/etc/motd").write_text("changed too\n")
+    updated = run_doit("image", *variables, f"build={incremental}", env=env)
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "image: updated in place (hello); the installer did not run" in updated.stdout
+    assert "redox_installer" not in (incremental / "logs/image.log").read_text()  # this run's log
+    assert (incremental / "aarch64/demo.img.bak").is_file()
+    full = tmp_path / "full"
+    shutil.copytree(incremental / "cookbook/build", full / "cookbook/build")  # one signing key for both builds
+    assert run_doit("image", *variables, f"build={full}", env=env).returncode == 0
+    ours = image_tree(incremental / "aarch64/demo.img", scratch / "ours")
+    theirs = image_tree(full / "aarch64/demo.img", scratch / "theirs")
+    # /etc/shadow's argon2 hashes take a random salt in every build: the same password, other bytes
+    assert ours.pop("/etc/shadow")[:4] == theirs.pop("/etc/shadow")[:4]
+    assert ours == theirs
+    assert ours["/etc/motd"][4] == hash_file(tree / "config/aarch64/demo.overlay/etc/motd")
+    again = run_doit("image", *variables, f"build={incremental}", env=env)
+    assert ".  image" not in again.stdout

@@ -50,19 +50,68 @@ class Image(Stage):
 
     def run(self) -> None:
         from ..formats.repo import write_index
-        from ..image.installer import ImageRequest, build_image
+        from ..image import incremental
+        from ..image.files import ImageFiles
+        from ..image.installer import ImageRequest, build_image, pinned_profile
         from ..image.overlay import overlay_operations
         from ..toolchain import hosttools
         self.layout.repo_dir.mkdir(parents=True, exist_ok=True)
         write_index(self.layout.repo_dir)
+        image, tool = self.layout.disk_image, hosttools.ensure_own("redox-image")
         overlay = tuple(overlay_operations(self.settings.overlay_dir))
-        build_image(ImageRequest(cookbook=self.layout.cookbook, config=self._stamped_config(),
-                                 output=self.layout.disk_image, target=self.settings.target,
-                                 backups=self.settings.backups, boot_dir=self.settings.boot_dir,
-                                 config_sources=tuple(self.ctx.project.config.sources),
-                                 secrets=self._secrets(), overlay=overlay,
-                                 files_tool=hosttools.ensure_own("redox-image") if overlay else None),
-                    self.settings.build, log=self.layout.log("image"))
+        previous = incremental.read_contents(image)
+        installed = sorted(previous.packages) if previous else []
+        current = self._contents(installed)
+        changed = incremental.changed_packages(previous, current, image)
+        if changed is not None:
+            self._update_in_place(changed, list(overlay), tool)
+        else:
+            build_image(ImageRequest(cookbook=self.layout.cookbook, config=self._stamped_config(),
+                                     output=image, target=self.settings.target,
+                                     backups=self.settings.backups, boot_dir=self.settings.boot_dir,
+                                     config_sources=tuple(self.ctx.project.config.sources),
+                                     secrets=self._secrets(), overlay=overlay, files_tool=tool),
+                        self.settings.build, log=self.layout.log("image"))
+            heads = ImageFiles(image, tool).ls(str(pinned_profile().heads_dir))
+            current = self._contents(sorted(entry.path.removesuffix(".pkgar_head") for entry in heads))
+        incremental.write_contents(image, current)
+
+    def _contents(self, installed: list[str]):
+        """What the image is made of (tasks/image/incremental.py): what only the installer applies, the installed
+        packages' hashes, the overlay's digest."""
+        from ..image import incremental
+        from ..image.installer import __file__ as installer_code
+        inputs = self.inputs()
+        depends = [self.layout.repo_dir / f"{name}.toml" for name in installed]
+        base = hash_value([[name, value] for name, value in sorted(inputs.items()) if name != "overlay"]
+                          + [hash_file(Path(__file__)), hash_file(Path(installer_code))]
+                          + [[path.name, _depends(path)] for path in depends])
+        return incremental.Contents(base, incremental.installed_packages(self.layout.repo_dir, installed),
+                                    inputs["overlay"])
+
+    def _update_in_place(self, changed: list[str], overlay: list, tool: Path) -> None:
+        import tempfile
+
+        from ..atomic import atomic_path
+        from ..formats.pkgkeys import load_public_key
+        from ..image import incremental
+        from ..image.backups import install_with_backups
+        from ..image.files import ImageFiles, sparse_copy
+        from ..image.installer import pinned_profile
+        config, image = self.ctx.project.config, self.layout.disk_image
+        protected = {str(entry.path) for entry in config.files} | {str(user.home or f"/home/{name}")
+                                                                   for name, user in config.users.items()}
+        files = ImageFiles(image, tool)
+        with tempfile.TemporaryDirectory(prefix="image-update-") as scratch:
+            operations = incremental.update_operations(files, changed, self.layout.repo_dir,
+                                                       pinned_profile().heads_dir,
+                                                       load_public_key(self.layout.public_key), protected,
+                                                       overlay, Path(scratch))
+            keep = self.settings.backups
+            with atomic_path(image, install=lambda part, final: install_with_backups(part, final, keep)) as part:
+                sparse_copy(image, part)
+                files.apply_to(part, operations)
+        print(f"image: updated in place ({', '.join(changed) or 'the overlay'}); the installer did not run")
 
     def _secrets(self) -> tuple[str, ...]:
         config = self.ctx.project.config
@@ -90,3 +139,12 @@ class Image(Stage):
         path = self.layout.stamped_config
         write_text_if_changed(path, tomli_w.dumps({"include": [str(self.settings.config_file)], "files": stamped}))
         return path
+
+
+def _depends(package_toml: Path) -> str:
+    """A package's dependencies as its repository TOML lists them: a change needs the installer."""
+    import tomllib
+    try:
+        return hash_value(tomllib.loads(package_toml.read_text()).get("depends", []))
+    except (OSError, tomllib.TOMLDecodeError):
+        return NONE

@@ -1,0 +1,121 @@
+"""The incremental image update: when only packages (the initfs among them) or the overlay changed, the existing
+image is brought up to date in place instead of running the installer over the whole tree again.
+
+The image keeps a record of what it was made from beside it (``<image>.contents.json``): a digest of everything
+only the installer can apply (the config and what it includes, the settings, the text stamps, the signing key, the
+code of the image stage and the installer), each installed package's file hash, the overlay's digest, and the
+image's own digest when the record was written. The update is taken only when that base digest is unchanged, the
+same packages are installed (an added or removed package goes through the installer, which resolves them), and the
+image still is the one recorded (not changed behind the build's back); otherwise a full build.
+
+For each changed package the installer's own record in the image — the package's head (signature, header, entry
+table) in ``/pkg/packages/<name>.pkgar_head`` — says which files the installed version put there: those that the
+new version no longer has are removed, with the directories that are left empty, and the new version's files are
+written as the installer writes them (its modes, owned by root, parents 0755), then its head. The overlay is
+written last, as in a full build. Everything runs in one RedoxFS transaction on a copy of the image.
+
+Knows nothing of doit.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+
+from ..engine.publish import output_digest
+from ..formats import pkgar
+from ..hashing import hash_file
+from .files import ImageFiles, MakeDir, Operation, Put, Remove, Symlink
+
+SYMLINK = 0o120000
+
+
+@dataclass(frozen=True)
+class Contents:
+    base: str  # what only the installer applies
+    packages: dict[str, str]  # installed package -> hash of its .pkgar in the repository
+    overlay: str
+    image: str = ""  # the image's output digest when this record was written
+
+
+def contents_path(image: Path) -> Path:
+    return image.with_name(image.name + ".contents.json")
+
+
+def read_contents(image: Path) -> Contents | None:
+    try:
+        return Contents(**json.loads(contents_path(image).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_contents(image: Path, contents: Contents) -> None:
+    from ..atomic import write_atomically
+    recorded = Contents(contents.base, contents.packages, contents.overlay, output_digest(image))
+    write_atomically(contents_path(image), json.dumps(asdict(recorded), indent=1, sort_keys=True).encode())
+
+
+def installed_packages(repo_dir: Path, names: list[str]) -> dict[str, str]:
+    return {name: hash_file(repo_dir / f"{name}.pkgar") for name in names if (repo_dir / f"{name}.pkgar").is_file()}
+
+
+def changed_packages(previous: Contents | None, current: Contents, image: Path) -> list[str] | None:
+    """The packages to update in place; None when the image must be built by the installer."""
+    if previous is None or not image.is_file() or previous.base != current.base:
+        return None
+    if set(previous.packages) != set(current.packages) or output_digest(image) != previous.image:
+        return None
+    return sorted(name for name, digest in current.packages.items() if previous.packages[name] != digest)
+
+
+def update_operations(files: ImageFiles, names: list[str], repo_dir: Path, heads_dir: PurePosixPath, key: bytes,
+                      protected: set[str], overlay: list[Operation], scratch: Path) -> list[Operation]:
+    """What brings the image's copies of ``names`` to the repository's, then the overlay."""
+    tree = {entry.path: entry for entry in files.tree("/")}
+    heads = {entry.path.rsplit("/", 1)[1].removesuffix(".pkgar_head"): entry.path
+             for entry in tree.values() if entry.path.startswith(f"/{heads_dir}/")}
+    owned: dict[str, set[str]] = {}  # package -> its files' paths, from the heads in the image
+    for name, head in heads.items():
+        owned[name] = {f"/{entry.path.decode()}" for entry in _head(files, head, key, scratch).entries}
+    operations: list[Operation] = []
+    present = set(tree)
+    for name in names:
+        new = pkgar.open_package(repo_dir / f"{name}.pkgar", key)
+        new_paths = {f"/{entry.path.decode()}" for entry in new.entries}
+        gone = owned.get(name, set()) - new_paths
+        operations += [Remove(path) for path in sorted(gone)]
+        present -= gone
+        others = set().union(*(paths for other, paths in owned.items() if other != name))
+        for directory in sorted({str(parent) for path in gone for parent in PurePosixPath(path).parents},
+                                key=len, reverse=True):
+            if directory in protected or directory == "/" or directory in new_paths:
+                continue
+            if not any(path.startswith(directory + "/") for path in (present | others | new_paths)):
+                operations.append(Remove(directory))
+                present.discard(directory)
+        for entry in new.entries:
+            path = f"/{entry.path.decode()}"
+            for parent in reversed(PurePosixPath(path).parents[:-1]):
+                if str(parent) not in present:
+                    operations.append(MakeDir(str(parent), 0o755))
+                    present.add(str(parent))
+            content = scratch / f"{name}-{len(operations)}"
+            content.write_bytes(new.read(entry))
+            if entry.mode & 0o170000 == SYMLINK:
+                operations.append(Symlink(content.read_bytes().decode(), path))
+            else:
+                operations.append(Put(content, path, entry.mode & 0o7777))
+            present.add(path)
+        head = scratch / f"{name}.pkgar_head"
+        with open(repo_dir / f"{name}.pkgar", "rb") as stream:
+            head.write_bytes(stream.read(new.header.head_size))
+        operations.append(Put(head, f"/{heads_dir}/{name}.pkgar_head", 0o644))
+    return operations + overlay
+
+
+def _head(files: ImageFiles, path: str, key: bytes, scratch: Path) -> pkgar.Package:
+    """An installed package's head, read from the image, as a package without data (its entries only)."""
+    copy = Path(tempfile.mkstemp(dir=scratch, suffix=".pkgar_head")[1])
+    copy.write_bytes(files.read(path))
+    return pkgar.open_package(copy, key)
