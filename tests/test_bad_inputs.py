@@ -17,6 +17,7 @@ from tasks.formats import pkgar, pkgkeys
 from tasks.formats.pkgkeys import KeyPair
 from tasks.hashing import hash_file
 from tasks.settings import host_triple
+from tasks.variables import NAMES
 from tests.conftest import run_doit
 from tests.test_pkgar import forge
 from tests.trees import bash_recipes_tree, cargo, make_tree
@@ -338,10 +339,8 @@ VARIABLE_CASES = {
     "backend": ("backend", "gcc", "backend: Input should be 'cranelift' or 'llvm' (got 'gcc')"),
     "config": ("config", "config/nope.toml", "{root}/config/nope.toml: config file not found (choose one with "
                                              "config=PATH)"),
-    "a misspelt variable": ("confg", "x", "unknown variable confg= (did you mean config=? the variables: root, "
-                                          "config, build, target, toolchain, rust, backend, board, rust_log, "
-                                          "initfs_max_size, boot_dir, backups, initfs_archiver, bootloader, "
-                                          "prebuilt, image; `doit help` says what each does)"),
+    "a misspelt variable": ("confg", "x", f"unknown variable confg= (did you mean config=? the variables: "
+                                          f"{', '.join(NAMES)}; `doit help` says what each does)"),
 }
 
 
