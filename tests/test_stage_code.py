@@ -37,6 +37,7 @@ class Checkout:
             shutil.copy(PROJECT_DIR / name, root / name)
         shutil.copytree(PROJECT_DIR / "tasks", root / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(PROJECT_DIR / "demo", root / "demo", ignore=shutil.ignore_patterns("build"))
+        shutil.copytree(PROJECT_DIR / "tools", root / "tools", ignore=shutil.ignore_patterns("target"))
 
     def build(self) -> set[str]:
         """The tasks whose actions ran."""

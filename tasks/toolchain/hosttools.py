@@ -51,6 +51,9 @@ def own_source_digest(name: str) -> str:
     """The digest of an own tool's crate: its manifest, lock file and sources."""
     source, _ = OWN[name]
     files = [source / "Cargo.toml", source / "Cargo.lock", *sorted((source / "src").rglob("*.rs"))]
+    if missing := [path for path in files if not path.is_file()]:
+        raise CommandError(f"the project's own host tool {name} is incomplete: this checkout lacks it",
+                           path=missing[0])
     return hash_value([[str(path.relative_to(source)), hash_file(path)] for path in files])
 
 
