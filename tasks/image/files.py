@@ -12,8 +12,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 from ..atomic import atomic_path
 from ..errors import CommandError, FormatError
@@ -48,64 +49,64 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class Put:
+class _Operation:
+    """One line of the tool's ``apply`` script: its verb, then the fields in their order (a mode in octal)."""
+
+    verb: ClassVar[str]
+
+    def line(self) -> str:
+        values = [f"{getattr(self, field.name):o}" if field.name == "mode" else str(getattr(self, field.name))
+                  for field in fields(self)]
+        return "\t".join([self.verb, *values])
+
+
+@dataclass(frozen=True)
+class Put(_Operation):
+    verb = "put"
     source: Path
     path: str
     mode: int = 0o644
     uid: int = 0
     gid: int = 0
 
-    def line(self) -> str:
-        return f"put\t{self.source}\t{self.path}\t{self.mode:o}\t{self.uid}\t{self.gid}"
-
 
 @dataclass(frozen=True)
-class MakeDir:
+class MakeDir(_Operation):
+    verb = "mkdir"
     path: str
     mode: int = 0o755
     uid: int = 0
     gid: int = 0
 
-    def line(self) -> str:
-        return f"mkdir\t{self.path}\t{self.mode:o}\t{self.uid}\t{self.gid}"
-
 
 @dataclass(frozen=True)
-class Symlink:
+class Symlink(_Operation):
+    verb = "symlink"
     target: str
     path: str
     uid: int = 0
     gid: int = 0
 
-    def line(self) -> str:
-        return f"symlink\t{self.target}\t{self.path}\t{self.uid}\t{self.gid}"
-
 
 @dataclass(frozen=True)
-class Remove:
+class Remove(_Operation):
+    verb = "rm"
     path: str
 
-    def line(self) -> str:
-        return f"rm\t{self.path}"
-
 
 @dataclass(frozen=True)
-class Chmod:
+class Chmod(_Operation):
+    verb = "chmod"
     mode: int
     path: str
 
-    def line(self) -> str:
-        return f"chmod\t{self.mode:o}\t{self.path}"
-
 
 @dataclass(frozen=True)
-class Chown:
+class Chown(_Operation):
+    verb = "chown"
     uid: int
     gid: int
     path: str
-
-    def line(self) -> str:
-        return f"chown\t{self.uid}\t{self.gid}\t{self.path}"
 
 
 Operation = Put | MakeDir | Symlink | Remove | Chmod | Chown
