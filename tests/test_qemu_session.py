@@ -127,8 +127,10 @@ def test_a_session_record_copied_with_the_tree_never_stops_the_original(tmp_path
         assert qemu.poll() is None and original.record.exists() and original.files.console_socket.exists()
         assert not copy.record.exists()
         with SessionLock(original).held("run-stop"):  # the original's own record still stops it
+            seen = psutil.Process(qemu.pid)
+            seen_as = (seen.create_time(), seen.status(), seen.cmdline(), record.qemu_created)
             how = stop_locked(original, powerdown_timeout=1)
-        assert how is not None and "QEMU terminated (SIGTERM)" in how, how
+        assert how is not None and "QEMU terminated (SIGTERM)" in how, (how, seen_as)
         assert qemu.wait(timeout=20) is not None
     finally:
         qemu.kill()
