@@ -28,6 +28,7 @@ from tasks.qemu.session import (
     isolated_name,
     live_record,
     open_session,
+    process_start,
     stop,
     stop_locked,
 )
@@ -99,7 +100,7 @@ def test_a_pid_now_used_by_another_program_is_never_signalled(tmp_path):
     bystander = subprocess.Popen(["sleep", "60"])
     try:
         paths = SessionPaths.of(tmp_path, "default")
-        record_for(paths, bystander.pid, psutil.Process(bystander.pid).create_time() - 3600)
+        record_for(paths, bystander.pid, process_start(bystander.pid) - 3600)
         with SessionLock(paths).held("run-stop"):
             how = stop_locked(paths, powerdown_timeout=1)
         assert how == f"removed stale session default: its QEMU (pid {bystander.pid}) has exited"
@@ -115,7 +116,7 @@ def test_a_session_record_copied_with_the_tree_never_stops_the_original(tmp_path
     original = SessionPaths.of(tmp_path / "tree" / "build", "default")
     qemu = subprocess.Popen(["sleep", "60"])
     try:
-        record = record_for(original, qemu.pid, psutil.Process(qemu.pid).create_time())
+        record = record_for(original, qemu.pid, process_start(qemu.pid))
         record = record.model_copy(update={"argv": ["sleep", "60"]})
         original.record.write_text(record.model_dump_json())
         copy = SessionPaths.of(tmp_path / "copy" / "build", "default")
@@ -128,7 +129,7 @@ def test_a_session_record_copied_with_the_tree_never_stops_the_original(tmp_path
         assert not copy.record.exists()
         with SessionLock(original).held("run-stop"):  # the original's own record still stops it
             seen = psutil.Process(qemu.pid)
-            seen_as = (seen.create_time(), seen.status(), seen.cmdline(), record.qemu_created)
+            seen_as = (process_start(qemu.pid), seen.status(), seen.cmdline(), record.qemu_created)
             how = stop_locked(original, powerdown_timeout=1)
         assert how is not None and "QEMU terminated (SIGTERM)" in how, (how, seen_as)
         assert qemu.wait(timeout=20) is not None

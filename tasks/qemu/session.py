@@ -37,7 +37,6 @@ from .command import PFLASH_SIZE, Machine, RunOptions, SessionFiles, qemu_argv
 from .qmp import Qmp
 
 DEFAULT_SESSION = "default"
-START_TIME_SLACK = 2.0  # seconds
 # sun_path holds 108 bytes on Linux and 104 on macOS; deeper session directories get their sockets in the temp dir.
 SOCKET_PATH_LIMIT = 100
 LOCK_POLL_SECONDS = 0.2
@@ -86,7 +85,7 @@ class SessionRecord(BaseModel):
 
     name: str
     qemu_pid: int
-    qemu_created: float
+    qemu_created: float  # process_start() of QEMU
     owner_pid: int
     started_at: datetime
     console_socket: Path
@@ -242,15 +241,26 @@ def _recorded_here(paths: SessionPaths, record: SessionRecord) -> bool:
     return (record.qmp_socket, record.console_socket) == (files.qmp_socket, files.console_socket)
 
 
+def process_start(pid: int) -> float:
+    """When a process started, as a value that never changes while it runs: on Linux its start in clock ticks since
+    boot (``/proc/<pid>/stat``), not psutil's epoch time, which adds the kernel's boot time, and that moves when the
+    clock is adjusted (a live QEMU was once taken for a finished one); elsewhere psutil's start time."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stream:
+            fields = stream.read().rsplit(b")", 1)[1].split()
+        return float(int(fields[19]))  # field 22 of stat(5); fields[0] is field 3
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            raise psutil.NoSuchProcess(pid) from None
+        return psutil.Process(pid).create_time()
+
+
 def qemu_alive(record: SessionRecord) -> bool:
     """Is the recorded pid still the QEMU that was started (not a finished one, nor a new process with its pid):
     same start time, and the command line the record holds, which names this session's sockets?"""
     try:
         process = psutil.Process(record.qemu_pid)
-        # Start times are boot time + ticks since boot, and the kernel's boot time (/proc/stat btime, whole seconds)
-        # moves by a second when the clock is adjusted: allow that; the command line check still tells pids apart.
-        return (abs(process.create_time() - record.qemu_created) < START_TIME_SLACK
-                and process.status() != psutil.STATUS_ZOMBIE
+        return (process_start(record.qemu_pid) == record.qemu_created and process.status() != psutil.STATUS_ZOMBIE
                 and process.cmdline() == record.argv)
     except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or another user's process: not our QEMU
         return False
@@ -312,7 +322,7 @@ def start(paths: SessionPaths, machine: Machine, argv: list[str], stamp: str) ->
                                "Homebrew)") from None
     _wait_for_monitor(qemu, files.qmp_socket, paths.qemu_log)
     record = SessionRecord(
-        name=paths.name, qemu_pid=qemu.pid, qemu_created=psutil.Process(qemu.pid).create_time(),
+        name=paths.name, qemu_pid=qemu.pid, qemu_created=process_start(qemu.pid),
         owner_pid=os.getpid(), started_at=datetime.now().astimezone(), console_socket=files.console_socket,
         qmp_socket=files.qmp_socket, console_log=files.console_log, image=machine.options.image,
         image_stamp=stamp, argv=argv)
