@@ -83,11 +83,14 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
 
     import sh  # here, not above: the no-op check imports this module for child_env and never runs a command
 
+    # Without a log the output is taken whole when the command ends: sh's line callbacks cost about 0.1 s a command
+    # (its reader threads' poll timeout), which the many short calls of the image tool would pay each time.
+    streaming = {"_out": output, "_err": error} if log_file is not None else {}
     try:
         command = sh.Command(program)
         running = command(*args, _cwd=None if cwd is None else str(cwd), _env=dict(os.environ if env is None else env),
-                          _in=stdin, _out=output, _err=error, _tty_out=False, _ok_code=list(ok_codes), _bg=True,
-                          _bg_exc=False, _new_group=True)
+                          _in=stdin, _tty_out=False, _ok_code=list(ok_codes), _bg=True, _bg_exc=False,
+                          _new_group=True, **streaming)
         try:
             running.wait()
         except KeyboardInterrupt:
@@ -99,6 +102,9 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
     except sh.CommandNotFound:
         raise CommandError(f"command not found: {program} (is it installed and on PATH?)") from None
     except sh.ErrorReturnCode as failure:
+        if not streaming:
+            _replay(failure.stdout, output)
+            _replay(failure.stderr, error)
         if diagnostics.lines:
             shown, others = ["its errors:", *diagnostics.lines], ()
         else:
@@ -107,7 +113,16 @@ def run(argv: Argv, *, cwd: str | os.PathLike[str] | None = None, env: Mapping[s
     finally:
         if log_file is not None:
             log_file.close()
+    if not streaming:
+        _replay(running.stdout, output)
+        _replay(running.stderr, error)
     return "".join(captured)
+
+
+def _replay(data: bytes | None, sink) -> None:
+    """Output taken whole, line by line into what the callbacks would have received."""
+    for line in (data or b"").decode("utf-8", "replace").splitlines(keepends=True):
+        sink(line)
 
 
 def stop_group(leader: int, timeout: float = 5.0) -> None:

@@ -9,6 +9,8 @@ committed; a failure leaves the image as it was.
 """
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -162,9 +164,16 @@ class ImageFiles:
 
     def get(self, path: str, destination: Path) -> None:
         """A file, or a directory's whole tree, onto the host at ``destination`` (which must not exist)."""
-        command = "extract" if self.stat(path).kind == "d" else "get"
+        if self.stat(path).kind == "d":
+            self.extract(path, destination)
+        else:
+            with atomic_path(destination) as partial:
+                self._run(self.image, "get", _inside(path), partial)
+
+    def extract(self, directory: str, destination: Path) -> None:
+        """A directory's whole tree onto the host at ``destination`` (which must not exist)."""
         with atomic_path(destination) as partial:
-            self._run(self.image, command, _inside(path), partial)
+            self._run(self.image, "extract", _inside(directory), partial)
 
     def apply(self, operations: Iterable[Operation]) -> None:
         """Change the image: every operation in one transaction, on a copy that replaces the image once done."""
@@ -178,17 +187,54 @@ class ImageFiles:
 
 
 def sparse_copy(source: Path, destination: Path, chunk: int = 1 << 20) -> None:
-    """Copy a disk image keeping it sparse (runs of zeros are holes), with its mode; Linux and macOS alike."""
-    zeros = bytes(chunk)
+    """Copy a disk image keeping it sparse, with its mode: only the data extents are copied (SEEK_DATA/SEEK_HOLE,
+    in the kernel with copy_file_range where there is one), elsewhere runs of zeros become holes."""
     with open(source, "rb") as reader, open(destination, "wb") as writer:
-        while data := reader.read(chunk):
-            if data == zeros[:len(data)]:
-                writer.seek(len(data), 1)
-            else:
-                writer.write(data)
-        writer.truncate()
+        size = os.fstat(reader.fileno()).st_size
+        try:
+            extents = list(_data_extents(reader.fileno(), size))
+        except OSError:  # no SEEK_DATA here: every chunk is looked at
+            extents = [(0, size)]
+        for start, end in extents:
+            _copy_range(reader, writer, start, end, chunk)
+        writer.truncate(size)
     shutil.copymode(source, destination)
 
+
+def _data_extents(fd: int, size: int):
+    position = 0
+    while position < size:
+        try:
+            start = os.lseek(fd, position, os.SEEK_DATA)
+        except OSError as error:
+            if error.errno == errno.ENXIO:  # only a hole is left
+                return
+            raise
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+        yield start, end
+        position = end
+
+
+def _copy_range(reader, writer, start: int, end: int, chunk: int) -> None:
+    if hasattr(os, "copy_file_range"):
+        position = start
+        while position < end:
+            copied = os.copy_file_range(reader.fileno(), writer.fileno(), end - position, position, position)
+            if copied == 0:
+                break
+            position += copied
+        if position >= end:
+            return
+        start = position
+    zeros = bytes(chunk)
+    reader.seek(start)
+    writer.seek(start)
+    while start < end and (data := reader.read(min(chunk, end - start))):
+        if data == zeros[:len(data)]:
+            writer.seek(len(data), 1)
+        else:
+            writer.write(data)
+        start += len(data)
 
 def _inside(path: str) -> str:
     """An absolute path inside the image; '..' is refused here as by the tool."""

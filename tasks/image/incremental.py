@@ -19,7 +19,6 @@ Knows nothing of doit.
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
@@ -37,6 +36,7 @@ class Contents:
     packages: dict[str, str]  # installed package -> hash of its .pkgar in the repository
     overlay: str
     image: str = ""  # the image's output digest when this record was written
+    image_stat: tuple[int, ...] = ()  # and its size, mtime, ctime, inode: an untouched image is known by them
 
 
 def contents_path(image: Path) -> Path:
@@ -45,14 +45,20 @@ def contents_path(image: Path) -> Path:
 
 def read_contents(image: Path) -> Contents | None:
     try:
-        return Contents(**json.loads(contents_path(image).read_text()))
+        record = json.loads(contents_path(image).read_text())
+        return Contents(**{**record, "image_stat": tuple(record.get("image_stat", ()))})
     except (OSError, ValueError, TypeError):
         return None
 
 
+def _stat(image: Path) -> tuple[int, ...]:
+    status = image.stat()
+    return status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino
+
+
 def write_contents(image: Path, contents: Contents) -> None:
     from ..atomic import write_atomically
-    recorded = Contents(contents.base, contents.packages, contents.overlay, output_digest(image))
+    recorded = Contents(contents.base, contents.packages, contents.overlay, output_digest(image), _stat(image))
     write_atomically(contents_path(image), json.dumps(asdict(recorded), indent=1, sort_keys=True).encode())
 
 
@@ -64,7 +70,9 @@ def changed_packages(previous: Contents | None, current: Contents, image: Path) 
     """The packages to update in place; None when the image must be built by the installer."""
     if previous is None or not image.is_file() or previous.base != current.base:
         return None
-    if set(previous.packages) != set(current.packages) or output_digest(image) != previous.image:
+    if set(previous.packages) != set(current.packages):
+        return None
+    if _stat(image) != previous.image_stat and output_digest(image) != previous.image:  # written behind our back
         return None
     return sorted(name for name, digest in current.packages.items() if previous.packages[name] != digest)
 
@@ -73,11 +81,11 @@ def update_operations(files: ImageFiles, names: list[str], repo_dir: Path, heads
                       protected: set[str], overlay: list[Operation], scratch: Path) -> list[Operation]:
     """What brings the image's copies of ``names`` to the repository's, then the overlay."""
     tree = {entry.path: entry for entry in files.tree("/")}
-    heads = {entry.path.rsplit("/", 1)[1].removesuffix(".pkgar_head"): entry.path
-             for entry in tree.values() if entry.path.startswith(f"/{heads_dir}/")}
+    files.extract(f"/{heads_dir}", scratch / "heads")  # every installed package's head, in one read
     owned: dict[str, set[str]] = {}  # package -> its files' paths, from the heads in the image
-    for name, head in heads.items():
-        owned[name] = {f"/{entry.path.decode()}" for entry in _head(files, head, key, scratch).entries}
+    for head in sorted((scratch / "heads").glob("*.pkgar_head")):
+        package = pkgar.open_package(head, key)  # a package without data: its entries only
+        owned[head.name.removesuffix(".pkgar_head")] = {f"/{entry.path.decode()}" for entry in package.entries}
     operations: list[Operation] = []
     present = set(tree)
     for name in names:
@@ -113,9 +121,3 @@ def update_operations(files: ImageFiles, names: list[str], repo_dir: Path, heads
         operations.append(Put(head, f"/{heads_dir}/{name}.pkgar_head", 0o644))
     return operations + overlay
 
-
-def _head(files: ImageFiles, path: str, key: bytes, scratch: Path) -> pkgar.Package:
-    """An installed package's head, read from the image, as a package without data (its entries only)."""
-    copy = Path(tempfile.mkstemp(dir=scratch, suffix=".pkgar_head")[1])
-    copy.write_bytes(files.read(path))
-    return pkgar.open_package(copy, key)
