@@ -148,3 +148,32 @@ def test_one_changed_package_updates_the_image_in_place_as_a_full_build_would(tm
     assert ours["/etc/motd"][4] == hash_file(tree / "config/aarch64/demo.overlay/etc/motd")
     again = run_doit("image", *variables, f"build={incremental}", env=env)
     assert ".  image" not in again.stdout
+
+
+def test_a_package_that_moves_its_files_leaves_no_empty_directory_behind(tmp_path):
+    """The incremental update removes the directories the old version alone had, as a full build never makes them."""
+    import shutil
+    tree = tmp_path / "demo"
+    shutil.copytree(DEMO, tree, ignore=shutil.ignore_patterns("build", "share"))
+    (tree / "recipes/mover/source").mkdir(parents=True)
+    (tree / "recipes/mover/source/where").write_text("old/deep\n")
+    (tree / "recipes/mover/recipe.toml").write_text(
+        '[build]\ntemplate = "custom"\nscript = """\nwhere=$(cat "$COOKBOOK_SOURCE/where")\n'
+        'mkdir -p "$COOKBOOK_STAGE/usr/share/$where"\necho data > "$COOKBOOK_STAGE/usr/share/$where/file"\n"""\n')
+    config = tree / "config/aarch64/demo.toml"
+    config.write_text(config.read_text().replace("hello = {}\n", "hello = {}\nmover = {}\n"))
+    variables = [f"root={tree}", "config=config/aarch64/demo.toml", "toolchain=host"]
+    env = {"SOURCE_DATE_EPOCH": str(EPOCH)}
+    incremental = tmp_path / "incremental"
+    assert run_doit("image", *variables, f"build={incremental}", env=env).returncode == 0
+    (tree / "recipes/mover/source/where").write_text("new\n")
+    updated = run_doit("image", *variables, f"build={incremental}", env=env)
+    assert "image: updated in place (mover)" in updated.stdout, updated.stdout + updated.stderr
+    full = tmp_path / "full"
+    shutil.copytree(incremental / "cookbook/build", full / "cookbook/build")
+    assert run_doit("image", *variables, f"build={full}", env=env).returncode == 0
+    ours = image_tree(incremental / "aarch64/demo.img", tmp_path / "ours")
+    theirs = image_tree(full / "aarch64/demo.img", tmp_path / "theirs")
+    assert ours.pop("/etc/shadow")[:4] == theirs.pop("/etc/shadow")[:4]
+    assert "/usr/share/old" not in ours and "/usr/share/new/file" in ours
+    assert ours == theirs
