@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import deque
 from pathlib import Path
 
 from doit.cmd_base import Command, DoitCmdBase
@@ -30,7 +31,22 @@ OPT_FORCE = {"name": "force", "long": "force", "type": bool, "default": False,
              "help": "remove a fetched source even when it was edited since it was fetched [default: %(default)s]"}
 
 
-class _TaskCommand(DoitCmdBase):
+class BuildCommand(DoitCmdBase):
+    """A command on the loaded project: a user's error ends it with one line (``ERROR: …``, doit's status 3)."""
+
+    def execute(self, params, args):
+        try:
+            return super().execute(params, args)
+        except BuildError as error:
+            raise InvalidCommand(str(error)) from None
+
+    def lock(self) -> None:
+        """The build lock: nothing is changed under a running build."""
+        from .creators import engine
+        engine().start_build(wait=False)
+
+
+class _TaskCommand(BuildCommand):
     """A command on named tasks: a group's name stands for its tasks (``cook`` for every ``cook:…``)."""
 
     def tracked(self) -> dict:
@@ -48,11 +64,6 @@ class _TaskCommand(DoitCmdBase):
                                      "`doit list --all` shows them")
             chosen += [task for task in members if task not in chosen]
         return chosen
-
-    def lock(self) -> None:
-        """The build lock: nothing is removed under a running build."""
-        from .creators import engine
-        engine().start_build(wait=False)
 
 
 class Explain(_TaskCommand):
@@ -100,8 +111,9 @@ def _info(task: str, planned) -> str:
         lines.append(f"  status: {'up to date' if current else f'stale (`doit explain {task}` says why)'}")
         lines.append("  inputs its signature covers:")
         lines += [f"    {name} = {value}" for name, value in sorted(signature.components.items())]
-    lines.append("  outputs:" if planned.outputs() else "  outputs: none")
-    lines += [f"    {display_path(path)}" for path in planned.outputs()]
+    outputs = planned.outputs()
+    lines.append("  outputs:" if outputs else "  outputs: none")
+    lines += [f"    {display_path(path)}" for path in outputs]
     if planned.deps:
         deps = (dep.task + (" (order only)" if dep.order_only else "") for dep in planned.deps)
         lines.append(f"  depends on: {', '.join(deps)}")
@@ -149,16 +161,13 @@ class Clean(_TaskCommand):
             for task, paths in plan.items():
                 print(f"  {task}: {', '.join(display_path(path) for path in paths) or 'nothing on disk'}")
             return 0
-        try:
-            self.lock()
-            for task, paths in plan.items():
-                for path in paths:
-                    remove_path(path)
-                forgotten = state().forget([task])
-                if paths or forgotten:
-                    print(f"  {task}: removed {', '.join(display_path(path) for path in paths) or 'its record'}")
-        except BuildError as error:
-            raise InvalidCommand(str(error)) from None
+        self.lock()
+        for task, paths in plan.items():
+            for path in paths:
+                remove_path(path)
+            forgotten = state().forget([task])
+            if paths or forgotten:
+                print(f"  {task}: removed {', '.join(display_path(path) for path in paths) or 'its record'}")
         return 0
 
     def _paths(self, task: str, build: Path) -> list[Path]:
@@ -185,18 +194,15 @@ class Forget(_TaskCommand):
         if not pos_args and not everything:
             raise InvalidCommand("name the tasks to forget (doit forget cook:hello), or --all")
         tasks = list(self.tracked()) if everything else self.selected(pos_args)
-        try:
-            self.lock()
-            forgotten = state().forget(tasks)
-        except BuildError as error:
-            raise InvalidCommand(str(error)) from None
+        self.lock()
+        forgotten = state().forget(tasks)
         for task in tasks:
             print(f"forgot {task}: it runs again next time" if task in forgotten
                   else f"{task}: no record (it runs next time anyway)")
         return 0
 
 
-class Unfetch(DoitCmdBase):
+class Unfetch(BuildCommand):
     name = "unfetch"
     doc_purpose = "remove recipes' fetched sources (as upstream's make u.<pkg>); the next build fetches them again"
     doc_usage = "[--force] RECIPE ..."
@@ -213,15 +219,11 @@ class Unfetch(DoitCmdBase):
         for name in pos_args:
             if name not in sources:
                 raise InvalidCommand(f"no recipe {name!r} with a source in this config{did_you_mean(name, sources)}")
-        try:
-            engine().start_build(wait=False)
-            for name in pos_args:
-                recipe = sources[name]
-                paths = SourcePaths.for_recipe(recipe, settings().build)
-                print(_unfetch(name, paths, fetched_state(paths, engine().trees), force))
-                state().forget([f"fetch:{name}"])
-        except BuildError as error:
-            raise InvalidCommand(str(error)) from None
+        self.lock()
+        for name in pos_args:
+            paths = SourcePaths.for_recipe(sources[name], settings().build)
+            print(_unfetch(name, paths, fetched_state(paths, engine().trees), force))
+            state().forget([f"fetch:{name}"])
         return 0
 
 
@@ -292,14 +294,14 @@ class Graph(_TaskCommand):
         return 0
 
     def _closure(self, roots: list[str]) -> list[str]:
-        tracked, seen, pending = self.tracked(), [], list(roots)
+        tracked, seen, pending = self.tracked(), {}, deque(roots)
         while pending:
-            task = pending.pop(0)
+            task = pending.popleft()
             if task in seen or task not in tracked:
                 continue
-            seen.append(task)
+            seen[task] = None
             pending += [dep.task for dep in tracked[task].deps]
-        return seen
+        return list(seen)
 
 
 def _dot(tasks: list[str], tracked: dict) -> str:
@@ -313,9 +315,10 @@ def _dot(tasks: list[str], tracked: dict) -> str:
         except BuildError:
             color = "#dddddd"
         lines.append(f'  "{task}" [fillcolor="{color}"];')
+    inside = set(tasks)
     for task in tasks:
         for dep in tracked[task].deps:
-            if dep.task in tasks:
+            if dep.task in inside:
                 style = " [style=dashed]" if dep.order_only else ""
                 lines.append(f'  "{task}" -> "{dep.task}"{style};')
     lines.append("}")

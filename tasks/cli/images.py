@@ -11,10 +11,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path, PurePosixPath
 
-from doit.cmd_base import Command, DoitCmdBase
-from doit.exceptions import InvalidCommand
+from doit.cmd_base import Command
 
 from ..errors import BuildError, InputError, display_path
+from .commands import BuildCommand
 
 USAGE_ERROR = 3
 
@@ -62,16 +62,13 @@ def image_files(image: Path):
     return ImageFiles(image, hosttools.ensure_own("redox-image"))
 
 
-class _ImageCommand(DoitCmdBase):
+class _ImageCommand(BuildCommand):
     """A command on the config's image; the project is loaded (the image task's record and inputs)."""
 
     def _execute(self, pos_args=None):
         from ..layout import Layout
         from .creators import settings
-        try:
-            return self.on_image(Layout(settings()), pos_args or [])
-        except BuildError as error:
-            raise InvalidCommand(str(error)) from None
+        return self.on_image(Layout(settings()), pos_args or [])
 
     def on_image(self, layout, args: list[str]) -> int:
         raise NotImplementedError

@@ -275,7 +275,7 @@ class Reporter(ConsoleReporter):
         if RECORDING is not None:
             RECORDING.executed.add(task.name)
         if _shown(task):
-            self.progress.start(task.name, self._total)
+            self.progress.start(task.name)
 
     def skip_uptodate(self, task):
         if RECORDING is not None:

@@ -35,7 +35,7 @@ class Lines:
         self.stream = stream
         self.started: dict[str, float] = {}
 
-    def start(self, task: str, total: int) -> None:
+    def start(self, task: str) -> None:
         self.started[task] = time.monotonic()
         self.write(f".  {task}")
 
@@ -71,7 +71,7 @@ class Live(Lines):
         self.estimates: dict[str, float | None] = {}
         self._live = None
 
-    def start(self, task: str, total: int) -> None:
+    def start(self, task: str) -> None:
         self.started[task] = time.monotonic()
         self.estimates[task] = self.estimate(task)
         if self._live is None:

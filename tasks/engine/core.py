@@ -7,9 +7,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import BuildError
-from ..hashing import hash_value
 from .lock import BuildLock
-from .publish import Publisher
+from .publish import Publisher, combined_output_hash
 from .state import Change, Signature, StateStore, format_explanation
 from .treehash import TreeHasher
 
@@ -86,14 +85,13 @@ class Engine:
                 digests.append(self.outputs.output_digest(Path(output)) if os.path.lexists(output) else None)
             except BuildError:
                 digests.append(None)
+        # what the outputs hold now (equal to the recorded hash while none changed); None: an output is gone
+        now = None if None in digests else combined_output_hash(list(zip(record.outputs, digests)))
         if record.digests:
             changed = [output for output, old, new in zip(record.outputs, record.digests, digests, strict=True)
                        if new is not None and new != old]
         else:  # a record of schema 2 holds the combined hash only
-            combined = hash_value([[Path(output).name, digest] for output, digest in zip(record.outputs, digests)])
-            changed = [] if combined == record.output_hash or None in digests else list(record.outputs)
-        now = None if None in digests else record.output_hash if not changed else \
-            hash_value([[Path(output).name, digest] for output, digest in zip(record.outputs, digests)])
+            changed = [] if now in (None, record.output_hash) else list(record.outputs)
         self._verified[task] = (identity, changed, now)
         return changed, now
 

@@ -41,6 +41,11 @@ def output_digest(path: Path) -> str:
     raise CommandError("output is neither a file, a symlink nor a directory", path=path)
 
 
+def combined_output_hash(digests: list[tuple[str | os.PathLike[str], str]]) -> str:
+    """A task's output hash: over each artifact's name and digest (the stamps aside)."""
+    return hash_value([[Path(path).name, digest] for path, digest in digests])
+
+
 def verify_stamp(artifact: Path) -> bool:
     """Whether the artifact's content is what its stamp says (false when either is missing)."""
     stamp = read_stamp(artifact)
@@ -132,7 +137,7 @@ class Publisher:
 
     def _entry(self, task: str, signature: Signature, artifacts: list[tuple[Path, Path, str]], staging: Staging,
                stamp: StampContext | None) -> dict:
-        output_hash = hash_value([[final.name, digest] for _, final, digest in artifacts])
+        output_hash = combined_output_hash([(final, digest) for _, final, digest in artifacts])
         moves = [[str(partial), str(final), digest] for partial, final, digest in artifacts]
         if stamp is not None:
             moves += self._stage_stamps(task, signature, staging, artifacts, stamp)

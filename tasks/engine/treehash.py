@@ -200,8 +200,12 @@ def hash_directory(path: Path, workers: int | None = None) -> str:
     entries = list(walk(root, Exclusions(root, source=False), directories=True))
     jobs = [(rel, kind) for rel, st in entries if (kind := kind_of(st.st_mode)) is not None]
     contents = dict(zip((rel for rel, _ in jobs), read_hashes(root, jobs, workers or default_workers()), strict=True))
-    return manifest_digest({rel: (_output_kind(st.st_mode), contents[rel][0] if rel in contents else "-")
-                            for rel, st in entries})
+    return _output_tree_digest(entries, {rel: digest for rel, (digest, _) in contents.items()})
+
+
+def _output_tree_digest(entries: list[tuple[bytes, os.stat_result]], contents: dict[bytes, str]) -> str:
+    """An output directory's digest: every entry by its kind and full mode, a file or symlink by its content too."""
+    return manifest_digest({rel: (_output_kind(st.st_mode), contents.get(rel, "-")) for rel, st in entries})
 
 
 def _output_kind(mode: int) -> bytes:
@@ -338,9 +342,7 @@ class TreeHasher:
         if not stat.S_ISDIR(top.st_mode):
             (_, (kind, digest)), = lookup.manifest().items()
             return f"{kind.decode()}:{digest}"
-        contents = lookup.manifest()
-        return "d:" + manifest_digest({rel: (_output_kind(st.st_mode), contents[rel][1] if rel in contents else "-")
-                                       for rel, st in entries})
+        return "d:" + _output_tree_digest(entries, {rel: digest for rel, (_, digest) in lookup.manifest().items()})
 
     def _cache(self, root: bytes, method: str) -> _TreeCache:
         key = hash_value([CACHE_FORMAT, method, os.fsdecode(root), sorted(map(str, self.exclude))])
