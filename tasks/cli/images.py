@@ -8,6 +8,7 @@ change for a foreign write.
 """
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path, PurePosixPath
 
@@ -148,8 +149,7 @@ class Restore(_ImageCommand):
         _refuse_while_booted(layout)
         image = layout.disk_image
         if not args:
-            with atomic_path(image, install=lambda partial, final: install_with_backups(partial, final,
-                                                                                        chosen.backups)) as part:
+            with atomic_path(image, install=functools.partial(install_with_backups, keep=chosen.backups)) as part:
                 sparse_copy(promotion.image, part)
             what = f"the whole image from {display_path(promotion.image)}"
         else:
@@ -165,10 +165,7 @@ class Restore(_ImageCommand):
                     copy = Path(scratch) / str(index)
                     promoted.get(path, copy)
                     operations.append(Put(copy, path, entry.mode, entry.uid, entry.gid))
-                with atomic_path(image, install=lambda partial, final: install_with_backups(partial, final,
-                                                                                            chosen.backups)) as part:
-                    sparse_copy(image, part)
-                    current.apply_to(part, operations)
+                current.apply(operations, backups=chosen.backups)
             what = f"{', '.join(args)} from {display_path(promotion.image)}"
         recorded = record_changed_output("image")
         print(f"restored {what} into {display_path(image)} (the previous one is {display_path(image)}.bak)"
@@ -211,8 +208,6 @@ class Inject(_ImageCommand):
         import shutil
 
         from ..atomic import atomic_path
-        from ..image.backups import install_with_backups
-        from ..image.files import sparse_copy
         from ..image.overlay import overlay_operations
         from .creators import record_changed_output, settings, signature_of
         if len(args) != 2:
@@ -235,10 +230,7 @@ class Inject(_ImageCommand):
             print(f"no image yet: `doit image` builds {display_path(image)} with it")
             return 0
         _refuse_while_booted(layout)
-        operations = overlay_operations(overlay)
-        with atomic_path(image, install=lambda part, final: install_with_backups(part, final, chosen.backups)) as part:
-            sparse_copy(image, part)
-            image_files(image).apply_to(part, operations)
+        image_files(image).apply(overlay_operations(overlay), backups=chosen.backups)
         recorded = record_changed_output("image", signature_of("image"))
         print(f"{display_path(source)} -> {inside} in {display_path(image)} (the previous one is "
               f"{display_path(image)}.bak)" + ("" if recorded else "; the image has no build record"))

@@ -9,6 +9,7 @@ import posixpath
 import tarfile
 import urllib.error
 import urllib.request
+from http.client import HTTPException
 from pathlib import Path
 
 import blake3
@@ -34,19 +35,28 @@ def cached_tar_path(cache_dir: Path, url: str, expected: str | None) -> Path:
     return cache_dir / (f"{expected}.tar" if expected else f"url-{hash_text(url)}.tar")
 
 
-def download(url: str, destination: Path) -> None:
-    """Fetch ``url`` into ``destination`` (via ``.partial``; a failure leaves nothing behind)."""
+def download(url: str, destination: Path, *, key: str = "source.tar", not_found: str | None = None) -> None:
+    """Fetch ``url`` into ``destination`` (via ``.partial``; a failure leaves nothing behind). A download that
+    breaks off (fewer bytes than the server announced, a connection lost) is an error; ``not_found`` is the message
+    for HTTP 404, ``key`` the setting or recipe key the errors name."""
     with atomic_path(destination) as partial:
         try:
             with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(partial, "wb") as out:
+                expected, received = response.headers.get("Content-Length"), 0
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
+                    received += len(chunk)
+                if expected is not None and received != int(expected):
+                    raise InputError(f"the download of {url} broke off after {received} of {expected} bytes",
+                                     key=key)
         except urllib.error.HTTPError as error:
-            raise InputError(f"cannot download {url}: HTTP {error.code} {error.reason}", key="source.tar") from None
+            if error.code == 404 and not_found:
+                raise InputError(not_found, key=key) from None
+            raise InputError(f"cannot download {url}: HTTP {error.code} {error.reason}", key=key) from None
         except urllib.error.URLError as error:
-            raise InputError(f"cannot download {url}: {error.reason}", key="source.tar") from None
-        except OSError as error:
-            raise InputError(f"cannot download {url}: {error}", key="source.tar") from None
+            raise InputError(f"cannot download {url}: {error.reason}", key=key) from None
+        except (OSError, HTTPException) as error:  # after the connection was made
+            raise InputError(f"the download of {url} broke off: {error or type(error).__name__}", key=key) from None
 
 
 def verify_blake3(path: Path, expected: str | None, url: str, recipe_file: Path) -> str:

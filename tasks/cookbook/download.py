@@ -16,18 +16,14 @@ from __future__ import annotations
 import os
 import shutil
 import tomllib
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from http.client import HTTPException
 from pathlib import Path
 
 from ..atomic import atomic_path
 from ..errors import FormatError, InputError
 from ..formats import pkgar, pkgkeys
-from ..hashing import CHUNK, hash_text
-
-TIMEOUT = 60
+from ..hashing import hash_text
+from .archive import download
 
 
 def cache_root() -> Path:
@@ -86,8 +82,10 @@ def _cached(server: Server, name: str, key: bytes, offline: bool) -> list[str]:
                              key="prebuilt_url")
         server.cache.mkdir(parents=True, exist_ok=True)
         with atomic_path(metadata) as toml_partial, atomic_path(package) as pkgar_partial:
-            _download(server.address(name, ".toml"), toml_partial)
-            _download(server.address(name, ".pkgar"), pkgar_partial)
+            for url, partial in ((server.address(name, ".toml"), toml_partial),
+                                 (server.address(name, ".pkgar"), pkgar_partial)):
+                download(url, partial, key="prebuilt_url",
+                         not_found=f"the package server has no {url} (HTTP 404)")
             try:
                 # the signature, the entry table and every entry's content, before it is kept
                 pkgar.open_package(pkgar_partial, key).verify_contents()
@@ -100,24 +98,3 @@ def _cached(server: Server, name: str, key: bytes, offline: bool) -> list[str]:
         raise FormatError(f"{server.address(name, '.toml')}: not a package's TOML: {error}") from None
     return [str(dependency) for dependency in depends]
 
-
-def _download(url: str, destination: Path) -> None:
-    try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(destination, "wb") as out:
-            expected = response.headers.get("Content-Length")
-            received = 0
-            while chunk := response.read(CHUNK):
-                out.write(chunk)
-                received += len(chunk)
-            if expected is not None and received != int(expected):
-                raise InputError(f"the download of {url} broke off after {received} of {expected} bytes",
-                                 key="prebuilt_url")
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            raise InputError(f"the package server has no {url} (HTTP 404)", key="prebuilt_url") from None
-        raise InputError(f"cannot download {url}: HTTP {error.code} {error.reason}", key="prebuilt_url") from None
-    except urllib.error.URLError as error:
-        raise InputError(f"cannot download {url}: {error.reason}", key="prebuilt_url") from None
-    except (OSError, HTTPException) as error:
-        raise InputError(f"the download of {url} broke off: {error or type(error).__name__}",
-                         key="prebuilt_url") from None

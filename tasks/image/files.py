@@ -10,6 +10,7 @@ committed; a failure leaves the image as it was.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ from ..atomic import atomic_path
 from ..errors import CommandError, FormatError
 from ..process import run
 from . import gpt
+from .backups import install_with_backups
 from .redoxfs import SIGNATURE
 
 QCOW2_MAGIC = b"QFI\xfb"
@@ -175,9 +177,10 @@ class ImageFiles:
         with atomic_path(destination) as partial:
             self._run(self.image, "extract", _inside(directory), partial)
 
-    def apply(self, operations: Iterable[Operation]) -> None:
-        """Change the image: every operation in one transaction, on a copy that replaces the image once done."""
-        with atomic_path(self.image) as partial:
+    def apply(self, operations: Iterable[Operation], backups: int = 0) -> None:
+        """Change the image: every operation in one transaction, on a copy that replaces the image once done,
+        the one it replaces kept as ``.bak`` (``backups`` of them, as a rebuild keeps them)."""
+        with atomic_path(self.image, install=functools.partial(install_with_backups, keep=backups)) as partial:
             sparse_copy(self.image, partial)
             self.apply_to(partial, operations)
 

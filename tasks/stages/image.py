@@ -59,9 +59,9 @@ class Image(Stage):
         write_index(self.layout.repo_dir)
         image, tool = self.layout.disk_image, hosttools.ensure_own("redox-image")
         overlay = tuple(overlay_operations(self.settings.overlay_dir))
-        previous = incremental.read_contents(image)
+        previous, inputs = incremental.read_contents(image), self.inputs()
         installed = sorted(previous.packages) if previous else []
-        current = self._contents(installed)
+        current = self._contents(inputs, installed)
         changed = incremental.changed_packages(previous, current, image)
         if changed is not None:
             self._update_in_place(changed, list(overlay), tool)
@@ -73,15 +73,14 @@ class Image(Stage):
                                      secrets=self._secrets(), overlay=overlay, files_tool=tool),
                         self.settings.build, log=self.layout.log("image"))
             heads = ImageFiles(image, tool).ls(str(pinned_profile().heads_dir))
-            current = self._contents(sorted(entry.path.removesuffix(".pkgar_head") for entry in heads))
+            current = self._contents(inputs, sorted(entry.path.removesuffix(".pkgar_head") for entry in heads))
         incremental.write_contents(image, current)
 
-    def _contents(self, installed: list[str]):
+    def _contents(self, inputs: dict[str, str], installed: list[str]):
         """What the image is made of (tasks/image/incremental.py): what only the installer applies, the installed
         packages' hashes, the overlay's digest."""
         from ..image import incremental
         from ..image.installer import __file__ as installer_code
-        inputs = self.inputs()
         depends = [self.layout.repo_dir / f"{name}.toml" for name in installed]
         base = hash_value([[name, value] for name, value in sorted(inputs.items()) if name != "overlay"]
                           + [hash_file(Path(__file__)), hash_file(Path(installer_code))]
@@ -92,11 +91,9 @@ class Image(Stage):
     def _update_in_place(self, changed: list[str], overlay: list, tool: Path) -> None:
         import tempfile
 
-        from ..atomic import atomic_path
         from ..formats.pkgkeys import load_public_key
         from ..image import incremental
-        from ..image.backups import install_with_backups
-        from ..image.files import ImageFiles, sparse_copy
+        from ..image.files import ImageFiles
         from ..image.installer import pinned_profile
         config, image = self.ctx.project.config, self.layout.disk_image
         protected = {str(entry.path) for entry in config.files} | {str(user.home or f"/home/{name}")
@@ -107,10 +104,7 @@ class Image(Stage):
                                                        pinned_profile().heads_dir,
                                                        load_public_key(self.layout.public_key), protected,
                                                        overlay, Path(scratch))
-            keep = self.settings.backups
-            with atomic_path(image, install=lambda part, final: install_with_backups(part, final, keep)) as part:
-                sparse_copy(image, part)
-                files.apply_to(part, operations)
+            files.apply(operations, backups=self.settings.backups)
         print(f"image: updated in place ({', '.join(changed) or 'the overlay'}); the installer did not run")
 
     def _secrets(self) -> tuple[str, ...]:

@@ -9,6 +9,8 @@ import fcntl
 import json
 import os
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,17 +63,10 @@ def ensure_own(name: str, log: Path | None = None) -> Path:
     """Build the project's own tool ``name`` if this version of it is not installed; its binaries' directory."""
     source, binaries = OWN[name]
     root = install_root(f"{name}-{own_source_digest(name)[:16]}")
-    if all((root / "bin" / binary).exists() for binary in binaries):
-        return root / "bin"
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not all((root / "bin" / binary).exists() for binary in binaries):
-            try:
-                run(["cargo", "install", "--locked", "--force", "--path", source, "--root", root,
-                     "--target-dir", install_root(f"{name}-target")], log=log)
-            except CommandError as error:
-                raise CommandError(f"cannot build host tool {name} from {source}: {error.reason}") from None
+    if not all((root / "bin" / binary).exists() for binary in binaries):
+        with _install_lock(root):
+            if not all((root / "bin" / binary).exists() for binary in binaries):
+                _install_path(name, source, root, install_root(f"{name}-target"), log)
     return root / "bin"
 
 
@@ -115,13 +110,19 @@ def ensure(name: str, build_dir: Path, log: Path | None = None) -> Path:
     """Install the pinned tool ``name`` if needed; return the directory holding its binaries."""
     tool = PINNED[name]
     root = install_root(name)
-    if is_installed(tool, root):
-        return root / "bin"
+    if not is_installed(tool, root):
+        with _install_lock(root):
+            _install(name, tool, root, build_dir, log)
+    return root / "bin"
+
+
+@contextmanager
+def _install_lock(root: Path) -> Iterator[None]:
+    """Parallel builds or test workers wait for one cargo install into ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel builds or test workers wait for one cargo install
-        _install(name, tool, root, build_dir, log)
-    return root / "bin"
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def source_install_root(name: str, build_dir: Path) -> Path:
@@ -133,12 +134,17 @@ def install_from_source(name: str, source: Path, build_dir: Path) -> Path:
     """``cargo install --path`` of a tree's own source of a tool (as upstream's fstools do for redoxfs) into
     :func:`source_install_root`; returns the directory holding its binaries. Cargo rebuilds only what changed."""
     root = source_install_root(name, build_dir)
+    _install_path(name, source, root, build_dir / "host" / f"{name}-target", build_dir / "logs" / f"host-{name}.log")
+    return root / "bin"
+
+
+def _install_path(name: str, source: Path, root: Path, target_dir: Path, log: Path | None) -> None:
+    """``cargo install --path`` of a crate's source into ``root``; cargo rebuilds only what changed."""
     try:
-        run(["cargo", "install", "--locked", "--force", "--path", source, "--root", root,
-             "--target-dir", build_dir / "host" / f"{name}-target"], log=build_dir / "logs" / f"host-{name}.log")
+        run(["cargo", "install", "--locked", "--force", "--path", source, "--root", root, "--target-dir", target_dir],
+            log=log)
     except CommandError as error:
         raise CommandError(f"cannot build host tool {name} from {source}: {error.reason}") from None
-    return root / "bin"
 
 
 def _install(name: str, tool: HostTool, root: Path, build_dir: Path, log: Path | None) -> None:
