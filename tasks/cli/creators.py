@@ -236,10 +236,10 @@ def _inputs_left(task: str, before: Signature, after: Signature, previous: Recor
     changed = ", ".join(sorted(name for name in after.components.keys() | before.components.keys()
                                if after.components.get(name) != before.components.get(name)))
     if previous is not None and previous.left == before.digest:
-        print(f"warning: {task}: its build changes its own inputs ({changed}) every time it runs; what it leaves is "
-              f"taken as current (`doit forget {task}` builds it again)", file=sys.stderr)
+        engine().warn(f"{task}: its build changes its own inputs ({changed}) every time it runs; what it leaves is "
+                      f"taken as current (`doit forget {task}` builds it again)")
         return after, True
-    print(f"warning: {task}: its inputs ({changed}) changed while it ran; it runs again next time", file=sys.stderr)
+    engine().warn(f"{task}: its inputs ({changed}) changed while it ran; it runs again next time")
     return after, False
 
 

@@ -168,6 +168,10 @@ fn number(text: &str, radix: u32, what: &str) -> io::Result<u32> {
     u32::from_str_radix(text, radix).map_err(|_| fail(format!("{what}: not a number: {text:?}")))
 }
 
+fn mode_and_owner(mode: &str, uid: &str, gid: &str) -> io::Result<(u16, u32, u32)> {
+    Ok((number(mode, 8, "mode")? as u16, number(uid, 10, "uid")?, number(gid, 10, "gid")?))
+}
+
 fn set_owner(tx: &mut Transaction<Partition>, mut node: TreeData<Node>, uid: u32, gid: u32) -> io::Result<()> {
     node.data_mut().set_uid(uid);
     node.data_mut().set_gid(gid);
@@ -201,23 +205,21 @@ fn apply(tx: &mut Transaction<Partition>, line: &str, now: u64) -> io::Result<()
     match fields.as_slice() {
         ["put", source, path, mode, uid, gid] => {
             let data = std::fs::read(source).map_err(|e| fail(format!("{source}: {e}")))?;
-            let (mode, uid, gid) = (number(mode, 8, "mode")? as u16, number(uid, 10, "uid")?, number(gid, 10, "gid")?);
-            let node = match find(tx, path) {
+            let (mode, uid, gid) = mode_and_owner(mode, uid, gid)?;
+            let file_mode = Node::MODE_FILE | (mode & Node::MODE_PERM);
+            let ptr = match find(tx, path) {
                 Ok(node) if node.data().is_file() => {
                     tx.truncate_node(node.ptr(), 0, now, 0).map_err(|e| sys(path, e))?;
-                    node
+                    node.ptr()
                 }
                 Ok(_) => {
                     remove(tx, path)?;
-                    create(tx, path, Node::MODE_FILE | (mode & Node::MODE_PERM), uid, gid, now)?
+                    create(tx, path, file_mode, uid, gid, now)?.ptr()
                 }
-                Err(_) => create(tx, path, Node::MODE_FILE | (mode & Node::MODE_PERM), uid, gid, now)?,
+                Err(_) => create(tx, path, file_mode, uid, gid, now)?.ptr(),
             };
-            let ptr = node.ptr();
             let mut node = tx.read_tree(ptr).map_err(|e| sys(path, e))?;
-            node.data_mut().set_mode(Node::MODE_FILE | (mode & Node::MODE_PERM));
-            tx.sync_tree(node).map_err(|e| sys(path, e))?;
-            let node = tx.read_tree(ptr).map_err(|e| sys(path, e))?;
+            node.data_mut().set_mode(file_mode);
             set_owner(tx, node, uid, gid)?;
             let written = tx.write_node(ptr, 0, &data, now, 0).map_err(|e| sys(path, e))?;
             if written != data.len() {
@@ -225,7 +227,7 @@ fn apply(tx: &mut Transaction<Partition>, line: &str, now: u64) -> io::Result<()
             }
         }
         ["mkdir", path, mode, uid, gid] => {
-            let (mode, uid, gid) = (number(mode, 8, "mode")? as u16, number(uid, 10, "uid")?, number(gid, 10, "gid")?);
+            let (mode, uid, gid) = mode_and_owner(mode, uid, gid)?;
             match find(tx, path) {
                 Ok(node) if node.data().is_dir() => {}
                 Ok(_) => return Err(fail(format!("{path}: exists and is not a directory"))),
