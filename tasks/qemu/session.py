@@ -257,11 +257,13 @@ def process_start(pid: int) -> float:
 
 def qemu_alive(record: SessionRecord) -> bool:
     """Is the recorded pid still the QEMU that was started (not a finished one, nor a new process with its pid):
-    same start time, and the command line the record holds, which names this session's sockets?"""
+    same start time, and the command line the record holds, which names this session's sockets? An empty command
+    line is the same process still inside its exec: Popen returns once exec has closed its error pipe, before the
+    kernel has laid out the new program's arguments (seen on a loaded machine, right after the start)."""
     try:
         process = psutil.Process(record.qemu_pid)
         return (process_start(record.qemu_pid) == record.qemu_created and process.status() != psutil.STATUS_ZOMBIE
-                and process.cmdline() == record.argv)
+                and process.cmdline() in (record.argv, []))
     except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or another user's process: not our QEMU
         return False
 
