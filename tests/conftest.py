@@ -47,6 +47,17 @@ def doit():
     return run_doit
 
 
+@pytest.fixture(scope="session", autouse=True)
+def host_tools() -> None:
+    """Every host tool built before the first test (once per user, then cached): on a fresh machine building them
+    takes minutes, which would otherwise fall inside the first test's own time limit."""
+    from tasks.toolchain import hosttools
+    for name in hosttools.PINNED:
+        hosttools.ensure(name, PROJECT / "build")
+    for name in hosttools.OWN:
+        hosttools.ensure_own(name)
+
+
 @pytest.fixture(scope="session")
 def redoxfs_bin() -> Path:
     """The pinned redoxfs tools (built once per user, cached)."""

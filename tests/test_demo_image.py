@@ -206,6 +206,27 @@ def test_qcow2_passes_qemu_img_check_and_holds_the_image(demo: Demo, tmp_path: P
     assert hash_file(raw) == hash_file(demo.image)
 
 
+def test_two_clean_builds_with_one_source_date_are_byte_identical(demo: Demo, tmp_path: Path) -> None:
+    """Issue 14 §5: another build directory, the same inputs and SOURCE_DATE_EPOCH: the same image and qcow2, byte
+    for byte (`cmp`), with the GUIDs, the RedoxFS UUID and every time derived from the inputs, not from chance."""
+    again = Demo(tmp_path / "build")
+    # The packages' signing key is one of the inputs (a build directory makes its own when it has none)
+    shutil.copytree(demo.build / "cookbook" / "build", again.build / "cookbook" / "build")
+    build_demo(again.build)
+    for first, second in ((demo.image, again.image), (demo.qcow2, again.qcow2), (demo.initfs, again.initfs)):
+        compared = subprocess.run(["cmp", first, second], capture_output=True, text=True)
+        assert compared.returncode == 0, compared.stdout + compared.stderr
+    table = gpt.read_table(demo.image)
+    assert len({table.disk_guid, *(part.guid for part in table.partitions)}) == 4  # derived, and all different
+    header = redoxfs.newest_header(demo.image, table.by_name("REDOX").offset)
+    assert header.uuid not in {table.disk_guid, *(part.guid for part in table.partitions)}
+    node_times = {entry.mtime for entry in ImageFiles(demo.image, hosttools.ensure_own("redox-image")).tree("/")}
+    assert node_times == {EPOCH}, node_times
+    # the EFI partition's entries, as mtools shows their times
+    listing = run(["mdir", "-/", "-i", f"{demo.image}@@{table.by_name('EFI').offset}", "::/"], capture=True)
+    assert "2023-11-14  22:13" in listing and listing.count("2023-11-14") >= 3, listing
+
+
 def test_a_second_build_keeps_the_previous_image_as_bak(demo: Demo) -> None:
     """Last in this module: it rebuilds with another RUST_LOG, so the initfs and the image change."""
     before = {path: hash_file(path) for path in (demo.image, demo.qcow2)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -93,7 +94,8 @@ def test_doit_inspect_lists_reads_and_copies_out_and_leaves_the_image_as_it_was(
     before = digest(image)
     listed = doit("inspect", "ls", "/", f"image={image}")
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.splitlines()[0] == "l 0777     0     0          7  bin -> usr/bin"
+    assert re.fullmatch(r"l 0777     0     0          7 \d{4}-\d\d-\d\d \d\d:\d\d  bin -> usr/bin",
+                        listed.stdout.splitlines()[0]), listed.stdout
     assert doit("inspect", "cat", "/etc/hostname", f"image={image}").stdout == "redox\n"
     tree = doit("inspect", "tree", "/usr", f"image={image}").stdout.splitlines()
     assert [line.split()[-1] for line in tree] == ["/usr/bin", "/usr/bin/tool"]

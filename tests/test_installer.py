@@ -41,6 +41,7 @@ TARGET = "aarch64-unknown-redox"
 HOST_BUILD = PROJECT_DIR / "build"  # host tools are a cache shared by test runs
 EFI_PLACEHOLDER = b"MZ placeholder EFI application for the installer test\n" * 100
 ROOT_PASSWORD = "redox-root"
+SOURCE_DATE = 1_700_000_000  # 2023-11-14 22:13:20 UTC
 
 CONFIG = """
 [general]
@@ -171,7 +172,8 @@ def write_config(tmp_path: Path, text: str = CONFIG) -> Path:
 
 def request(tmp_path: Path, cookbook: Path, config: Path, backups: int = 2) -> ImageRequest:
     return ImageRequest(cookbook=cookbook, config=config, output=tmp_path / "out" / "demo.img", target=TARGET,
-                        backups=backups)
+                        files_tool=hosttools.ensure_own("redox-image"), seed="test-installer",
+                        source_date=SOURCE_DATE, backups=backups)
 
 
 def test_image_end_to_end(tmp_path: Path, tools: dict[str, Path], cookbook: Path) -> None:

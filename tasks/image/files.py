@@ -14,6 +14,7 @@ import functools
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
@@ -21,7 +22,7 @@ from typing import ClassVar
 
 from ..atomic import atomic_path
 from ..errors import CommandError, FormatError
-from ..process import run
+from ..process import child_env, run
 from . import gpt
 from .backups import install_with_backups
 from .redoxfs import SIGNATURE
@@ -38,18 +39,20 @@ class Entry:
     uid: int
     gid: int
     size: int
+    mtime: int  # seconds since the epoch
     path: str
     target: str | None = None  # a symlink's
 
     @classmethod
     def parse(cls, line: str) -> Entry:
-        kind, mode, uid, gid, size, path, *link = line.split("\t")
-        return cls(kind, int(mode, 8), int(uid), int(gid), int(size), path,
+        kind, mode, uid, gid, size, mtime, path, *link = line.split("\t")
+        return cls(kind, int(mode, 8), int(uid), int(gid), int(size), int(mtime), path,
                    link[0].removeprefix("-> ") if link else None)
 
     def __str__(self) -> str:
         link = f" -> {self.target}" if self.target is not None else ""
-        return f"{self.kind} {self.mode:04o} {self.uid:>5} {self.gid:>5} {self.size:>10}  {self.path}{link}"
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(self.mtime))
+        return f"{self.kind} {self.mode:04o} {self.uid:>5} {self.gid:>5} {self.size:>10} {when}  {self.path}{link}"
 
 
 @dataclass(frozen=True)
@@ -136,18 +139,18 @@ def redoxfs_offset(image: Path) -> int:
 class ImageFiles:
     """The RedoxFS of one image, through the ``redox-image`` tool in ``tool_dir``."""
 
-    def __init__(self, image: Path, tool_dir: Path):
+    def __init__(self, image: Path, tool_dir: Path, source_date: int | None = None):
         self.image = Path(image)
         self.tool = tool_dir / "redox-image"
         self.offset = redoxfs_offset(self.image)
+        # the time of what is written: the build's source date, else SOURCE_DATE_EPOCH, else the clock (the tool's)
+        self.env = child_env(set={"SOURCE_DATE_EPOCH": str(source_date)}) if source_date is not None else None
 
     def _run(self, image: Path, *args: str | Path, stdin: str | None = None, capture: bool = True) -> str:
         try:
-            return run([self.tool, image, str(self.offset), *args], stdin=stdin, capture=capture)
+            return run([self.tool, image, str(self.offset), *args], stdin=stdin, capture=capture, env=self.env)
         except CommandError as error:
-            reason = next((line.strip().removeprefix("redox-image: ") for line in error.reason.splitlines()
-                           if "redox-image: " in line), error.reason.splitlines()[0])
-            raise CommandError(reason, path=self.image) from None
+            raise CommandError(tool_reason(error), path=self.image) from None
 
     def tree(self, path: str = "/") -> list[Entry]:
         return [Entry.parse(line) for line in self._run(self.image, "tree", _inside(path)).splitlines()]
@@ -187,6 +190,12 @@ class ImageFiles:
     def apply_to(self, copy: Path, operations: Iterable[Operation]) -> None:
         """Every operation in one transaction on ``copy``, a copy of this image the caller puts in place."""
         self._run(copy, "apply", stdin="".join(operation.line() + "\n" for operation in operations))
+
+
+def tool_reason(error: CommandError) -> str:
+    """What the ``redox-image`` tool said went wrong (its ``redox-image: …`` line), else the run's first line."""
+    return next((line.strip().removeprefix("redox-image: ") for line in error.reason.splitlines()
+                 if "redox-image: " in line), error.reason.splitlines()[0])
 
 
 def sparse_copy(source: Path, destination: Path, chunk: int = 1 << 20) -> None:

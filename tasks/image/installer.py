@@ -21,6 +21,7 @@ from ..toolchain import hosttools
 from . import gpt, privatetmp, redoxfs
 from .backups import install_with_backups
 from .files import ImageFiles, Operation
+from .reproducible import make_reproducible
 
 MIB = 1024 * 1024
 
@@ -64,13 +65,15 @@ class ImageRequest:
     config: Path
     output: Path
     target: str
+    files_tool: Path  # the redox-image tool's directory: writes the overlay, makes the image reproducible
+    seed: str  # the image's GUIDs and RedoxFS UUID derive from it (tasks/image/reproducible.py)
+    source_date: int  # every time in the image, in seconds since the epoch
     backups: int = 1  # previous images kept: .bak, .bak.1, …
     boot_dir: PurePosixPath = FORK_BOOT_DIR  # where the repository's `bootloader` package carries its EFI file
     size_mib: int | None = None  # overrides [general] filesystem_size
     secrets: tuple[str, ...] = ()  # the config's passwords: masked in logs and messages
     config_sources: tuple[Path, ...] = ()  # the files ``config`` includes, which the installer reads too
     overlay: tuple[Operation, ...] = ()  # written over the installed packages (tasks/image/overlay.py)
-    files_tool: Path | None = None  # the redox-image tool's directory, which writes the overlay
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,8 @@ def build_image(request: ImageRequest, build_dir: Path, log: Path | None = None)
             disk.truncate(size_mib * MIB)
         _run_installer(installer, request, partial, build_dir, log)
         if request.overlay:
-            assert request.files_tool is not None
             ImageFiles(partial, request.files_tool).apply_to(partial, request.overlay)
+        make_reproducible(partial, request.files_tool, request.seed, request.source_date, request.secrets)
         layout = verify_image(partial, request.target)
     return layout
 

@@ -67,14 +67,21 @@ class Image(Stage):
             self._update_in_place(changed, list(overlay), tool)
         else:
             build_image(ImageRequest(cookbook=self.layout.cookbook, config=self._stamped_config(),
-                                     output=image, target=self.settings.target,
+                                     output=image, target=self.settings.target, files_tool=tool,
+                                     seed=self._seed(inputs), source_date=self.revision.source_date_epoch,
                                      backups=self.settings.backups, boot_dir=self.settings.boot_dir,
                                      config_sources=tuple(self.ctx.project.config.sources),
-                                     secrets=self._secrets(), overlay=overlay, files_tool=tool),
+                                     secrets=self._secrets(), overlay=overlay),
                         self.settings.build, log=self.layout.log("image"))
             heads = ImageFiles(image, tool).ls(str(pinned_profile().heads_dir))
             current = self._contents(inputs, sorted(entry.path.removesuffix(".pkgar_head") for entry in heads))
         incremental.write_contents(image, current)
+
+    def _seed(self, inputs: dict[str, str]) -> str:
+        """What the image's GUIDs and RedoxFS UUID derive from: its inputs and the packages it is built from."""
+        from ..image import incremental
+        names = sorted(step.node.recipe for step in self.graph.image_steps() if not step.node.host)
+        return hash_value([sorted(inputs.items()), incremental.installed_packages(self.layout.repo_dir, names)])
 
     def _contents(self, inputs: dict[str, str], installed: list[str]):
         """What the image is made of (tasks/image/incremental.py): what only the installer applies, the installed
@@ -98,7 +105,7 @@ class Image(Stage):
         config, image = self.ctx.project.config, self.layout.disk_image
         protected = {str(entry.path) for entry in config.files} | {str(user.home or f"/home/{name}")
                                                                    for name, user in config.users.items()}
-        files = ImageFiles(image, tool)
+        files = ImageFiles(image, tool, source_date=self.revision.source_date_epoch)
         with tempfile.TemporaryDirectory(prefix="image-update-") as scratch:
             operations = incremental.update_operations(files, changed, self.layout.repo_dir,
                                                        pinned_profile().heads_dir,

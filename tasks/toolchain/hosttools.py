@@ -98,9 +98,10 @@ def install_root(name: str) -> Path:
 def is_installed(tool: HostTool, root: Path) -> bool:
     """True when cargo's own install record has exactly this crate version (no network, no cargo start-up)."""
     record = root / ".crates2.json"
-    if not record.exists():
+    try:
+        installs = json.loads(record.read_text()).get("installs", {})
+    except (FileNotFoundError, json.JSONDecodeError):  # none yet, or an install killed as it began (empty)
         return False
-    installs = json.loads(record.read_text()).get("installs", {})
     wanted = f"{tool.crate} {tool.version} "
     return any(key.startswith(wanted) for key in installs) and all(
         (root / "bin" / name).exists() for name in tool.binaries)

@@ -7,8 +7,11 @@
 //! Writing (one transaction, committed at the end; the caller works on a copy and renames it into place):
 //!   apply   operations from standard input, one per line, fields separated by tabs:
 //!           put SRC PATH MODE UID GID | mkdir PATH MODE UID GID | symlink TARGET PATH UID GID
-//!           rm PATH | chmod MODE PATH | chown UID GID PATH | times SECONDS (every node's times)
-//! MODE is octal permission bits. Lines printed by ls/tree/stat: KIND MODE UID GID SIZE PATH [-> TARGET].
+//!           rm PATH | chmod MODE PATH | chown UID GID PATH
+//! MODE is octal permission bits. Lines printed by ls/tree/stat: KIND MODE UID GID SIZE MTIME PATH [-> TARGET].
+//!
+//! redox-image reproduce IMAGE OUTPUT SECONDS DISK_GUID FS_UUID PARTITION_GUID…: OUTPUT is IMAGE made
+//! reproducible (see reproduce.rs): the GUIDs and the RedoxFS UUID given, every time SECONDS.
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -18,10 +21,13 @@ use std::process::ExitCode;
 use redoxfs::{Disk, FileSystem, Node, Transaction, TreeData, TreePtr, BLOCK_SIZE};
 use syscall::error::{Error, Result as SysResult, ECANCELED, EIO, EROFS};
 
+mod reproduce;
+
 /// The RedoxFS partition: block N of the file system is at OFFSET + N × 4096 in the image.
-struct Partition {
+pub(crate) struct Partition {
     file: File,
     offset: u64,
+    size: Option<u64>,  // the partition's size; None: up to the end of the file
     writable: bool,
 }
 
@@ -38,16 +44,18 @@ impl Disk for Partition {
     }
 
     fn size(&mut self) -> SysResult<u64> {
-        let len = self.file.metadata().map_err(|_| Error::new(EIO))?.len();
-        Ok(len.saturating_sub(self.offset))
+        match self.size {
+            Some(size) => Ok(size),
+            None => Ok(self.file.metadata().map_err(|_| Error::new(EIO))?.len().saturating_sub(self.offset)),
+        }
     }
 }
 
-fn fail(message: String) -> io::Error {
+pub(crate) fn fail(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::Other, message)
 }
 
-fn sys(what: &str, error: Error) -> io::Error {
+pub(crate) fn sys(what: &str, error: Error) -> io::Error {
     fail(format!("{what}: {}", io::Error::from_raw_os_error(error.errno)))
 }
 
@@ -106,8 +114,8 @@ fn kind(node: &Node) -> char {
 
 fn describe(tx: &mut Transaction<Partition>, node: &TreeData<Node>, path: &str) -> io::Result<String> {
     let data = node.data();
-    let mut line = format!("{}\t{:04o}\t{}\t{}\t{}\t{}", kind(data), data.mode() & Node::MODE_PERM, data.uid(),
-                           data.gid(), data.size(), path);
+    let mut line = format!("{}\t{:04o}\t{}\t{}\t{}\t{}\t{}", kind(data), data.mode() & Node::MODE_PERM, data.uid(),
+                           data.gid(), data.size(), data.mtime().0, path);
     if data.is_symlink() {
         line += &format!("\t-> {}", String::from_utf8_lossy(&read_all(tx, node)?));
     }
@@ -261,9 +269,9 @@ fn apply(tx: &mut Transaction<Partition>, line: &str, now: u64) -> io::Result<()
     Ok(())
 }
 
-fn open(image: &str, offset: u64, writable: bool) -> io::Result<FileSystem<Partition>> {
+pub(crate) fn open(image: &str, offset: u64, writable: bool) -> io::Result<FileSystem<Partition>> {
     let file = OpenOptions::new().read(true).write(writable).open(image).map_err(|e| fail(format!("{image}: {e}")))?;
-    let disk = Partition { file, offset, writable };
+    let disk = Partition { file, offset, size: None, writable };
     // cleanup=false: opening must not squash the allocation log (it would write)
     FileSystem::open(disk, None, None, false).map_err(|e| sys(&format!("{image}: no RedoxFS at offset {offset}"), e))
 }
@@ -346,7 +354,11 @@ fn run(args: &[String]) -> io::Result<()> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    let outcome = match args.split_first() {
+        Some((command, rest)) if command == "reproduce" => reproduce::run(rest),
+        _ => run(&args),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("redox-image: {error}");
