@@ -71,6 +71,42 @@ def test_workspace_with_cookbook_cargo_packages_and_nostrip(root: Path) -> None:
     assert has_symbols(stage / "usr" / "bin" / "beta")
 
 
+HOST_PATH_WORKSPACE = {
+    # as the fork's base: the workspace's own settings name paths of its developer's machine
+    "Cargo.toml": '[workspace]\nmembers = ["app"]\nresolver = "2"\n\n'
+                  '[patch.crates-io]\ngreet = { path = "/home/fork-dev/src/greet" }\n',
+    ".cargo/config.toml": '[target.{host}]\nlinker = "/home/fork-dev/bin/cc-wrapper"\n',
+    "app/Cargo.toml": '[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                      '[dependencies]\ngreet = "0.1"\n',
+    "app/src/main.rs": 'fn main() { println!("{}", greet::greeting()); }\n',
+    "vendor/greet/Cargo.toml": '[package]\nname = "greet"\nversion = "0.1.0"\nedition = "2021"\n',
+    "vendor/greet/src/lib.rs": 'pub fn greeting() -> &\'static str { "greet from the recipe\'s override" }\n',
+}
+
+
+@pytest.mark.slow
+def test_a_recipe_overrides_the_workspaces_host_paths_through_cargo_config(root: Path) -> None:
+    """Issue 11: the workspace's .cargo/config.toml (a linker) and [patch] (a path dependency) point at another
+    machine's paths; the recipe passes cargo --config after the -p list, and the source is never edited."""
+    script = ('cookbook_cargo_workspace "${COOKBOOK_RECIPE}/programs.txt" \\' + "\n"
+              '    --config "patch.crates-io.greet.path=\\"${COOKBOOK_SOURCE}/vendor/greet\\"" \\' + "\n"
+              '    --config "target.${TARGET}.linker=\\"cc\\""' + "\n")
+    recipe = write_recipe(root, "hostpaths", f"[build]\ntemplate = \"custom\"\nscript = '''\n{script}'''\n")
+    (recipe.dir / "programs.txt").write_text("# package directory\napp usr/bin\n")
+    source = recipe.dir / "source"
+    for relative, text in HOST_PATH_WORKSPACE.items():
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        (source / relative).write_text(text.replace("{host}", host_triple()))
+    # the lock file a workspace ships (cookbook builds are --locked); path dependencies carry no path in it
+    subprocess.run(["cargo", "generate-lockfile", "--offline", "--config",
+                    f'patch.crates-io.greet.path="{source}/vendor/greet"'], cwd=source, check=True,
+                   capture_output=True)
+    before = {path: path.read_bytes() for path in source.rglob("*") if path.is_file()}
+    stage = cook(recipe, cook_paths(root, recipe), host_request()).stage
+    assert run_binary(stage / "usr" / "bin" / "app") == "greet from the recipe's override\n"
+    assert {path: path.read_bytes() for path in source.rglob("*") if path.is_file()} == before
+
+
 def _cook_greet(root: Path) -> Path:
     served, digest = serve_greet_tarball(root)
     with http_server(served) as server:
