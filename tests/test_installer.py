@@ -31,6 +31,7 @@ from tasks.image.installer import (
     verify_image,
 )
 from tasks.image.qcow2 import convert_qcow2
+from tasks.image.reproducible import Identities
 from tasks.process import run
 from tasks.settings import PROJECT_DIR
 from tasks.toolchain import hosttools
@@ -192,9 +193,15 @@ def test_image_end_to_end(tmp_path: Path, tools: dict[str, Path], cookbook: Path
     efi = copy_from_fat(image, layout.efi.offset, PurePosixPath("EFI/BOOT/BOOTAA64.EFI"), tmp_path)
     assert efi.read_bytes() == EFI_PLACEHOLDER
 
+    identities = Identities.of("test-installer", 3)  # derived from the request's seed, not drawn at random
+    assert (table.disk_guid, tuple(part.guid for part in table.partitions)) == (identities.disk,
+                                                                               identities.partitions)
+    assert layout.filesystem.uuid == identities.filesystem == redoxfs.read_header(image, layout.redox.offset).uuid
+
     before = hash_file(image)
     files = ImageFiles(image, hosttools.ensure_own("redox-image"))
     assert files.offset == layout.redox.offset
+    assert {entry.mtime for entry in files.tree("/")} == {SOURCE_DATE}
     files.get("/", tmp_path / "root")  # the project's own reader: no FUSE, and the image is left as it was
     check_packages(tmp_path / "root")
     check_files(tmp_path / "root")
@@ -333,3 +340,4 @@ def test_pinned_installer_cannot_read_compressed_packages(tmp_path: Path, tools:
     with pytest.raises(CommandError, match=r"(?s)memory allocation of \d+ bytes failed.*read_entries"):
         build_image(image_request, HOST_BUILD, log=tmp_path / "image.log")
     assert not image_request.output.exists()
+

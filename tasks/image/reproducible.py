@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import remove_path
-from ..errors import CommandError, FormatError
+from ..errors import CommandError
 from ..process import run
-from . import gpt, redoxfs
+from . import gpt
 from .files import ImageFiles, Put, tool_reason
 
 # The namespace of this project's derived identities (uuid5 of the seed and what is named).
@@ -42,15 +42,11 @@ class Identities:
 
 
 def make_reproducible(image: Path, tool_dir: Path, seed: str, source_date: int,
-                      passwords: tuple[str, ...] = ()) -> Identities | None:
+                      passwords: tuple[str, ...] = ()) -> None:
     """Rewrite ``image`` (the installer's, not yet in place) with the identities of ``seed``, every time
     ``source_date`` and the ``passwords``' hashes salted from the seed; a failure leaves it as the installer wrote
-    it. An encrypted RedoxFS is left as it is: its keys and salts must be drawn at random."""
+    it."""
     table = gpt.read_table(image)
-    if (redox := table.by_name("REDOX")) is None:
-        raise FormatError("no REDOX partition in its GPT", path=image)
-    if redoxfs.newest_header(image, redox.offset).encrypted:
-        return None
     with tempfile.TemporaryDirectory(prefix="shadow-") as scratch:
         files = ImageFiles(image, tool_dir)
         if operations := shadow_operations(files, seed, passwords, Path(scratch)):
@@ -67,7 +63,6 @@ def make_reproducible(image: Path, tool_dir: Path, seed: str, source_date: int,
         raise CommandError(f"cannot make the image reproducible: {tool_reason(error)}", path=image) from None
     finally:
         remove_path(output)
-    return identities
 
 
 def shadow_operations(files: ImageFiles, seed: str, passwords: tuple[str, ...], scratch: Path) -> list[Put]:
