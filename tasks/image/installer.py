@@ -24,6 +24,7 @@ from .files import ImageFiles, Operation
 from .reproducible import make_reproducible
 
 MIB = 1024 * 1024
+PUBLIC_CONFIG = "/filesystem.toml"  # the config the image was made from, as the installer copies it in
 
 
 @dataclass(frozen=True)
@@ -133,17 +134,25 @@ def _without_clear_passwords(installer: Path, request: ImageRequest, log: Path |
     passwords reach ``/etc/shadow`` hashed, as before; the image keeps its record of the config it was made from.
     """
     import tomli_w
-    merged_file = request.config.with_name(request.config.stem + ".merged.toml")
-    run([installer, "-c", request.config, f"--output-config={merged_file}"], log=log)
+    public = {"path": PUBLIC_CONFIG, "data": public_config(installer, request.config, log), "postinstall": True,
+              "mode": 0o644}
+    config = request.config.with_name(request.config.stem + ".image.toml")
+    config.write_text(tomli_w.dumps({"include": [str(request.config)], "files": [public]}), encoding="utf-8")
+    return config
+
+
+def public_config(installer: Path, config: Path, log: Path | None = None) -> str:
+    """What the image keeps as ``/filesystem.toml``: ``config`` merged by the installer, without ``password`` and
+    ``encrypt_disk``."""
+    import tomli_w
+    merged_file = config.with_name(config.stem + ".merged.toml")
+    run([installer, "-c", config, f"--output-config={merged_file}"], log=log)
     merged = tomllib.loads(merged_file.read_text(encoding="utf-8"))
     merged_file.unlink()
     for user in merged.get("users", {}).values():
         user.pop("password", None)
     merged.get("general", {}).pop("encrypt_disk", None)
-    public = {"path": "/filesystem.toml", "data": tomli_w.dumps(merged), "postinstall": True, "mode": 0o644}
-    config = request.config.with_name(request.config.stem + ".image.toml")
-    config.write_text(tomli_w.dumps({"include": [str(request.config)], "files": [public]}), encoding="utf-8")
-    return config
+    return tomli_w.dumps(merged)
 
 
 def _check_request(request: ImageRequest) -> None:

@@ -60,11 +60,11 @@ class Image(Stage):
         image, tool = self.layout.disk_image, hosttools.ensure_own("redox-image")
         overlay = tuple(overlay_operations(self.settings.overlay_dir))
         previous, inputs = incremental.read_contents(image), self.inputs()
-        installed = sorted(previous.packages) if previous else []
-        current = self._contents(inputs, installed)
-        changed = incremental.changed_packages(previous, current, image)
-        if changed is not None:
-            self._update_in_place(changed, list(overlay), tool)
+        foreseen = incremental.install_order(self.layout.repo_dir, self.ctx.project.config.wanted_packages)
+        current = self._contents(inputs, foreseen or [], foreseen=foreseen is not None)
+        update = incremental.changed_packages(previous, current, image)
+        if update is not None:
+            self._update_in_place(update, list(overlay), tool)
         else:
             build_image(ImageRequest(cookbook=self.layout.cookbook, config=self._stamped_config(),
                                      output=image, target=self.settings.target, files_tool=tool,
@@ -74,7 +74,8 @@ class Image(Stage):
                                      secrets=self._secrets(), overlay=overlay),
                         self.settings.build, log=self.layout.log("image"))
             heads = ImageFiles(image, tool).ls(str(pinned_profile().heads_dir))
-            current = self._contents(inputs, sorted(entry.path.removesuffix(".pkgar_head") for entry in heads))
+            installed = sorted(entry.path.removesuffix(".pkgar_head") for entry in heads)
+            current = self._contents(inputs, installed, foreseen=installed == sorted(foreseen or []))
         incremental.write_contents(image, current)
 
     def _seed(self, inputs: dict[str, str]) -> str:
@@ -83,36 +84,46 @@ class Image(Stage):
         names = sorted(step.node.recipe for step in self.graph.image_steps() if not step.node.host)
         return hash_value([sorted(inputs.items()), incremental.installed_packages(self.layout.repo_dir, names)])
 
-    def _contents(self, inputs: dict[str, str], installed: list[str]):
-        """What the image is made of (tasks/image/incremental.py): what only the installer applies, the installed
-        packages' hashes, the overlay's digest."""
+    def _contents(self, inputs: dict[str, str], installed: list[str], foreseen: bool):
+        """What the image is made of (tasks/image/incremental.py): what only the installer applies (the config but
+        its packages, which are the next part), the installed packages' hashes, the overlay's digest."""
         from ..image import incremental
         from ..image.installer import __file__ as installer_code
-        depends = [self.layout.repo_dir / f"{name}.toml" for name in installed]
-        base = hash_value([[name, value] for name, value in sorted(inputs.items()) if name != "overlay"]
-                          + [hash_file(Path(__file__)), hash_file(Path(installer_code))]
-                          + [[path.name, _depends(path)] for path in depends])
+        config = self.ctx.project.config
+        applied = hash_value([config.general.model_dump(mode="json"), [entry.model_dump(mode="json")
+                                                                       for entry in config.files],
+                              {name: user.model_dump(mode="json") for name, user in sorted(config.users.items())},
+                              {name: group.model_dump(mode="json") for name, group in sorted(config.groups.items())}])
+        base = hash_value([[name, value] for name, value in sorted(inputs.items()) if name not in ("overlay", "config")]
+                          + [applied, hash_file(Path(__file__)), hash_file(Path(installer_code))])
         return incremental.Contents(base, incremental.installed_packages(self.layout.repo_dir, installed),
-                                    inputs["overlay"])
+                                    inputs["overlay"], foreseen=foreseen)
 
-    def _update_in_place(self, changed: list[str], overlay: list, tool: Path) -> None:
+    def _update_in_place(self, update, overlay: list, tool: Path) -> None:
         import tempfile
 
         from ..formats.pkgkeys import load_public_key
         from ..image import incremental
-        from ..image.files import ImageFiles
-        from ..image.installer import pinned_profile
+        from ..image.files import ImageFiles, Put
+        from ..image.installer import PUBLIC_CONFIG, pinned_profile, public_config
+        from ..toolchain import hosttools
         config, image = self.ctx.project.config, self.layout.disk_image
         protected = {str(entry.path) for entry in config.files} | {str(user.home or f"/home/{name}")
                                                                    for name, user in config.users.items()}
         files = ImageFiles(image, tool, source_date=self.revision.source_date_epoch)
         with tempfile.TemporaryDirectory(prefix="image-update-") as scratch:
-            operations = incremental.update_operations(files, changed, self.layout.repo_dir,
+            # the config's copy in the image names its packages: written again as a full build writes it, before
+            # the overlay
+            installer = hosttools.ensure("redox_installer", self.settings.build) / "redox_installer"
+            public = Path(scratch) / "filesystem.toml"
+            public.write_text(public_config(installer, self._stamped_config(), self.layout.log("image")))
+            operations = incremental.update_operations(files, update, self.layout.repo_dir,
                                                        pinned_profile().heads_dir,
                                                        load_public_key(self.layout.public_key), protected,
-                                                       overlay, Path(scratch))
+                                                       [Put(public, PUBLIC_CONFIG, 0o644), *overlay], Path(scratch))
             files.apply(operations, backups=self.settings.backups)
-        print(f"image: updated in place ({', '.join(changed) or 'the overlay'}); the installer did not run")
+        what = [*update.write, *(f"-{name}" for name in update.remove)]
+        print(f"image: updated in place ({', '.join(what) or 'the overlay'}), not installed afresh")
 
     def _secrets(self) -> tuple[str, ...]:
         config = self.ctx.project.config
@@ -141,11 +152,3 @@ class Image(Stage):
         write_text_if_changed(path, tomli_w.dumps({"include": [str(self.settings.config_file)], "files": stamped}))
         return path
 
-
-def _depends(package_toml: Path) -> str:
-    """A package's dependencies as its repository TOML lists them: a change needs the installer."""
-    import tomllib
-    try:
-        return hash_value(tomllib.loads(package_toml.read_text()).get("depends", []))
-    except (OSError, tomllib.TOMLDecodeError):
-        return NONE
