@@ -8,8 +8,8 @@ image's own digest when the record was written. The update is taken only when th
 image still is the one recorded (not changed behind the build's back); otherwise a full build. The config's
 ``[packages]`` are not part of the base: a package added to the config (with the dependencies the installer would
 follow) is written in, one removed is taken out, and ``/filesystem.toml``, the config's copy in the image, is
-written again. That needs the installed set foreseen as the installer resolves it; a full build whose packages were
-not the ones foreseen leaves a record that makes the next change of the set a full build too.
+written again when the config changed. That needs the installed set foreseen as the installer resolves it; a full
+build whose packages were not the ones foreseen leaves a record that makes the next change of the set a full build.
 
 For each changed package the installer's own record in the image — the package's head (signature, header, entry
 table) in ``/pkg/packages/<name>.pkgar_head`` — says which files the installed version put there: those that the
@@ -41,6 +41,7 @@ class Contents:
     image: str = ""  # the image's output digest when this record was written
     image_stat: tuple[int, ...] = ()  # and its size, mtime, ctime, inode: an untouched image is known by them
     foreseen: bool = True  # the installer installed the packages install_order foresaw
+    config: str = ""  # the config files' digest: /filesystem.toml is written again when it changed
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Update:
 
     write: list[str]
     remove: list[str]
+    config_changed: bool  # so /filesystem.toml, the config's copy in the image, is written again
 
 
 def contents_path(image: Path) -> Path:
@@ -71,7 +73,7 @@ def _stat(image: Path) -> tuple[int, ...]:
 def write_contents(image: Path, contents: Contents) -> None:
     from ..atomic import write_atomically
     recorded = Contents(contents.base, contents.packages, contents.overlay, output_digest(image), _stat(image),
-                        contents.foreseen)
+                        contents.foreseen, contents.config)
     write_atomically(contents_path(image), json.dumps(asdict(recorded), indent=1, sort_keys=True).encode())
 
 
@@ -110,7 +112,8 @@ def changed_packages(previous: Contents | None, current: Contents, image: Path) 
         return None
     return Update(write=sorted(name for name, digest in current.packages.items()
                                if previous.packages.get(name) != digest),
-                  remove=sorted(set(previous.packages) - set(current.packages)))
+                  remove=sorted(set(previous.packages) - set(current.packages)),
+                  config_changed=previous.config != current.config)
 
 
 def update_operations(files: ImageFiles, update: Update, repo_dir: Path, heads_dir: PurePosixPath, key: bytes,

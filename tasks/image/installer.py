@@ -112,7 +112,7 @@ def _run_installer(installer: Path, request: ImageRequest, disk: Path, build_dir
     # prompt (a user without `password` while [general] prompt is true) fail instead of waiting. Its /tmp is
     # private where possible (tasks/image/privatetmp.py).
     scratch = privatetmp.fresh(build_dir / "installer-tmp")
-    config = _without_clear_passwords(installer, request, log)
+    config = _without_clear_passwords(installer, request)
     argv = privatetmp.private_tmp_command(
         [installer, f"--cookbook={request.cookbook}", "--no-mount", "-c", config, disk],
         scratch=scratch, writable=[build_dir, disk.parent],
@@ -125,7 +125,7 @@ def _run_installer(installer: Path, request: ImageRequest, disk: Path, build_dir
         remove_path(scratch)
 
 
-def _without_clear_passwords(installer: Path, request: ImageRequest, log: Path | None) -> Path:
+def _without_clear_passwords(installer: Path, request: ImageRequest) -> Path:
     """The config the installer is run with: ``request.config`` and a postinstall ``/filesystem.toml``.
 
     The installer copies the merged config into the image as ``/filesystem.toml`` (mode 0644), clear-text passwords
@@ -134,19 +134,19 @@ def _without_clear_passwords(installer: Path, request: ImageRequest, log: Path |
     passwords reach ``/etc/shadow`` hashed, as before; the image keeps its record of the config it was made from.
     """
     import tomli_w
-    public = {"path": PUBLIC_CONFIG, "data": public_config(installer, request.config, log), "postinstall": True,
+    public = {"path": PUBLIC_CONFIG, "data": public_config(installer, request.config), "postinstall": True,
               "mode": 0o644}
     config = request.config.with_name(request.config.stem + ".image.toml")
     config.write_text(tomli_w.dumps({"include": [str(request.config)], "files": [public]}), encoding="utf-8")
     return config
 
 
-def public_config(installer: Path, config: Path, log: Path | None = None) -> str:
+def public_config(installer: Path, config: Path) -> str:
     """What the image keeps as ``/filesystem.toml``: ``config`` merged by the installer, without ``password`` and
-    ``encrypt_disk``."""
+    ``encrypt_disk``. (Run without a log: the merge prints nothing worth keeping, and a logged run costs more.)"""
     import tomli_w
     merged_file = config.with_name(config.stem + ".merged.toml")
-    run([installer, "-c", config, f"--output-config={merged_file}"], log=log)
+    run([installer, "-c", config, f"--output-config={merged_file}"], capture=True)
     merged = tomllib.loads(merged_file.read_text(encoding="utf-8"))
     merged_file.unlink()
     for user in merged.get("users", {}).values():

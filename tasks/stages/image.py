@@ -97,7 +97,7 @@ class Image(Stage):
         base = hash_value([[name, value] for name, value in sorted(inputs.items()) if name not in ("overlay", "config")]
                           + [applied, hash_file(Path(__file__)), hash_file(Path(installer_code))])
         return incremental.Contents(base, incremental.installed_packages(self.layout.repo_dir, installed),
-                                    inputs["overlay"], foreseen=foreseen)
+                                    inputs["overlay"], foreseen=foreseen, config=inputs["config"])
 
     def _update_in_place(self, update, overlay: list, tool: Path) -> None:
         import tempfile
@@ -112,15 +112,15 @@ class Image(Stage):
                                                                    for name, user in config.users.items()}
         files = ImageFiles(image, tool, source_date=self.revision.source_date_epoch)
         with tempfile.TemporaryDirectory(prefix="image-update-") as scratch:
-            # the config's copy in the image names its packages: written again as a full build writes it, before
-            # the overlay
-            installer = hosttools.ensure("redox_installer", self.settings.build) / "redox_installer"
-            public = Path(scratch) / "filesystem.toml"
-            public.write_text(public_config(installer, self._stamped_config(), self.layout.log("image")))
+            if update.config_changed:  # the config's copy in the image (its packages): as a full build writes it
+                installer = hosttools.ensure("redox_installer", self.settings.build) / "redox_installer"
+                public = Path(scratch) / "filesystem.toml"
+                public.write_text(public_config(installer, self._stamped_config()))
+                overlay = [Put(public, PUBLIC_CONFIG, 0o644), *overlay]  # before the overlay, as the installer
             operations = incremental.update_operations(files, update, self.layout.repo_dir,
                                                        pinned_profile().heads_dir,
                                                        load_public_key(self.layout.public_key), protected,
-                                                       [Put(public, PUBLIC_CONFIG, 0o644), *overlay], Path(scratch))
+                                                       overlay, Path(scratch))
             files.apply(operations, backups=self.settings.backups)
         what = [*update.write, *(f"-{name}" for name in update.remove)]
         print(f"image: updated in place ({', '.join(what) or 'the overlay'}), not installed afresh")
