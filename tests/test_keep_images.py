@@ -119,6 +119,22 @@ def image_tree(image: Path, scratch: Path) -> dict[str, tuple]:
     return tree
 
 
+def tree_beside_a_full_build(incremental: Path, variables: list[str], env: dict, scratch: Path) -> dict[str, tuple]:
+    """The image of the build directory ``incremental``, checked equal file for file to a full build of the same
+    tree in another build directory (with the same signing key); /etc/shadow only by kind, mode and owner: its
+    hashes are salted from the image's seed, which a changed package changes, so a full build salts them anew where
+    the update keeps the previous image's (the same password, other bytes)."""
+    import shutil
+    full = scratch / "full"
+    shutil.copytree(incremental / "cookbook/build", full / "cookbook/build")  # one signing key for both builds
+    assert run_doit("image", *variables, f"build={full}", env=env).returncode == 0
+    ours = image_tree(incremental / "aarch64/demo.img", scratch / "ours")
+    theirs = image_tree(full / "aarch64/demo.img", scratch / "theirs")
+    assert ours["/etc/shadow"][:4] == theirs["/etc/shadow"][:4]
+    assert {**ours, "/etc/shadow": None} == {**theirs, "/etc/shadow": None}
+    return ours
+
+
 def test_one_changed_package_updates_the_image_in_place_as_a_full_build_would(tmp_path):
     """Issue 14, §2: the installer does not run, and the image equals a from-scratch build file for file."""
     import shutil
@@ -138,15 +154,7 @@ def test_one_changed_package_updates_the_image_in_place_as_a_full_build_would(tm
     # this run's log: the installer only merged the config (for /filesystem.toml), it installed nothing
     assert "--no-mount" not in (incremental / "logs/image.log").read_text()
     assert (incremental / "aarch64/demo.img.bak").is_file()
-    full = tmp_path / "full"
-    shutil.copytree(incremental / "cookbook/build", full / "cookbook/build")  # one signing key for both builds
-    assert run_doit("image", *variables, f"build={full}", env=env).returncode == 0
-    ours = image_tree(incremental / "aarch64/demo.img", scratch / "ours")
-    theirs = image_tree(full / "aarch64/demo.img", scratch / "theirs")
-    # /etc/shadow's hashes are salted from the image's seed, which the new package changes: a full build salts
-    # them anew, the update keeps the previous image's (the same password, other bytes)
-    assert ours.pop("/etc/shadow")[:4] == theirs.pop("/etc/shadow")[:4]
-    assert ours == theirs
+    ours = tree_beside_a_full_build(incremental, variables, env, scratch)
     assert ours["/etc/motd"][4] == hash_file(tree / "config/aarch64/demo.overlay/etc/motd")
     again = run_doit("image", *variables, f"build={incremental}", env=env)
     assert ".  image" not in again.stdout
@@ -171,14 +179,8 @@ def test_a_package_that_moves_its_files_leaves_no_empty_directory_behind(tmp_pat
     (tree / "recipes/mover/source/where").write_text("new\n")
     updated = run_doit("image", *variables, f"build={incremental}", env=env)
     assert "image: updated in place (mover)" in updated.stdout, updated.stdout + updated.stderr
-    full = tmp_path / "full"
-    shutil.copytree(incremental / "cookbook/build", full / "cookbook/build")
-    assert run_doit("image", *variables, f"build={full}", env=env).returncode == 0
-    ours = image_tree(incremental / "aarch64/demo.img", tmp_path / "ours")
-    theirs = image_tree(full / "aarch64/demo.img", tmp_path / "theirs")
-    assert ours.pop("/etc/shadow")[:4] == theirs.pop("/etc/shadow")[:4]
+    ours = tree_beside_a_full_build(incremental, variables, env, tmp_path)
     assert "/usr/share/old" not in ours and "/usr/share/new/file" in ours
-    assert ours == theirs
 
 
 def test_a_package_added_to_the_config_and_removed_again_updates_the_image_in_place(tmp_path):
@@ -196,7 +198,7 @@ def test_a_package_added_to_the_config_and_removed_again_updates_the_image_in_pl
     original = config.read_text()
     variables = [f"root={tree}", "config=config/aarch64/demo.toml", "toolchain=host"]
     env = {"SOURCE_DATE_EPOCH": str(EPOCH)}
-    incremental, full = tmp_path / "incremental", tmp_path / "full"
+    incremental = tmp_path / "incremental"
     assert run_doit("image", *variables, f"build={incremental}", env=env).returncode == 0
     before = image_tree(incremental / "aarch64/demo.img", tmp_path / "before")
 
@@ -204,12 +206,7 @@ def test_a_package_added_to_the_config_and_removed_again_updates_the_image_in_pl
     added = run_doit("image", *variables, f"build={incremental}", env=env)
     assert "image: updated in place (extra, extra-data), not installed afresh" in added.stdout, \
         added.stdout + added.stderr
-    shutil.copytree(incremental / "cookbook/build", full / "cookbook/build")  # one signing key for both builds
-    assert run_doit("image", *variables, f"build={full}", env=env).returncode == 0
-    ours = image_tree(incremental / "aarch64/demo.img", tmp_path / "ours")
-    theirs = image_tree(full / "aarch64/demo.img", tmp_path / "theirs")
-    assert ours.pop("/etc/shadow")[:4] == theirs.pop("/etc/shadow")[:4]
-    assert ours == theirs
+    ours = tree_beside_a_full_build(incremental, variables, env, tmp_path / "added")
     assert {"/usr/share/extra/deep/file", "/usr/share/extra-data/deep/file"} <= set(ours)
     assert ours["/filesystem.toml"] != before["/filesystem.toml"]  # it names the new package
 
