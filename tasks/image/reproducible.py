@@ -92,12 +92,13 @@ def _verifies(hashed: str, password: str) -> bool:
 
 
 def _salted_hash(hashed: str, password: str, salt_from: str) -> str:
-    """``password`` hashed as ``hashed`` was (type, version, costs, lengths), with a salt of the same length and
-    alphabet (hex digits, as redox_users draws it) derived from ``salt_from``."""
+    """``password`` hashed as ``hashed`` was (type, version, costs, hash length), with a salt derived from
+    ``salt_from``: 16 hex digits, as redox_users writes a random u64 (it drops leading zeros, so the installer's own
+    salts are 16 digits or fewer: the length must not be taken from them, or it would vary from build to build)."""
     import argon2
     from argon2.low_level import hash_secret
     parameters = argon2.extract_parameters(hashed)
-    salt = (uuid.uuid5(NAMESPACE, salt_from).hex * 2).upper()[:parameters.salt_len]
+    salt = uuid.uuid5(NAMESPACE, salt_from).hex[:16].upper()
     return hash_secret(password.encode(), salt.encode(), time_cost=parameters.time_cost,
                        memory_cost=parameters.memory_cost, parallelism=parameters.parallelism,
                        hash_len=parameters.hash_len, type=parameters.type, version=parameters.version).decode()
