@@ -50,7 +50,7 @@ def doit():
 @pytest.fixture(scope="session", autouse=True)
 def host_tools() -> None:
     """Every host tool built before the first test (once per user, then cached): on a fresh machine building them
-    takes minutes, which would otherwise fall inside the first test's own time limit."""
+    takes minutes, which would otherwise fall inside the time limit of the first doit run that needs one."""
     from tasks.toolchain import hosttools
     for name in hosttools.PINNED:
         hosttools.ensure(name, PROJECT / "build")

@@ -74,14 +74,7 @@ def build_demo(build: Path, *variables: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def redoxfs_bin() -> Path:
-    # Installed before the doit run, so that run_doit's time limit covers the pipeline, not a cold cargo install.
-    hosttools.ensure("redox_installer", HOST_BUILD)
-    return hosttools.ensure("redoxfs", HOST_BUILD) / "redoxfs"
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, redoxfs_bin: Path) -> Demo:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     demo = Demo(tmp_path_factory.mktemp("demo") / "build")
     build_demo(demo.build)
     return demo
@@ -240,8 +233,6 @@ def test_a_second_build_keeps_the_previous_image_as_bak(demo: Demo) -> None:
 
 
 def test_one_changed_demo_file_rebuilds_its_package_the_image_and_the_qcow2_only(tmp_path):
-    for name in ("pkgar", "redox_installer", "redoxfs"):
-        hosttools.ensure(name, HOST_BUILD)
     tree = tmp_path / "demo"
     shutil.copytree(DEMO, tree, ignore=shutil.ignore_patterns("build"))
     args = ("qcow2", f"root={tree}", "config=config/aarch64/demo.toml", "toolchain=host")

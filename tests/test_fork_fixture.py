@@ -95,8 +95,6 @@ def assemble_tree(tree: Path) -> Fork:
 
 @pytest.fixture(scope="module")
 def fork(tmp_path_factory: pytest.TempPathFactory) -> Fork:
-    for name in ("redox_installer", "redoxfs", "pkgar"):  # per-user caches, outside the build's time limit
-        hosttools.ensure(name, PROJECT_DIR / "build")
     fork = assemble_tree(tmp_path_factory.mktemp("fork") / "tree")
     started = time.monotonic()
     ran = fork.qcow2()

@@ -20,7 +20,6 @@ import pytest
 from tasks.engine.codeversion import CodeGraph
 from tasks.settings import PROJECT_DIR
 from tasks.stages import STAGES
-from tasks.toolchain import hosttools
 
 pytestmark = pytest.mark.slow
 
@@ -64,8 +63,6 @@ class Checkout:
 
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Checkout:
-    for name in ("redox_installer", "redoxfs"):  # before the first build, so that its time limit is the pipeline's
-        hosttools.ensure(name, PROJECT_DIR / "build")
     checkout = Checkout(tmp_path_factory.mktemp("checkout"))
     assert "qcow2" in checkout.build()
     assert checkout.build() == set()

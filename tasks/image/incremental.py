@@ -85,15 +85,16 @@ def install_order(repo_dir: Path, wanted: list[str]) -> list[str] | None:
     """The packages the installer installs for the config's ``wanted`` ones, as it does: each in name order, then
     its ``depends`` depth first, once; a package without a version (a meta-package) is not installed, only its
     dependencies. None when a package's TOML is missing or unreadable (the full build says which)."""
-    import tomllib
+    from ..errors import InputError
+    from .installer import read_package
     order: list[str] = []
     seen: set[str] = set()
 
     def visit(name: str) -> bool:
         seen.add(name)
         try:
-            package = tomllib.loads((repo_dir / f"{name}.toml").read_text())
-        except (OSError, tomllib.TOMLDecodeError):
+            package = read_package(repo_dir / f"{name}.toml")
+        except (OSError, InputError):
             return False
         if package.get("version"):
             order.append(name)

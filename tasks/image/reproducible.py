@@ -69,7 +69,8 @@ def shadow_operations(files: ImageFiles, seed: str, passwords: tuple[str, ...], 
     """``/etc/shadow`` again with each password hash salted from the seed instead of at random (the installer's
     redox_users draws the salt), same Argon2 parameters; an entry is rehashed only with the config's password it
     verifies against, so no entry ever changes its password."""
-    if not passwords or not any(entry.path == "shadow" for entry in files.ls("/etc")):
+    shadow = next((entry for entry in files.ls("/etc") if entry.path == "shadow"), None) if passwords else None
+    if shadow is None:
         return []
     lines = files.read("/etc/shadow").decode().split("\n")
     for index, line in enumerate(lines):
@@ -78,7 +79,7 @@ def shadow_operations(files: ImageFiles, seed: str, passwords: tuple[str, ...], 
                         None)
         if password is not None:
             lines[index] = f"{name};{_salted_hash(hashed, password, f'{seed}/shadow/{name}')}"
-    shadow, new = files.stat("/etc/shadow"), scratch / "shadow"
+    new = scratch / "shadow"
     new.write_text("\n".join(lines))
     return [Put(new, "/etc/shadow", shadow.mode, shadow.uid, shadow.gid)]
 

@@ -68,7 +68,9 @@ class Image(Stage):
         else:
             build_image(ImageRequest(cookbook=self.layout.cookbook, config=self._stamped_config(),
                                      output=image, target=self.settings.target, files_tool=tool,
-                                     seed=self._seed(inputs), source_date=self.revision.source_date_epoch,
+                                     # the GUIDs derive from the inputs and the hashes of the packages foreseen
+                                     seed=hash_value([sorted(inputs.items()), current.packages]),
+                                     source_date=self.revision.source_date_epoch,
                                      backups=self.settings.backups, boot_dir=self.settings.boot_dir,
                                      config_sources=tuple(self.ctx.project.config.sources),
                                      secrets=self._secrets(), overlay=overlay),
@@ -77,12 +79,6 @@ class Image(Stage):
             installed = sorted(entry.path.removesuffix(".pkgar_head") for entry in heads)
             current = self._contents(inputs, installed, foreseen=installed == sorted(foreseen or []))
         incremental.write_contents(image, current)
-
-    def _seed(self, inputs: dict[str, str]) -> str:
-        """What the image's GUIDs and RedoxFS UUID derive from: its inputs and the packages it is built from."""
-        from ..image import incremental
-        names = sorted(step.node.recipe for step in self.graph.image_steps() if not step.node.host)
-        return hash_value([sorted(inputs.items()), incremental.installed_packages(self.layout.repo_dir, names)])
 
     def _contents(self, inputs: dict[str, str], installed: list[str], foreseen: bool):
         """What the image is made of (tasks/image/incremental.py): what only the installer applies (the config but

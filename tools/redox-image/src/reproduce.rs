@@ -50,8 +50,13 @@ pub(crate) fn run(args: &[String]) -> io::Result<()> {
         .map_err(|e| fail(format!("{output}: {e}")))?;
     let length = source.metadata()?.len();
     out.set_len(length)?;
-    copy_range(&source, &out, 0, redox.0)?;
-    copy_range(&source, &out, redox.1, length)?;
+    // everything but the two partitions written afresh below, which stay holes (zeros) until then
+    let mut position = 0;
+    for (start, end) in if efi < redox { [efi, redox] } else { [redox, efi] } {
+        copy_range(&source, &out, position, start)?;
+        position = end;
+    }
+    copy_range(&source, &out, position, length)?;
     rewrite_fat(&source, &mut out, efi, seconds)?;
     clone_redoxfs(image, &out, redox, seconds, fs_uuid)?;
     out.sync_all()?;
@@ -154,7 +159,8 @@ impl TimeProvider for FixedTime {
     }
 }
 
-/// The EFI system partition [start, end) formatted again as the installer formats it, its files written back.
+/// The EFI system partition [start, end) formatted again as the installer formats it, its files written back
+/// (into `out`'s still empty range).
 fn rewrite_fat(source: &File, out: &mut File, (start, end): (u64, u64), seconds: u64) -> io::Result<()> {
     let (tree, volume_id) = {
         let slice = StreamSlice::new(source.try_clone()?, start, end)?;
@@ -162,7 +168,6 @@ fn rewrite_fat(source: &File, out: &mut File, (start, end): (u64, u64), seconds:
         let tree = read_fat_dir(&fat.root_dir())?;
         (tree, fat.volume_id())
     };
-    out.write_all_at(&vec![0u8; (end - start) as usize], start)?;
     let mut slice = StreamSlice::new(&mut *out, start, end)?;
     fatfs::format_volume(&mut slice, FormatVolumeOptions::new().volume_id(volume_id))?;
     slice.seek(SeekFrom::Start(0))?;
