@@ -205,18 +205,23 @@ RECORDING_CARGO = """#!/bin/sh
 # Stands in for the pinned nightly cargo, which cannot build for aarch64-unknown-redox here: records what the
 # cookbook runs, with the environment that matters, then stages a file as cargo install would.
 names='RUSTFLAGS|RUSTUP_TOOLCHAIN|CARGO_INCREMENTAL|CARGO_TARGET_DIR|TARGET|GNU_TARGET|COOKBOOK_CRANELIFT'
-names="$names|CARGO_PROFILE_RELEASE_LTO|RUSTC_WRAPPER"
+names="$names|CARGO_PROFILE_RELEASE_LTO|RUSTC_WRAPPER|LDFLAGS"
 { printf '%s\\n' "$@"; echo ---; env | grep -E "^($names)=" | sort; } > "$CARGO_RECORD"
 mkdir -p "$COOKBOOK_STAGE/usr/bin" && echo binary > "$COOKBOOK_STAGE/usr/bin/kibi"
 """
 
 
-def test_cranelift_aarch64_cook_runs_cargo_with_spec_build_std_and_flags(root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["cranelift", "llvm"])
+def test_aarch64_cargo_template_cook_runs_cargo_with_spec_build_std_and_static_flags(root: Path, tmp_path: Path,
+                                                                                     backend: str) -> None:
+    """The cargo template links statically with either backend: DYNAMIC_INIT's -rpath-link and -lgcc_s would fail
+    the link with ld.lld (issue 18, item 1). The two runs differ only in what the backend needs."""
     from test_toolchain import SYSROOT, cranelift_toolchain
 
     from tasks.cookbook.cook import CookRequest
     from tasks.cookbook.script import ScriptOptions
     from tasks.toolchain.env import ArtifactKind, target_build
+    from tasks.toolchain.pin import CodegenBackend
 
     fake = tmp_path / "fake-bin"
     fake.mkdir()
@@ -224,7 +229,10 @@ def test_cranelift_aarch64_cook_runs_cargo_with_spec_build_std_and_flags(root: P
     (fake / "cargo").chmod(0o755)
     record = tmp_path / "cargo-record.txt"
     spec = Path("/work/build/aarch64/aarch64-unknown-redox-clif.json")
-    cargo = target_build(cranelift_toolchain(), ArtifactKind.USERSPACE, spec=spec, sysroot=SYSROOT, base={})
+    toolchain = cranelift_toolchain()
+    pin = toolchain.pin.model_copy(update={"backend": CodegenBackend(backend)})
+    toolchain = dataclasses.replace(toolchain, pin=pin)
+    cargo = target_build(toolchain, ArtifactKind.USERSPACE, spec=spec, sysroot=SYSROOT, base={})
     cargo = dataclasses.replace(cargo, set={**cargo.set, "PATH": f"{fake}:/usr/bin:/bin", "CARGO_RECORD": str(record)})
     recipe = write_recipe(root, "kibi", '[build]\ntemplate = "cargo"\ncargoflags = ["--bin", "kibi"]\n')
     (recipe.dir / "source").mkdir()
@@ -234,15 +242,18 @@ def test_cranelift_aarch64_cook_runs_cargo_with_spec_build_std_and_flags(root: P
 
     build = paths.build.resolve()
     argv, env = record.read_text().split("---\n")
+    cranelift = backend == "cranelift"
     assert argv.splitlines() == [
         "install", "--target", str(spec), "-Zbuild-std=std,core,alloc,panic_abort",
-        "-Zbuild-std-features=compiler_builtins/no-f16-f128",
+        *(["-Zbuild-std-features=compiler_builtins/no-f16-f128"] if cranelift else []),
         "--path", f"{paths.source.resolve()}/.", "--root", f"{(paths.target / 'stage.tmp').resolve()}/usr",
         "-j", "4", "--no-track", "--locked", "--bin", "kibi"]
     assert env.splitlines() == [
-        "CARGO_INCREMENTAL=0", "CARGO_PROFILE_RELEASE_LTO=off", f"CARGO_TARGET_DIR={build}/target",
-        "COOKBOOK_CRANELIFT=1", "GNU_TARGET=aarch64-unknown-redox",
-        f"RUSTFLAGS=-Zcodegen-backend=cranelift -L {SYSROOT}/lib -C panic=abort -C link-arg=-z -C link-arg=muldefs",
+        "CARGO_INCREMENTAL=0", *(["CARGO_PROFILE_RELEASE_LTO=off"] if cranelift else []),
+        f"CARGO_TARGET_DIR={build}/target", *(["COOKBOOK_CRANELIFT=1"] if cranelift else []),
+        "GNU_TARGET=aarch64-unknown-redox", f"LDFLAGS=-L{paths.sysroot.resolve()}/lib --static",
+        "RUSTFLAGS=" + ("-Zcodegen-backend=cranelift " if cranelift else "")
+        + f"-L {SYSROOT}/lib -C panic=abort -C link-arg=-z -C link-arg=muldefs",
         "RUSTUP_TOOLCHAIN=nightly-2026-01-02", "TARGET=aarch64-unknown-redox"]
     # Scripts that copy from target/$TARGET find cargo's output for the spec.
     assert (build / "target" / "aarch64-unknown-redox").resolve() == build / "target" / "aarch64-unknown-redox-clif"

@@ -2,7 +2,9 @@
 installed) and the Cranelift aarch64 build environment (golden: no Redox toolchain or Cranelift exists here)."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 
 from tasks.errors import InputError
 from tasks.hashing import hash_file
+from tasks.templating import template_path
 from tasks.toolchain.env import ArtifactKind, target_build
 from tasks.toolchain.fingerprint import fingerprint, fingerprint_parts
 from tasks.toolchain.installed import Toolchain, installed_toolchains, verify_toolchain
@@ -187,12 +190,43 @@ def test_cranelift_userspace_build_environment_and_cargo_command_golden() -> Non
         "NM": f"{tools}/llvm-nm", "RANLIB": f"{tools}/llvm-ar s", "RUST_LLD": f"{tools}/rust-lld",
         "CARGO_TARGET_AARCH64_UNKNOWN_REDOX_CLIF_LINKER": f"{tools}/rust-lld",
         "CARGO_PROFILE_RELEASE_LTO": "off", "CARGO_PROFILE_DEV_LTO": "off", "COOKBOOK_CRANELIFT": "1",
+        "COOKBOOK_STATIC": "1",
+        # no clang was found: cc-rs gets a stand-in that refuses, never the host's cc
+        "CC_aarch64_unknown_redox_clif": f"{template_path('no_target_compiler')} C",
+        "CXX_aarch64_unknown_redox_clif": f"{template_path('no_target_compiler')} C++",
+        "AR_aarch64_unknown_redox_clif": f"{tools}/llvm-ar",
     }
     env = build.env(base={"RUSTC_WRAPPER": "sccache", "CC_WRAPPER": "sccache", "HOME": "/home/dev"})
     assert "RUSTC_WRAPPER" not in env and "CC_WRAPPER" not in env and env["HOME"] == "/home/dev"
     assert build.cargo_argv("build", "--release", "-p", "init") == [
         "cargo", "build", "--target", str(spec), "-Zbuild-std=std,core,alloc,panic_abort",
         "-Zbuild-std-features=compiler_builtins/no-f16-f128", "--release", "-p", "init"]
+
+
+def test_target_builds_compile_c_with_clang_for_the_target_and_relibcs_headers_or_refuse() -> None:
+    """cc-rs crates (onig_sys, blake3, lzma-sys) get clang for aarch64 Redox with the sysroot's relibc headers; the
+    kernel and the bootstrap, which link no libc, get the stand-in that refuses (issue 18, item 3)."""
+    clang = Path("/usr/bin/clang-22")
+    toolchain = dataclasses.replace(cranelift_toolchain(), tools={"clang": clang})
+    spec = Path("/work/build/aarch64/aarch64-unknown-redox-clif.json")
+    for kind in (ArtifactKind.USERSPACE, ArtifactKind.RELIBC):
+        build = target_build(toolchain, kind, spec=spec, sysroot=SYSROOT, base={})
+        assert build.set["CC_aarch64_unknown_redox_clif"] == str(clang)
+        assert build.set["CFLAGS_aarch64_unknown_redox_clif"] == (
+            f"--target=aarch64-unknown-redox -nostdlibinc -isystem {SYSROOT}/include -D__redox__ -D__unix__")
+    kernel = target_build(toolchain, ArtifactKind.KERNEL, spec=spec.with_name("aarch64-unknown-none.json"),
+                          sysroot=SYSROOT, base={})
+    assert kernel.set["CC_aarch64_unknown_none"] == f"{template_path('no_target_compiler')} C"
+    assert "CFLAGS_aarch64_unknown_none" not in kernel.set
+
+
+def test_the_stand_in_compiler_fails_naming_the_crate_and_the_fix() -> None:
+    failed = subprocess.run([template_path("no_target_compiler"), "C", "-c", "x.c"], capture_output=True, text=True,
+                            env={"PATH": os.defpath, "CARGO_PKG_NAME": "onig_sys",
+                                 "TARGET": "aarch64-unknown-redox-clif"})
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert failed.stderr.startswith("error: crate onig_sys compiles C for aarch64-unknown-redox-clif, and this build "
+                                    "has no C compiler for that target") and "install clang" in failed.stderr
 
 
 def test_kernel_and_relibc_build_std_and_self_built_backend() -> None:
@@ -251,7 +285,7 @@ def test_a_rust_installation_outside_rustup_is_selected_by_its_directory() -> No
     llvm = toolchain.output("rustc", "-vV").split("LLVM version: ")[1].split(".")[0]
     preferred = {tool: next(name for name in (f"{program}-{llvm}", program) if shutil.which(name, path="/usr/bin"))
                  for tool, program in {"llvm-ar": "llvm-ar", "llvm-strip": "llvm-strip", "llvm-objcopy": "llvm-objcopy",
-                                       "llvm-nm": "llvm-nm", "rust-lld": "ld.lld"}.items()}
+                                       "llvm-nm": "llvm-nm", "rust-lld": "ld.lld", "clang": "clang"}.items()}
     assert {name: path.name for name, path in toolchain.tools.items()} == preferred
     assert preferred["llvm-ar"] == f"llvm-ar-{llvm}"
     build = target_build(toolchain, ArtifactKind.USERSPACE, spec=Path("/b/aarch64-unknown-redox-clif.json"),

@@ -93,8 +93,8 @@ def build_environment(name: str, dirs: ScriptDirs, cargo: CargoBuild, options: S
              "COOKBOOK_DEBUG": options.debug}
     variables |= {flag: "1" for flag, on in flags.items() if on}
     unset = [*cargo.unset, *(flag for flag, on in flags.items() if not on)]
-    if not cargo.cranelift:
-        unset.append("COOKBOOK_CRANELIFT")
+    # Tested with -n too: set only where the cargo build sets them (Cranelift; a target that links statically).
+    unset += [flag for flag in ("COOKBOOK_CRANELIFT", "COOKBOOK_STATIC") if flag not in cargo.set]
     if dirs.toolchain is None:
         unset.append("COOKBOOK_TOOLCHAIN")
     else:

@@ -13,6 +13,7 @@ from ..errors import InputError, display_path
 from ..hashing import hash_file
 from ..model.graph import Node, Step
 from ..model.recipe import Recipe
+from ..toolchain import hosttools
 from ..toolchain.selected import SelectedToolchain
 from .stage import NONE, Dep, RecipeStage, task_name
 
@@ -94,8 +95,12 @@ class Cook(RecipeStage[Node]):
         paths = CookPaths(recipe=step.recipe.dir, source=self.ctx.project.source_dir(step),
                           target=self.layout.cook_dir(node), root=self.settings.root,
                           log=self.layout.log(task_name("cook", node)), cargo_target=self._cargo_target(step))
+        cargo = self._cargo(step)
+        if self._compiled_for_target(step):
+            cargo = cargo.with_path([hosttools.ensure(name, self.settings.build, log=paths.log)
+                                     for name in hosttools.COOKBOOK])
         cook(step.recipe, paths, remote=self._prebuilt_stage, request=CookRequest(
-            cargo=self._cargo(step),
+            cargo=cargo,
             options=ScriptOptions(target=self.layout.triple(node), offline=offline(), jobs=os.cpu_count() or 1),
             dependency_stages=[*deps, self.layout.sysroot] if self._needs_sysroot(step) else deps,
             host_dependency_stages=host_deps, template=step.template))

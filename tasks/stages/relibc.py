@@ -44,10 +44,10 @@ class Relibc(Stage):
         from ..cookbook.unwind import ARCHIVE, build_unwind_stubs
         from ..toolchain.env import SPEC, ArtifactKind, target_build
         tools, work, log = self.toolchain.verified, self.layout.cook_dir(RELIBC), self.layout.log("relibc")
-        # Compiled like relibc (core and alloc only) for the userspace target, whose programs link it.
-        cargo = target_build(tools, ArtifactKind.RELIBC, spec=self.toolchain.specs()[SPEC[ArtifactKind.RELIBC]],
-                             sysroot=self.layout.sysroot)
+        # Compiled as the programs that link it are, so the std they link is built beside it and checked.
+        cargo = target_build(tools, ArtifactKind.USERSPACE,
+                             spec=self.toolchain.specs()[SPEC[ArtifactKind.USERSPACE]], sysroot=self.layout.sysroot)
         unwind = build_unwind_stubs(cargo, work / "unwind-stubs", work / ARCHIVE, ar=str(tools.tool("llvm-ar")),
-                                    log=log)
+                                    nm=str(tools.tool("llvm-nm")), log=log)
         assemble_relibc_sysroot(self.layout.stage(RELIBC), self.layout.sysroot, ar=str(tools.tool("llvm-ar")),
                                 rust_lld=str(tools.tool("rust-lld")), libraries=[unwind], log=log)

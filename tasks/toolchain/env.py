@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
 from ..process import child_env
 from ..settings import host_triple
+from ..templating import template_path
 from .installed import Toolchain
 from .specs import SpecKind
 
@@ -54,6 +55,10 @@ BUILD_STD_FEATURES: dict[ArtifactKind, tuple[str, ...]] = {
     ArtifactKind.BOOTSTRAP: ("compiler-builtins-mem",),
 }
 CRANELIFT_BUILD_STD_FEATURES = ("compiler_builtins/no-f16-f128",)  # Cranelift cannot lower f16/f128
+# The kinds linked against relibc, whose headers (the sysroot's include/) C code for the target compiles with.
+LIBC_KINDS = (ArtifactKind.RELIBC, ArtifactKind.USERSPACE)
+# What a crate gets for a compiler the target has none of: one clear error, never the host's compiler.
+NO_COMPILER = "no_target_compiler"
 KIND_RUSTFLAGS: dict[ArtifactKind, tuple[str, ...]] = {
     ArtifactKind.KERNEL: ("-C", "relocation-model=static"),
     ArtifactKind.RELIBC: (),
@@ -73,10 +78,14 @@ class CargoBuild:
     unset: tuple[str, ...] = UNSET
     cargo_flags: tuple[str, ...] = ()   # -Z flags that follow the cargo subcommand
     strip: str = "strip"
-    cranelift: bool = False
 
     def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         return child_env(set=dict(self.set), unset=self.unset, base=base)
+
+    def with_path(self, directories: Sequence[Path], base: Mapping[str, str] | None = None) -> "CargoBuild":
+        """The same build with ``directories`` first on its PATH (``base``: the environment it extends)."""
+        path = self.set.get("PATH") or (os.environ if base is None else base).get("PATH", os.defpath)
+        return replace(self, set={**self.set, "PATH": os.pathsep.join([*map(str, directories), path])})
 
     def cargo_argv(self, subcommand: str, *args: str) -> list[str]:
         return ["cargo", subcommand, "--target", self.target, *self.cargo_flags, *args]
@@ -115,6 +124,10 @@ def target_build(toolchain: Toolchain, kind: ArtifactKind, *, spec: Path, sysroo
         "RANLIB": f"{toolchain.tool('llvm-ar')} s",
         "RUST_LLD": linker,
         f"CARGO_TARGET_{target_name.upper().replace('-', '_')}_LINKER": linker,
+        # The fork's target specs have no dynamic linking (no ld.so): the prelude's DYNAMIC_INIT keeps every recipe
+        # static, whatever the backend.
+        "COOKBOOK_STATIC": "1",
+        **target_compilers(toolchain, kind, target_name, sysroot),
     }
     if toolchain.pin.uses_cranelift:
         # Cranelift has no LTO; a crate's profile asking for it would fail the build.
@@ -132,7 +145,25 @@ def target_build(toolchain: Toolchain, kind: ArtifactKind, *, spec: Path, sysroo
         # Makefile (the fork's kernel has one) accepts the JSON target too.
         env["CARGO_UNSTABLE_JSON_TARGET_SPEC"] = "true"
     return CargoBuild(target=str(spec), target_name=target_name, set=env, cargo_flags=tuple(flags),
-                      strip=env["STRIP"], cranelift=toolchain.pin.uses_cranelift)
+                      strip=env["STRIP"])
+
+
+def target_compilers(toolchain: Toolchain, kind: ArtifactKind, target_name: str, sysroot: Path) -> dict[str, str]:
+    """cc-rs's variables for the target (``CC_<spec>`` and friends, which it reads before ``CC``): clang for the
+    target with relibc's headers where the kind links relibc and clang was found; otherwise, and for C++ (no C++
+    library is built for Redox here), a stand-in that fails naming the crate. Without them cc-rs takes the host's
+    ``cc`` and the link fails far away on x86 objects (or ``arm_neon.h: No such file``)."""
+    key = target_name.replace("-", "_")
+    refuse = str(template_path(NO_COMPILER))
+    compilers = {f"CC_{key}": f"{refuse} C", f"CXX_{key}": f"{refuse} C++", f"AR_{key}": str(toolchain.tool("llvm-ar"))}
+    clang = toolchain.tools.get("clang")
+    if kind in LIBC_KINDS and clang is not None:
+        arch = target_name.split("-")[0]
+        # clang knows no Redox: it defines what Redox's own GCC does, and reads relibc's headers, not the host's.
+        compilers[f"CC_{key}"] = str(clang)
+        compilers[f"CFLAGS_{key}"] = " ".join([f"--target={arch}-unknown-redox", "-nostdlibinc", "-isystem",
+                                               str(sysroot / "include"), "-D__redox__", "-D__unix__"])
+    return compilers
 
 
 def host_build(toolchain: Toolchain | None = None) -> CargoBuild:

@@ -38,7 +38,12 @@ PINNED: dict[str, HostTool] = {
     # The fork's installer: pkgar `count: u64` headers, bootloader from `boot/` (see docs/host-tools.md).
     "redox_installer": HostTool("redox_installer", "0.2.40", ("redox_installer",)),
     "redoxfs": HostTool("redoxfs", "0.8.6", ("redoxfs", "redoxfs-ar", "redoxfs-mkfs")),
+    # relibc's C headers are generated from its Rust sources (its Makefile's `headers`; relibc's CI installs it).
+    "cbindgen": HostTool("cbindgen", "0.29.4", ("cbindgen",)),
 }
+
+# The pinned tools every target recipe's script finds on PATH, as upstream's build container has them.
+COOKBOOK: tuple[str, ...] = ("cbindgen",)
 
 
 OWN: dict[str, tuple[Path, tuple[str, ...]]] = {

@@ -24,6 +24,9 @@ BACKEND_BUILD_HINT = ("build it in a rustc_codegen_cranelift checkout with "
 # rustup they are LLVM's own (Debian: llvm-ar-22, …, preferably of the compiler's LLVM version) and lld's ld.lld.
 TOOLS = ("llvm-ar", "llvm-strip", "llvm-objcopy", "llvm-nm", "rust-lld")
 SYSTEM_NAMES = {"rust-lld": "ld.lld"}
+# Found the same way where present: the C compiler for the target (cc-rs crates such as onig_sys, blake3, ring).
+# A build without one refuses to compile C for the target rather than take the host's (``env.target_compilers``).
+OPTIONAL_TOOLS = ("clang",)
 LIBRARY_SOURCE = Path("lib/rustlib/src/rust/library")  # what -Zbuild-std compiles, under the sysroot
 
 
@@ -170,17 +173,19 @@ def _describe(toolchain: Toolchain, search_path: str | None) -> Toolchain:
 
 
 def find_tools(toolchain: Toolchain, llvm_major: str | None, search_path: str | None = None) -> dict[str, Path]:
-    """Each of :data:`TOOLS`: the installation's own (rustup's llvm-tools), else on ``search_path`` the program of the
-    compiler's LLVM version, else any version; raises naming every one that is missing and where it was looked for."""
+    """Each of :data:`TOOLS` and :data:`OPTIONAL_TOOLS`: the installation's own (rustup's llvm-tools), else on
+    ``search_path`` the program of the compiler's LLVM version, else any version; raises naming every one of
+    :data:`TOOLS` that is missing and where it was looked for."""
     found, missing = {}, []
-    for tool in TOOLS:
+    for tool in (*TOOLS, *OPTIONAL_TOOLS):
         names = [tool, SYSTEM_NAMES[tool]] if tool in SYSTEM_NAMES else [tool]
         candidates = [toolchain.tools_dir / tool]
         candidates += [Path(where) for name in names for versioned in
                        ([f"{name}-{llvm_major}"] if llvm_major else []) + [name]
                        if (where := shutil.which(versioned, path=search_path)) is not None]
         if (tool_path := next((candidate for candidate in candidates if candidate.is_file()), None)) is None:
-            missing.append(tool)
+            if tool in TOOLS:
+                missing.append(tool)
         else:
             found[tool] = tool_path
     if missing:
