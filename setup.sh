@@ -24,6 +24,10 @@ system_packages() {
     # and friends), lld (ld.lld), and gdisk to read GPT images.
     $sudo apt-get install -y -qq --no-install-recommends rustc-web cargo-web rust-web-src rust-web-llvm lld gdisk \
       >/dev/null
+    # The C compiler for the target (crates that compile C: onig_sys, blake3, lzma-sys): the clang of the compiler's
+    # LLVM, which rust-web-llvm names (its rust-clang links to clang-NN) but does not install.
+    local clang; clang=$(readlink /usr/bin/rust-clang || echo clang)
+    $sudo apt-get install -y -qq --no-install-recommends "$clang" >/dev/null
   elif command -v brew >/dev/null 2>&1; then
     brew install qemu mtools ninja graphviz
   fi

@@ -58,6 +58,21 @@ def test_a_failure_is_shown_once_with_its_reason_first_and_then_its_log(tree):
     assert "1 task failed (cook:lib)" in result.stdout
 
 
+def test_with_continue_the_tasks_a_failure_leaves_out_are_named_as_not_run_and_counted(tree):
+    (tree / "recipes/lib/recipe.toml").write_text('[build]\ntemplate = "custom"\nscript = "exit 3"\n')
+    result = piped(tree, "--continue", "pkg")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "internal error" not in output and "Traceback" not in output
+    assert [line for line in output.splitlines() if line.startswith("ERROR: ")] == [
+        line for line in output.splitlines() if line.startswith("ERROR: cook:lib: ")]
+    # app needs lib: its cook and both packages are left out, each said once; other is built
+    left_out = re.findall(r"^-- not run: (\S+) \(it needs (\S+), which failed\)$", result.stdout, re.MULTILINE)
+    assert sorted(left_out) == [("cook:app", "cook:lib"), ("pkg:app", "cook:app"), ("pkg:lib", "cook:lib")]
+    assert "ok pkg:other" in result.stdout
+    assert re.search(r"^1 task failed \(cook:lib\), 3 not run \(a task they need failed\), \d+ run, \d+ up to date$",
+                     result.stdout, re.MULTILINE), result.stdout
+
+
 def test_on_a_terminal_the_live_display_counts_tasks_and_shows_each_running_one(tree):
     first, output = run_in_terminal(doit_command(tree, "pkg"), env={"SLOW": "1"})
     assert first == 0, output

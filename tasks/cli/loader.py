@@ -251,6 +251,7 @@ class Reporter(ConsoleReporter):
         self._up_to_date = self._ran = 0
         self._settled = 0  # tasks with actions found up to date before the progress display was made
         self._failed: list[str] = []
+        self._not_run = 0  # left out by `--continue` because a task they need failed
         self._progress = None
         self._total = _count_work(tasks, selected_tasks or DEFAULT_TASKS)
 
@@ -297,8 +298,16 @@ class Reporter(ConsoleReporter):
             self.progress.succeed(task.name)
 
     def add_failure(self, task, fail):
+        from doit.exceptions import UnmetDependency
         self._spoil()
-        if fail.report:  # not for a task left out because its dependency failed
+        if not fail.report:  # doit's own choice: nothing to say
+            return
+        if isinstance(fail, UnmetDependency):  # never started: the tasks its message names failed
+            if not _shown(task):
+                return
+            self._not_run += 1
+            self.progress.not_run(task.name, ", ".join(fail.message.split()))
+        else:
             self._failed.append(task.name)
             self.progress.fail(task.name, _failure_text(fail))
 
@@ -320,8 +329,9 @@ class Reporter(ConsoleReporter):
         if self._progress is not None:
             self._progress.close()
         if self._failed:
-            self.outstream.write(f"{_tasks(len(self._failed))} failed ({', '.join(self._failed)}), {self._ran:,} "
-                                 f"run, {self._up_to_date:,} up to date\n")
+            not_run = f"{self._not_run:,} not run (a task they need failed), " if self._not_run else ""
+            self.outstream.write(f"{_tasks(len(self._failed))} failed ({', '.join(self._failed)}), {not_run}"
+                                 f"{self._ran:,} run, {self._up_to_date:,} up to date\n")
         elif self._up_to_date > len(self._asked_for):
             self.outstream.write(f"{_tasks(self._ran)} run, {self._up_to_date:,} up to date\n")
         for message in self.runtime_errors:

@@ -28,6 +28,10 @@ def human_duration(seconds: float) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+def not_run_line(task: str, failed: str) -> str:
+    return f"-- not run: {task} (it needs {failed}, which failed)"
+
+
 class Lines:
     """Progress as plain lines: one when a task starts, one when it ends."""
 
@@ -48,6 +52,10 @@ class Lines:
     def fail(self, task: str, message: str) -> None:
         self.write(f"failed {task} ({human_duration(self.elapsed(task))})")
         self.write(f"ERROR: {task}: {message}")
+
+    def not_run(self, task: str, failed: str) -> None:
+        """``task`` was left out: ``failed``, tasks it needs, failed (``doit --continue`` goes on with the rest)."""
+        self.write(not_run_line(task, failed))
 
     def checked(self) -> None:
         """One more task found up to date (counted, not shown)."""
@@ -93,6 +101,11 @@ class Live(Lines):
         from rich.markup import escape
         self._above(f"[red]✗[/] {escape(task)} [dim]{human_duration(self.elapsed(task))}[/]")
         self._above(f"[red]ERROR: {escape(task)}: {escape(message)}[/]")
+
+    def not_run(self, task: str, failed: str) -> None:
+        self.done += 1
+        from rich.markup import escape
+        self._above(f"[dim]{escape(not_run_line(task, failed))}[/]")
 
     def checked(self) -> None:
         self.done += 1
