@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.engine.treehash import TreeHasher, hash_directory
+from tasks.engine.treehash import Exclusions, TreeHasher, hash_directory, walk
 from tasks.errors import InputError
 
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -231,6 +231,34 @@ def test_git_ignored_files_do_not_count(tmp_path: Path, hasher: TreeHasher) -> N
     (repo / "out").mkdir()
     (repo / "out" / "log").write_text("generated\n")
     assert hasher.hash(repo).digest == before
+
+
+def test_a_tree_without_git_leaves_out_what_its_gitignore_files_ignore_as_git_does(tmp_path: Path,
+                                                                                   hasher: TreeHasher) -> None:
+    """The real kernel's build.rs writes config.toml into its source, which its .gitignore lists: in a copy without
+    .git that file must not make the kernel stale either (issue 18, also seen). The walk agrees with git."""
+    tree = make_tree(tmp_path / "kernel")
+    (tree / ".gitignore").write_text("target\n/config.toml\n*.o\n!keep.o\n")
+    (tree / "dir1" / ".gitignore").write_text("generated/\n")
+    (tree / "dir1" / "sub0" / "config.toml").write_text("not at the top: counts\n")
+    before = hasher.hash(tree)
+    assert before.method == "walk" and before.files == 102 + 3
+    (tree / "config.toml").write_text("written by build.rs\n")
+    (tree / "dir0" / "x.o").write_bytes(b"object")
+    (tree / "dir1" / "sub1" / "generated").mkdir()
+    (tree / "dir1" / "sub1" / "generated" / "bindings.rs").write_text("// generated\n")
+    (tree / "target").mkdir()
+    (tree / "target" / "notes").write_text("not cargo's, yet ignored\n")
+    assert hasher.hash(tree).digest == before.digest
+    (tree / "dir0" / "keep.o").write_bytes(b"included again by !keep.o")
+    assert hasher.hash(tree).digest != before.digest
+    # a walk from a subdirectory (an untracked nested tree) keeps the outer rules
+    assert not any(rel.endswith(b"bindings.rs") for rel, _ in walk(os.fsencode(tree), Exclusions(os.fsencode(tree)),
+                                                                   b"dir1/sub1"))
+    git(tree, "init", "-q")
+    git(tree, "add", "-A")
+    git(tree, "commit", "-qm", "all")
+    assert hasher.hash(tree).method == "git" and hasher.hash(tree).digest == hasher.hash(tree, git=False).digest
 
 
 def test_git_without_commits_equals_the_walk(tmp_path: Path, hasher: TreeHasher) -> None:

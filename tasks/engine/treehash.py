@@ -7,8 +7,10 @@ as in git: permission bits that follow the umask must not make two checkouts of 
 themselves do not count (as in git): an empty directory changes nothing.
 
 Excluded everywhere: ``.git``, any directory named ``target`` that cargo made (it holds ``CACHEDIR.TAG`` or
-``.rustc_info.json``; a source directory that happens to be called ``target`` still counts), and the paths given
-(the build directory).
+``.rustc_info.json``; a source directory that happens to be called ``target`` still counts), the paths given
+(the build directory), and in a source tree what its ``.gitignore`` files ignore, as git would (pathspec): a
+file a build writes into its own source (the kernel's build.rs writes ``config.toml``, which the kernel's
+``.gitignore`` lists) is generated, not an input, in a copy without ``.git`` as in a work tree.
 
 Two ways reach the same digest:
 
@@ -174,23 +176,64 @@ def scan(top: bytes, listing: list[os.DirEntry] | None = None, *,
         listing = None
 
 
+GITIGNORE = b".gitignore"
+# The .gitignore rules in force in a directory: (the directory whose file they come from, its spec), outermost first.
+IgnoreRules = tuple[tuple[bytes, object], ...]
+
+
 def walk(root: bytes, exclusions: Exclusions, start: bytes = b"", *,
          directories: bool = False) -> Iterator[tuple[bytes, os.stat_result]]:
     """(relative path, lstat) of every file and symlink below ``root/start`` (and, with ``directories``, every
     directory), minus exclusions."""
     skip_git = exclusions.source
     base = root if root.endswith(b"/") else root + b"/"
-    for directory, entries, below in scan(base + start if start else root):
+    top = base + start if start else root
+    inherited = {top: _outer_ignore_rules(root, start) if exclusions.source else ()}
+    for directory, entries, below in scan(top):
         prefix = directory[len(base):] + b"/" if len(directory) > len(base) else b""  # its path relative to root
+        rules = inherited.pop(directory, ())
+        if exclusions.source and any(entry.name == GITIGNORE for entry in entries):
+            rules = _with_ignore_file(rules, directory)
         for entry in entries:  # a list: scan raises for a missing directory here
             if entry.is_dir(follow_symlinks=False):
-                if not exclusions.directory(entry.path, entry.name):
+                if not exclusions.directory(entry.path, entry.name) and not _ignored(rules, entry.path, True):
                     below.append(entry.path)
+                    inherited[entry.path] = rules
                     if directories:
                         yield prefix + entry.name, entry.stat(follow_symlinks=False)
             elif (entry.name != b".git" or not skip_git) and (
-                    entry.is_file(follow_symlinks=False) or entry.is_symlink()):  # d_type: no system call
+                    entry.is_file(follow_symlinks=False) or entry.is_symlink()) and (  # d_type: no system call
+                    not _ignored(rules, entry.path, False)):
                 yield prefix + entry.name, entry.stat(follow_symlinks=False)
+
+
+def _with_ignore_file(rules: IgnoreRules, directory: bytes) -> IgnoreRules:
+    try:
+        with open(directory + b"/" + GITIGNORE, encoding="utf-8", errors="replace") as stream:
+            lines = stream.read().splitlines()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return rules
+    from pathspec import GitIgnoreSpec  # only trees that have a .gitignore pay for its import
+    return (*rules, (directory, GitIgnoreSpec.from_lines(lines)))
+
+
+def _outer_ignore_rules(root: bytes, start: bytes) -> IgnoreRules:
+    """The rules of the .gitignore files between ``root`` and ``root/start`` (exclusive), for a walk from there."""
+    rules: IgnoreRules = ()
+    parts = start.strip(b"/").split(b"/") if start else []
+    for depth in range(len(parts)):
+        rules = _with_ignore_file(rules, b"/".join([root.rstrip(b"/"), *parts[:depth]]))
+    return rules
+
+
+def _ignored(rules: IgnoreRules, path: bytes, is_directory: bool) -> bool:
+    """Whether git would ignore ``path``: the deepest .gitignore with a matching pattern decides, and within it
+    the last matching pattern (a ``!`` pattern includes again)."""
+    for directory, spec in reversed(rules):
+        relative = os.fsdecode(path[len(directory) + 1:]) + ("/" if is_directory else "")
+        if (include := spec.check_file(relative).include) is not None:
+            return include
+    return False
 
 
 def hash_directory(path: Path, workers: int | None = None) -> str:
