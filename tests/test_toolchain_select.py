@@ -1,6 +1,7 @@
 """Choosing the Rust installation per tree and per command, through the real CLI: ``doit toolchain rust=/usr
 backend=llvm`` on a fresh build directory checks Debian's rustc-web and renders the specs; the tree's own pin (its
-pyproject.toml) is what the sources' rust-toolchain.toml files say, never the installation chosen for one build."""
+pyproject.toml) selects the installation through the build's environment; the sources' rust-toolchain.toml files
+are never written, only reported where they name another channel."""
 from __future__ import annotations
 
 import json
@@ -34,9 +35,9 @@ def test_doit_toolchain_on_a_fresh_build_directory_with_an_installation_chosen_b
     # rustc-web 1.96 loads the soft-float kernel spec only with rustc-abi (detected by the toolchain stage)
     assert json.loads((tree / "build/aarch64/aarch64-unknown-none.json").read_text())["rustc-abi"] == "softfloat"
     pin_file = tree / "recipes/core/app/source/rust-toolchain.toml"
-    # The tree's pin, not /usr: a build's choice of installation reaches cargo through the environment.
-    assert pin_file.read_text() == ("# the users' comment stays\n[toolchain]\nchannel = \"nightly-2026-05-01\"\n"
-                                    "components = [\"rust-src\"]\n")
+    assert pin_file.read_text() == OLD_PIN  # a build never writes into the user's sources
+    assert (f"toolchain: {pin_file} names nightly-2025-01-01; the build uses /usr (its environment overrides the "
+            "file, which is left as it is)") in first.stdout
     written = pin_file.stat().st_mtime_ns
     again = doit(*args)
     assert again.returncode == 0 and ".  toolchain" not in again.stdout, again.stdout + again.stderr

@@ -1,6 +1,7 @@
 """``toolchain``: the pinned Rust toolchain and codegen backend checked (with the command that installs what is
-missing), the pin written into every ``rust-toolchain.toml`` of the sources, the target specs rendered (with the
-fields its compiler accepts). A host build (``toolchain=host``) has nothing to check."""
+missing), the target specs rendered (with the fields its compiler accepts), and the sources' ``rust-toolchain.toml``
+files that name another channel reported (builds use the pin through their environment; the sources are never
+written). A host build (``toolchain=host``) has nothing to check."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,11 +28,14 @@ class Toolchain(Stage):
         return [] if self.toolchain.host_only else list(self.toolchain.specs().values())
 
     def run(self) -> None:
-        from ..toolchain.pin import write_pins
+        from ..errors import display_path
+        from ..toolchain.pin import disagreeing_pins
         from ..toolchain.specs import write_specs
         if self.toolchain.host_only:
             return
         self.toolchain.verified  # noqa: B018  (raises with the fix command when something is missing)
         sources = [recipe.source_dir for recipe in self.graph.sources.values()]
-        write_pins(self.toolchain.tree_pin, [path for path in sources if path.is_dir()])  # never rust=
+        for path, channel in disagreeing_pins(self.toolchain.pin, [path for path in sources if path.is_dir()]):
+            print(f"toolchain: {display_path(path)} names {channel}; the build uses {self.toolchain.pin.name} "
+                  "(its environment overrides the file, which is left as it is)")
         write_specs(self.layout.arch_dir, self.settings.arch, self.layout.sysroot, self.toolchain.spec_fields)

@@ -1,7 +1,9 @@
 """The one toolchain pin: channel, components and codegen backend, read from ``[tool.redox.toolchain]``.
 
-The fork kept the channel in 15+ ``rust-toolchain.toml`` copies by hand; here the pin lives in one setting and
-:func:`write_pins` pushes it into every copy found in the component sources.
+The fork kept the channel in 15+ ``rust-toolchain.toml`` copies by hand; here the pin lives in one setting, and every
+build reaches the pinned installation through its environment (``RUSTUP_TOOLCHAIN``, or ``PATH`` and ``RUSTC``),
+which takes precedence over those files: they are never written (a build does not write into the user's sources),
+only reported where they say otherwise (:func:`disagreeing_pins`).
 """
 from __future__ import annotations
 
@@ -12,10 +14,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import tomlkit
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from ..atomic import write_text_if_changed
 from ..errors import InputError
 
 TABLE = "tool.redox.toolchain"
@@ -120,18 +120,15 @@ def find_toolchain_files(roots: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def write_pins(pin: ToolchainPin, roots: Iterable[Path]) -> list[Path]:
-    """Set ``[toolchain].channel`` and ``components`` of every ``rust-toolchain.toml`` below ``roots`` to the pin,
-    keeping every other key, comment and the layout. Returns the files that changed; others are not touched."""
-    changed = []
+def disagreeing_pins(pin: ToolchainPin, roots: Iterable[Path]) -> list[tuple[Path, str]]:
+    """Every ``rust-toolchain.toml`` below ``roots`` whose ``[toolchain].channel`` is not the pin's, with the
+    channel it names (``?`` for a file that is not valid TOML); read only."""
+    found = []
     for path in find_toolchain_files(roots):
         try:
-            document = tomlkit.parse(path.read_text())
-        except tomlkit.exceptions.ParseError as error:
-            raise InputError(f"not valid TOML: {error}", path=path) from None
-        table = document.setdefault("toolchain", tomlkit.table())
-        table["channel"] = pin.channel
-        table["components"] = list(pin.components)
-        if write_text_if_changed(path, tomlkit.dumps(document)):
-            changed.append(path)
-    return changed
+            channel = str(tomllib.loads(path.read_text()).get("toolchain", {}).get("channel", "?"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+            channel = "?"
+        if channel != pin.channel:
+            found.append((path, channel))
+    return found

@@ -47,12 +47,6 @@ class SelectedToolchain:
         return PROJECT_DIR / "pyproject.toml"
 
     @functools.cached_property
-    def tree_pin(self) -> ToolchainPin:
-        """The tree's own pin: what the sources' rust-toolchain.toml files are made to say."""
-        from .pin import load_pin
-        return load_pin(self.pin_file)
-
-    @functools.cached_property
     def pin(self) -> ToolchainPin:
         """The tree's pin with this build's choices (``rust=``, ``backend=``) applied."""
         from .pin import load_pin
