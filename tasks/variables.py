@@ -89,6 +89,10 @@ SETTINGS: tuple[Setting, ...] = (
             "a directory whose files land in the image over the packages, with their modes (owners: its "
             "owners.toml) [default: <config>.overlay beside the config, e.g. config/aarch64/desktop.overlay]",
             metavar="DIR"),
+    Setting("firmware", "path", None,
+            "the UEFI firmware `doit boot` and `doit test-in-redox` boot the image with, such as the tree's own "
+            "(the fork's firmware/QEMU_EFI.fd); --firmware overrides it for one command [default: searched: "
+            "AAVMF, qemu-efi-aarch64, Homebrew edk2]", metavar="FILE"),
     Setting("image", "path", None, "the disk image `doit inspect` reads [default: the config's, as `doit image` "
             "builds it]", metavar="FILE", sticks=False),
     Setting("name", "text", None, "the name `doit promote` keeps the image under (works, a feature), or the tag of "

@@ -107,6 +107,20 @@ def test_recipe_comment_or_key_order_does_not_count(tree):
     assert build(tree) == set()
 
 
+def test_a_file_beside_the_recipe_its_script_reads_counts_for_it_and_for_recipes_building_its_source(tree):
+    """programs.txt beside base's recipe is read by base's script and by base-initfs's (which builds base's source
+    with same_as): an edit of it re-runs both cooks, an edit beside another recipe neither (issue 18)."""
+    (tree / "recipes/lib/list.txt").write_text("first\n")
+    (tree / "recipes/lib/source/app.txt").write_text("app, from lib's source\n")
+    (tree / "recipes/app/recipe.toml").write_text((tree / "recipes/app/recipe.toml").read_text().replace(
+        '[build]', '[source]\nsame_as = "../lib"\n\n[build]', 1))
+    assert build(tree) >= ALL
+    (tree / "recipes/lib/list.txt").write_text("second\n")
+    assert build(tree) >= {"cook:lib", "cook:app"}
+    (tree / "recipes/other/notes.txt").write_text("a note\n")
+    assert build(tree) == {"cook:other"}  # its output is the same: nothing after it runs
+
+
 def test_stamp_changes_only_when_the_artifact_is_rebuilt(tree):
     build(tree)
     app_stamp = read_stamp(stage(tree, "app"))

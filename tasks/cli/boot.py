@@ -78,7 +78,8 @@ MACHINE_OPTIONS = (
      "metavar": "HOST:GUEST",
      "help": "forward a host port to a guest port (tcp; udp:HOST:GUEST for udp); repeatable"},
     {"section": "machine", "name": "firmware", "long": "firmware", "type": Path, "default": None,
-     "metavar": "PATH", "help": "UEFI firmware code [default: searched: AAVMF, qemu-efi-aarch64, Homebrew edk2]"},
+     "metavar": "PATH", "help": "UEFI firmware code [default: the firmware= setting, else searched: AAVMF, "
+                                "qemu-efi-aarch64, Homebrew edk2]"},
     {"section": "machine", "name": "accel", "long": "accel", "type": str, "default": None, "metavar": "ACCEL",
      "choices": (("kvm", ""), ("hvf", ""), ("tcg", "")),
      "help": "acceleration [default: kvm or hvf when this host offers it, else tcg]"},
@@ -245,7 +246,7 @@ class BootCommand(SessionCommand):
         try:
             return RunOptions(image=image, snapshot=params["snapshot"], acpi=params["acpi"], memory=params["memory"],
                               cpus=params["cpus"], gui=params["gui"], forwards=tuple(params["forward"]),
-                              firmware=params["firmware"],
+                              firmware=params["firmware"] or settings().firmware,
                               accel=params["accel"], kernel=params["kernel"], initrd=params["initrd"],
                               append=params["append"], share_dir=settings().root / "share",
                               extra_args=self.qemu_args)

@@ -5,6 +5,7 @@ present wins: same_as, path, git, tar); ``[build]`` is selected by ``template``.
 """
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Discriminator, Field, Tag, field_validator
 
 from ..errors import InputError
-from ..hashing import hash_value
+from ..hashing import hash_file, hash_value
 from .names import OptionalDependencyName, PackageName
 from .tomlfile import Table, read_toml, validate
 
@@ -178,6 +179,20 @@ class Recipe:
     @property
     def optional_names(self) -> list[str]:
         return [optional.name for optional in self.file.optional_packages]
+
+    def files_digest(self) -> str:
+        """The files beside recipe.toml that a build script may read (programs.txt, helper scripts, patches): every
+        file below the recipe's directory but recipe.toml itself (its parsed digest counts) and the fetched
+        source, by relative path and content."""
+        files = []
+        for directory, subdirs, names in os.walk(self.dir):
+            if Path(directory) == self.dir:
+                subdirs[:] = [name for name in subdirs if name != SOURCE_DIR]
+                names = [name for name in names if name not in (RECIPE_FILE, SOURCE_DIR)]
+            subdirs.sort()
+            files += [Path(directory, name) for name in sorted(names)]
+        return hash_value([[path.relative_to(self.dir).as_posix(), hash_file(path) if path.is_file() else
+                            os.readlink(path) if path.is_symlink() else None] for path in files])
 
     def build_error(self) -> InputError | None:
         """Why this recipe cannot be built from source, if it cannot."""

@@ -59,7 +59,11 @@ class Cook(RecipeStage[Node]):
 
     def inputs(self, node: Node) -> dict[str, str]:
         step = self.graph.steps[node]
-        components = {"recipe": step.recipe.digest, "template": step.template, "target": self.layout.triple(node)}
+        components = {"recipe": step.recipe.digest, "template": step.template, "target": self.layout.triple(node),
+                      # what its script may read beside recipe.toml, and beside the recipe whose source it builds
+                      "recipe-files": step.recipe.files_digest()}
+        if step.source_from is not None:
+            components["source-recipe-files"] = self.graph.sources[step.source_from].files_digest()
         if (given := self._given_file(node)) is not None:
             components["bootloader"] = hash_file(given) if given.is_file() else NONE
         elif step.builds_from_source:
