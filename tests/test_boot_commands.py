@@ -25,7 +25,7 @@ from tests.qemu_guest import build_guest, type_at_the_prompt_then_detach
 from tests.trees import make_tree, sparse_file
 
 GOLDEN_REDOX = (
-    "qemu-system-aarch64 -M virt,acpi=off -accel tcg -cpu max -smp 4 -m 2G"
+    "qemu-system-aarch64 -M virt,acpi=off -accel tcg -cpu cortex-a72 -smp 4 -m 2G"
     " -drive if=pflash,format=raw,readonly=on,file={tmp}/firmware/AAVMF_CODE.fd"
     " -drive if=pflash,format=raw,file={tmp}/build/run/default/vars.fd"
     " -drive file={tmp}/build/aarch64/desktop.img,format=raw,id=disk0,if=none,snapshot=on"

@@ -32,7 +32,7 @@ from tests.trees import sparse_file
 # The fork's image: a raw GPT disk booted by UEFI firmware from pflash, share/ over 9p, ssh forwarded, serial only;
 # no ACPI tables, since the fork's kernel is a DeviceTree kernel (with ACPI on it hangs after kernel_entry).
 GOLDEN_REDOX = (
-    "qemu-system-aarch64 -M virt,acpi=off -accel tcg -cpu max -smp 4 -m 2G"
+    "qemu-system-aarch64 -M virt,acpi=off -accel tcg -cpu cortex-a72 -smp 4 -m 2G"
     " -drive if=pflash,format=raw,readonly=on,file={tmp}/firmware/AAVMF_CODE.fd"
     " -drive if=pflash,format=raw,file={tmp}/build/run/default/vars.fd"
     " -drive file={tmp}/build/aarch64/pure-rust.img,format=raw,id=disk0,if=none,snapshot=on"
@@ -169,7 +169,7 @@ def test_acceleration(tmp_path, machine, system, kvm, expected):
     kvm_device = sparse_file(tmp_path / "kvm", 0) if kvm else tmp_path / "no-kvm"
     accel = detect_accel(machine, system, kvm_device)
     assert accel is expected
-    assert accel.cpu == ("max" if expected is Accel.TCG else "host")
+    assert accel.cpu == ("cortex-a72" if expected is Accel.TCG else "host")
 
 
 def test_port_forwards():

@@ -96,7 +96,7 @@ def test_in_redox(commands: Sequence[str], options: RunOptions, session: Session
                         powerdown_timeout=session.powerdown_timeout) as active:
         try:
             _report(printer, active)
-            with Console(active.record.console_socket, console) as guest:
+            with Console(active.record.console_socket, console, log=active.record.console_log) as guest:
                 guest.ready(fresh=active.fresh)
                 for command in commands:
                     _say(printer, f"$ {command}", "bold cyan")

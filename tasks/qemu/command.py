@@ -31,6 +31,9 @@ FIRMWARE_CANDIDATES: tuple[tuple[Path, Path | None], ...] = (
 )
 
 
+TCG_CPU = "cortex-a72"
+
+
 class Accel(StrEnum):
     KVM = "kvm"
     HVF = "hvf"
@@ -38,8 +41,9 @@ class Accel(StrEnum):
 
     @property
     def cpu(self) -> str:
-        # Hardware acceleration runs the host's own CPU; the emulator offers every feature it implements.
-        return "max" if self is Accel.TCG else "host"
+        # Hardware acceleration runs the host's own CPU. Emulated, the CPU the fork's scripts use under TCG: the
+        # fork's own firmware (firmware/QEMU_EFI.fd) prints nothing at all on QEMU 10's `max` CPU.
+        return TCG_CPU if self is Accel.TCG else "host"
 
 
 class DiskFormat(StrEnum):

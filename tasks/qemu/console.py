@@ -17,7 +17,6 @@ import sys
 import termios
 import time
 import tty
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,27 +68,38 @@ class ConsoleTimeout(CommandError):
 
 
 class _Tail:
-    """The last lines the console printed, for error messages (pexpect's ``logfile_read`` interface)."""
+    """The last lines the console printed, for error messages (pexpect's ``logfile_read`` interface), and how much
+    it has printed (:meth:`since` a mark: what came after, for telling whether typed text was echoed)."""
+
+    KEPT = 65536  # characters
 
     def __init__(self) -> None:
-        self._chunks: deque[str] = deque(maxlen=64)
+        self._text = ""
+        self.written = 0
 
     def write(self, text: str) -> None:
-        self._chunks.append(text)
+        self._text = (self._text + text)[-self.KEPT:]
+        self.written += len(text)
 
     def flush(self) -> None:
         pass
 
+    def since(self, mark: int) -> str:
+        return self._text[max(0, len(self._text) - (self.written - mark)):]
+
     def lines(self) -> list[str]:
-        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", "".join(self._chunks)).replace("\r", "")
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self._text).replace("\r", "")
         return [line for line in text.split("\n") if line.strip()][-TAIL_LINES:]
 
 
 class Console:
     """A connection to a session's console socket; use as a context manager."""
 
-    def __init__(self, socket_path: Path, settings: ConsoleSettings = ConsoleSettings()):
+    def __init__(self, socket_path: Path, settings: ConsoleSettings = ConsoleSettings(), log: Path | None = None):
+        """``log``: the session's console log (QEMU's, of everything the console printed), whose last lines an
+        error shows when this connection itself has seen nothing."""
         self.settings = settings
+        self._log = log
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._socket.connect(str(socket_path))
@@ -137,9 +147,16 @@ class Console:
 
     def _log_in(self) -> None:
         settings = self.settings
+        mark = self._tail.written
         self._child.send(settings.user + ENTER)
-        found = self._expect([self._prompt, self._login, self._password], settings.command_timeout,
-                             f"password or shell prompt after user {settings.user}")
+        try:
+            found = self._expect([self._prompt, self._login, self._password], settings.command_timeout,
+                                 f"password or shell prompt after user {settings.user}")
+        except ConsoleTimeout:
+            self._check_echo(settings.user, mark)
+            raise
+        if found == 1:
+            self._check_echo(settings.user, mark)
         if found == 2:
             if settings.password is None:
                 raise CommandError(f"the guest asks a password for {settings.user} and none is set", key="password")
@@ -148,6 +165,13 @@ class Console:
                                  f"shell prompt after logging in as {settings.user}")
         if found == 1:
             raise CommandError(f"logging in as {settings.user} failed (wrong user or password?)", key="user")
+
+    def _check_echo(self, typed: str, mark: int) -> None:
+        """Raise when what was typed at a prompt never came back: the guest does not receive the console's input."""
+        if typed not in self._tail.since(mark):
+            raise CommandError(f"the guest never echoed `{typed}` typed at its login prompt: input on the serial "
+                               "console does not reach it (its receive interrupt is never taken; the guest shows "
+                               f"output but reads nothing)\n{self._tail_text()}", key="console")
 
     def _sync(self) -> None:
         """At a prompt, type a marker and wait for the shell to print it, then for its next prompt."""
@@ -223,7 +247,22 @@ class Console:
 
     def _tail_text(self) -> str:
         lines = self._tail.lines()
-        return "\n".join([f"last {len(lines)} console lines:", *("  " + line for line in lines)])
+        where = "console"
+        if not lines and self._log is not None:  # an earlier connection read it all: the session's log has it
+            lines, where = _last_lines(self._log), f"console (from {self._log})"
+        return "\n".join([f"last {len(lines)} {where} lines:", *("  " + line for line in lines)])
+
+
+def _last_lines(log: Path) -> list[str]:
+    try:
+        with open(log, "rb") as stream:
+            stream.seek(max(0, stream.seek(0, os.SEEK_END) - 16384))
+            text = stream.read().decode(errors="replace")
+    except OSError:
+        return []
+    tail = _Tail()
+    tail.write(text)
+    return tail.lines()
 
 
 def attach_terminal(socket_path: Path, detach_key: bytes = DETACH_KEY) -> bool:
