@@ -63,6 +63,54 @@ def test_a_login_prompt_that_never_echoes_the_user_name_is_diagnosed_as_input_no
     assert "redox login:" in message  # what was seen comes with it
 
 
+class RedrawingGetty(DeafGuest):
+    """The fork's getty, as it answers on the serial console: its line editor redraws the prompt with the line so
+    far at every key; Enter ends the name, then it asks for a password (or, for an unknown name, prompts again)."""
+
+    def _serve(self) -> None:
+        connection, _ = self.server.accept()
+        prompt = b"\x1b[1mredox login:\x1b[0m "
+        connection.sendall(prompt)
+        line, asking = b"", "name"
+        while data := connection.recv(1024):
+            for byte in data:
+                if byte != 13:
+                    line += bytes([byte])
+                    if asking == "name":
+                        connection.sendall(b"\x1b[?1000l\r\x1b[J" + prompt + line)
+                elif asking == "name" and line == b"root":
+                    connection.sendall(b"\r\r\n\x1b[1mpassword:\x1b[0m ")
+                    line, asking = b"", "password"
+                elif asking == "name":
+                    connection.sendall(b"\r\r\nLogin incorrect\r\n" + prompt)
+                    line = b""
+                elif asking == "password":
+                    connection.sendall(b"\r\nroot:~# \x1b[0m")
+                    line, asking = b"", "shell"
+                else:  # a shell of `echo` only, whose lines end as the fork's console ends them: \r\r\r\n
+                    said = [part.removeprefix(b"echo ").replace(b"$?", b"0") for part in line.split(b"; ")]
+                    connection.sendall(b"".join(b"\r\r\r\n" + words for words in said) + b"\r\r\r\nroot:~# ")
+                    line = b""
+
+
+@pytest.mark.parametrize("user", ["root", "nobody"])
+def test_a_login_prompt_redrawn_while_the_name_is_typed_is_not_a_refusal(short_dir, user):
+    guest = RedrawingGetty(short_dir / "console.sock", b"")
+    settings = QUICK.model_copy(update={"user": user})
+    try:
+        with Console(short_dir / "console.sock", settings) as console:
+            console._child.expect("login:")
+            if user == "root":
+                console._log_in()  # answered by the password prompt, then the shell's
+                console._sync()
+                assert console.run("echo hi there").output == "hi there"
+            else:
+                with pytest.raises(CommandError, match="logging in as nobody failed"):
+                    console._log_in()
+    finally:
+        guest.close()
+
+
 def test_a_silent_console_shows_the_last_lines_of_the_sessions_log_when_this_connection_saw_none(short_dir):
     log = short_dir / "console.log"
     log.write_text("".join(f"boot line {number}\r\n" for number in range(400)) + "init: running: getty\r\n")

@@ -149,14 +149,15 @@ class Console:
         settings = self.settings
         mark = self._tail.written
         self._child.send(settings.user + ENTER)
+        # The answer: a password prompt, a shell prompt, or a login prompt again on a line after the name (refused).
+        # A login prompt on the name's own line is a redraw (the fork's getty redraws its prompt at every key).
+        refused = re.compile(re.escape(settings.user) + r"[^\n]*\n[\s\S]*?(?:" + settings.login_prompt + ")")
         try:
-            found = self._expect([self._prompt, self._login, self._password], settings.command_timeout,
+            found = self._expect([self._prompt, refused, self._password], settings.command_timeout,
                                  f"password or shell prompt after user {settings.user}")
         except ConsoleTimeout:
             self._check_echo(settings.user, mark)
             raise
-        if found == 1:
-            self._check_echo(settings.user, mark)
         if found == 2:
             if settings.password is None:
                 raise CommandError(f"the guest asks a password for {settings.user} and none is set", key="password")
@@ -196,7 +197,9 @@ class Console:
         deadline = started + timeout
         self._child.send(f"echo {begin} $?; {command}; echo {end} $?{ENTER}")
         try:
-            self._child.expect(re.compile(re.escape(begin) + r" \d+\r?\n"), timeout=timeout)
+            # Line ends come as \r\n, or with more carriage returns where the kernel's console and the guest's pty
+            # each add one (the fork's: \r\r\r\n).
+            self._child.expect(re.compile(re.escape(begin) + r" \d+\r*\n"), timeout=timeout)
             self._child.expect(re.compile(re.escape(end) + r" (\d+)"), timeout=max(0.0, deadline - time.monotonic()))
         except pexpect.TIMEOUT:
             raise self._timed_out(command, timeout) from None
@@ -206,7 +209,7 @@ class Console:
         except KeyboardInterrupt:
             self.interrupt()  # Ctrl-C here means Ctrl-C for the command in the guest too
             raise
-        output = self._child.before.replace("\r\n", "\n").removesuffix("\n")
+        output = re.sub(r"\r+\n", "\n", self._child.before).removesuffix("\n")
         result = CommandResult(command=command, output=output, status=int(self._child.match.group(1)),
                                seconds=time.monotonic() - started)
         self._await_prompt(f"shell prompt after `{command}` (exit status {result.status})")
