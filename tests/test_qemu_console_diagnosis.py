@@ -87,8 +87,13 @@ class RedrawingGetty(DeafGuest):
                 elif asking == "password":
                     connection.sendall(b"\r\nroot:~# \x1b[0m")
                     line, asking = b"", "shell"
-                else:  # a shell of `echo` only, whose lines end as the fork's console ends them: \r\r\r\n
-                    said = [part.removeprefix(b"echo ").replace(b"$?", b"0") for part in line.split(b"; ")]
+                else:  # a shell of `echo` only, whose lines end as the fork's console ends them: \r\r\r\n; as
+                    # ion, it gives up the rest of a line at a command it cannot find, silently
+                    said = []
+                    for part in line.split(b"; "):
+                        if not part.startswith(b"echo "):
+                            break
+                        said.append(part.removeprefix(b"echo ").replace(b"$?", b"0"))
                     connection.sendall(b"".join(b"\r\r\r\n" + words for words in said) + b"\r\r\r\nroot:~# ")
                     line = b""
 
@@ -104,6 +109,11 @@ def test_a_login_prompt_redrawn_while_the_name_is_typed_is_not_a_refusal(short_d
                 console._log_in()  # answered by the password prompt, then the shell's
                 console._sync()
                 assert console.run("echo hi there").output == "hi there"
+                assert console.run("echo a line ending in a prompt-like #").status == 0
+                missing = console.run("nosuch --flag")
+                assert (missing.status, missing.output) == (127, "")
+                assert missing.note.startswith("the shell gave up the line before its end: the command was not found")
+                assert console.run("echo still answering").output == "still answering"
             else:
                 with pytest.raises(CommandError, match="logging in as nobody failed"):
                     console._log_in()

@@ -107,6 +107,8 @@ def test_in_redox(commands: Sequence[str], options: RunOptions, session: Session
                         break
                     if result.output:
                         printer.out(result.output, highlight=False)
+                    if result.note:
+                        _say(printer, result.note, "bold red")
                     _say(printer, f"exit status {result.status} ({result.seconds:.1f} s)",
                          "green" if result.ok else "bold red")
                     succeeded += result.ok

@@ -32,6 +32,11 @@ INTERRUPT = "\x03"
 ENTER = "\r"
 DETACH_KEY = b"\x1d"  # Ctrl-]
 TAIL_LINES = 15
+# The status of a command line the shell gave up before its end marker (ion does so, silently and with status 0,
+# for a command it cannot find): a shell's "command not found".
+ABANDONED_STATUS = 127
+# How long the end marker may still take after what looked like the shell's prompt: command output can end in "# ".
+PROMPT_CONFIRM_SECONDS = 2.0
 
 
 class ConsoleSettings(BaseModel):
@@ -57,6 +62,8 @@ class CommandResult:
     output: str
     status: int
     seconds: float
+    note: str = ""
+    """What the status does not say (the shell did not finish the line)."""
 
     @property
     def ok(self) -> bool:
@@ -196,11 +203,21 @@ class Console:
         started = time.monotonic()
         deadline = started + timeout
         self._child.send(f"echo {begin} $?; {command}; echo {end} $?{ENTER}")
+        ended = re.compile(re.escape(end) + r" (\d+)")
         try:
             # Line ends come as \r\n, or with more carriage returns where the kernel's console and the guest's pty
             # each add one (the fork's: \r\r\r\n).
             self._child.expect(re.compile(re.escape(begin) + r" \d+\r*\n"), timeout=timeout)
-            self._child.expect(re.compile(re.escape(end) + r" (\d+)"), timeout=max(0.0, deadline - time.monotonic()))
+            output = ""
+            if self._child.expect([ended, self._prompt], timeout=max(0.0, deadline - time.monotonic())) == 1:
+                output = self._child.before
+                if not self._ended_after_prompt(ended):  # the output, without the prompt's line
+                    return CommandResult(command=command, output=_lines(output.rpartition("\n")[0]),
+                                         status=ABANDONED_STATUS,
+                                         seconds=time.monotonic() - started,
+                                         note="the shell gave up the line before its end: the command was not "
+                                              "found, or the shell stopped it")
+                output += self._child.after  # the output only ended in something prompt-like
         except pexpect.TIMEOUT:
             raise self._timed_out(command, timeout) from None
         except pexpect.EOF:
@@ -209,11 +226,19 @@ class Console:
         except KeyboardInterrupt:
             self.interrupt()  # Ctrl-C here means Ctrl-C for the command in the guest too
             raise
-        output = re.sub(r"\r+\n", "\n", self._child.before).removesuffix("\n")
-        result = CommandResult(command=command, output=output, status=int(self._child.match.group(1)),
-                               seconds=time.monotonic() - started)
+        result = CommandResult(command=command, output=_lines(output + self._child.before),
+                               status=int(self._child.match.group(1)), seconds=time.monotonic() - started)
         self._await_prompt(f"shell prompt after `{command}` (exit status {result.status})")
         return result
+
+    def _ended_after_prompt(self, ended: re.Pattern[str]) -> bool:
+        """After what looks like the shell's prompt: whether the end marker still comes (the output only ended in
+        something prompt-like) rather than the shell having given up the line."""
+        try:
+            self._child.expect([ended], timeout=PROMPT_CONFIRM_SECONDS)
+        except pexpect.TIMEOUT:
+            return False
+        return True
 
     def send(self, text: str) -> None:
         """Type ``text`` as it is (answer a prompt, ``exit`` a shell): nothing waits for an answer."""
@@ -254,6 +279,11 @@ class Console:
         if not lines and self._log is not None:  # an earlier connection read it all: the session's log has it
             lines, where = _last_lines(self._log), f"console (from {self._log})"
         return "\n".join([f"last {len(lines)} {where} lines:", *("  " + line for line in lines)])
+
+
+def _lines(text: str) -> str:
+    """Console output as lines: every run of carriage returns before a newline dropped, no final newline."""
+    return re.sub(r"\r+\n", "\n", text).removesuffix("\n")
 
 
 def _last_lines(log: Path) -> list[str]:
