@@ -147,3 +147,20 @@ def test_a_bad_package_or_server_is_one_precise_error_and_nothing_is_cached(worl
     errors = [line for line in output.splitlines() if line.startswith("ERROR: ")]
     assert len(errors) == 1 and errors[0].startswith("ERROR: download:boot: ") and expected in errors[0], output
     assert not list((tmp / "cache").glob("*/*/boot.pkgar")) and not stage(tree, "boot").exists()
+
+
+@pytest.mark.parametrize("depends", ["../../../escaped", "/{tmp}/escaped", "host:escaped", "a.b.c", 42, ""])
+def test_a_dependency_name_from_the_servers_metadata_never_becomes_a_path_outside_the_cache(world, depends):
+    """A package's TOML is not signed: its `depends` names are checked against the package-name rules before any
+    is used, and the package is refused and left out of the cache (issue 19, item 1)."""
+    tree, server, served, key, tmp = world
+    name = depends.format(tmp=str(tmp).strip("/")) if isinstance(depends, str) else depends
+    (served / "boot.toml").write_text(f'name = "boot"\nversion = "1.0"\ndepends = [{name!r}]\n'.replace("'", '"'))
+    result = doit(tree, "pkg", f"prebuilt_url={server.url}")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("ERROR: ")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"ERROR: download:boot: {server.url}/{host_triple()}/boot.toml: depends: "), output
+    assert not list(tmp.rglob("escaped*")) and not list((tmp / "cache").glob("*/*/boot.*"))
+    assert not stage(tree, "boot").exists()

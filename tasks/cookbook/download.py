@@ -23,6 +23,7 @@ from ..atomic import atomic_path
 from ..errors import FormatError, InputError
 from ..formats import pkgar, pkgkeys
 from ..hashing import hash_text
+from ..model.names import parse_package_name
 from .archive import download
 
 
@@ -73,8 +74,22 @@ def _pinned_key(server: Server) -> bytes:
     return pkgkeys.load_public_key(server.key_file)
 
 
+def _file_name(name: str, where: str) -> str:
+    """``name`` if it is a package's file name on a server: a target package name (the upstream grammar: no ``/``,
+    no ``..``, no ``host:``), which keeps every path built from it inside the cache. ``where``: whom it came from."""
+    try:
+        ref = parse_package_name(name)
+    except ValueError as error:
+        raise FormatError(f"{where}: {error}: refused, nothing of it is kept") from None
+    if ref.host:
+        raise FormatError(f"{where}: {name!r} names a host package, which no package server serves: refused")
+    return name
+
+
 def _cached(server: Server, name: str, key: bytes, offline: bool) -> list[str]:
-    """Make sure the cache holds ``name``, verified; its dependencies."""
+    """Make sure the cache holds ``name``, verified; its dependencies, each checked to be a package name (a
+    package's TOML is not signed: a name such as ``../../x`` must never become a path)."""
+    _file_name(name, "prebuilt_url")
     package, metadata = server.cache / f"{name}.pkgar", server.cache / f"{name}.toml"
     if not (package.is_file() and metadata.is_file()):
         if offline:
@@ -92,9 +107,16 @@ def _cached(server: Server, name: str, key: bytes, offline: bool) -> list[str]:
             except FormatError as error:
                 raise FormatError(f"{server.address(name, '.pkgar')}: {error.reason} (pinned key "
                                   f"{server.key_file})") from None
+    where = f"{server.address(name, '.toml')}: depends"
     try:
         depends = tomllib.loads(metadata.read_text()).get("depends", [])
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        if not isinstance(depends, list) or not all(isinstance(dependency, str) for dependency in depends):
+            raise FormatError(f"{where}: not a list of package names: {depends!r}")
+        return [_file_name(dependency, where) for dependency in depends]
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, FormatError) as error:
+        for cached in (metadata, package):  # the package is refused: fetched again next time, not served from here
+            cached.unlink(missing_ok=True)
+        if isinstance(error, FormatError):
+            raise
         raise FormatError(f"{server.address(name, '.toml')}: not a package's TOML: {error}") from None
-    return [str(dependency) for dependency in depends]
 
