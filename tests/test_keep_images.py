@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,6 +26,27 @@ def demo(tmp_path) -> Demo:
 def doit(demo: Demo, *args: str):
     return run_doit(*args, f"root={DEMO}", "config=config/aarch64/demo.toml", "toolchain=host",
                     f"build={demo.build}", env={"SOURCE_DATE_EPOCH": str(EPOCH)})  # as build_demo
+
+
+def test_promoting_again_under_a_name_keeps_the_previous_promotion(demo, tmp_path):
+    """A known-good image is never lost behind the user's back (issue 19, item 6)."""
+    assert doit(demo, "promote", "name=again").returncode == 0
+    again = demo.image.with_name("demo-again.img")
+    first = {path.name: hash_file(path) for path in demo.image.parent.glob("demo-again.*")}
+    built = shutil.copyfile(demo.image, tmp_path / "built.img")  # put back at the end, for the tests after
+    files = ImageFiles(demo.image, hosttools.ensure_own("redox-image"))
+    (tmp_path / "motd").write_text("changed since\n")
+    files.apply([Put(tmp_path / "motd", "/etc/motd")])
+    second = doit(demo, "promote", "name=again")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.endswith(f"the previous again is kept as {again}.bak (with its qcow2, stamp and manifest)\n")
+    assert {name: hash_file(again.with_name(name + ".bak")) for name in first} == first
+    assert hash_file(again) == hash_file(demo.image) != first["demo-again.img"]
+    assert doit(demo, "promotions").stdout.count("again ") == 1
+    refused = doit(demo, "promote", "name=again", "backups=0")
+    assert refused.returncode != 0 and "a promotion named again exists, and with backups=0 it would be lost" in \
+        refused.stderr and hash_file(again) == hash_file(demo.image)
+    shutil.copyfile(built, demo.image)
 
 
 def test_promote_then_restore_the_whole_image_or_single_files_then_release(demo, tmp_path):

@@ -104,9 +104,12 @@ class Promote(_ImageCommand):
         name = getattr(settings(), "name")
         if not name:
             raise InputError("which name? doit promote name=NAME (works, or the feature that works)", key="name")
-        promotion = promote(layout.disk_image, layout.qcow2_image, name, _manifest(layout))
+        promotion, previous = promote(layout.disk_image, layout.qcow2_image, name, _manifest(layout),
+                                      settings().backups)
         print(f"promoted {display_path(layout.disk_image)} as {display_path(promotion.image)} "
               f"({len(promotion.manifest['packages'])} packages)")
+        if previous is not None:
+            print(f"the previous {name} is kept as {display_path(previous)} (with its qcow2, stamp and manifest)")
         return 0
 
 

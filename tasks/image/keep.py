@@ -12,6 +12,7 @@ Knows nothing of doit: the commands (:mod:`tasks.cli.images`) say which image an
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -25,6 +26,7 @@ from ..atomic import atomic_path, write_atomically
 from ..engine.publish import output_digest
 from ..engine.stamp import read_stamp, stamp_path
 from ..errors import InputError
+from .backups import backup_paths, install_with_backups
 from .files import sparse_copy
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -66,20 +68,29 @@ def manifest_of(image: Path, inputs: dict[str, str], repo: Path) -> dict:
             "built_at": None if stamp is None else stamp.built_at}
 
 
-def promote(image: Path, qcow2: Path, name: str, manifest: dict) -> Promotion:
-    """Copy the image (and its qcow2, when there is one) under the promotion's name, with stamp and manifest."""
+def promote(image: Path, qcow2: Path, name: str, manifest: dict, backups: int) -> tuple[Promotion, Path | None]:
+    """Copy the image (and its qcow2, when there is one) under the promotion's name, with stamp and manifest. A
+    promotion of that name already there is kept as ``.bak`` (``backups`` generations, as images are); returns the
+    new promotion and where the previous one went (None: there was none)."""
     if not image.is_file():
         raise InputError("no image to promote (build it first)", path=image)
     target = promoted_path(image, name)
+    if target.exists() and not backups:
+        raise InputError(f"a promotion named {name} exists, and with backups=0 it would be lost: promote under "
+                         "another name, or remove it first", path=target, key="name")
+    previous = backup_paths(target, backups)[0] if target.exists() else None
+    keep = functools.partial(install_with_backups, keep=backups)
     for source, destination in ((image, target), (qcow2, target.with_suffix(".qcow2"))):
         if source.is_file():
-            with atomic_path(destination) as partial:
+            with atomic_path(destination, install=keep) as partial:
                 sparse_copy(source, partial)
             if stamp_path(source).exists():
-                shutil.copyfile(stamp_path(source), stamp_path(destination))
+                with atomic_path(stamp_path(destination), install=keep) as partial:
+                    shutil.copyfile(stamp_path(source), partial)
     record = {"name": name, "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **manifest}
-    write_atomically(manifest_path(target), json.dumps(record, indent=2).encode() + b"\n")
-    return Promotion(name, target, record)
+    with atomic_path(manifest_path(target), install=keep) as partial:
+        partial.write_bytes(json.dumps(record, indent=2).encode() + b"\n")
+    return Promotion(name, target, record), previous
 
 
 def promotions(image: Path) -> list[Promotion]:
