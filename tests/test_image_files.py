@@ -70,6 +70,13 @@ def test_writing_is_one_transaction_on_a_copy(image, tool, tmp_path):
     assert files.read("/opt/new") == b"injected\n"
     files.apply([Put(tmp_path / "new", "/etc/hostname")])  # replacing a file keeps one node of that name
     assert files.read("/etc/hostname") == b"injected\n"
+    # copied out, a file keeps its permission bits: a secret stays private on the host (issue 19, item 5)
+    (tmp_path / "out").mkdir()
+    files.get("/opt/new", tmp_path / "out" / "secret")
+    assert stat.S_IMODE((tmp_path / "out" / "secret").stat().st_mode) == 0o700
+    files.apply([Put(tmp_path / "new", "/opt/setuid", 0o4755)])
+    files.get("/opt/setuid", tmp_path / "out" / "setuid")
+    assert stat.S_IMODE((tmp_path / "out" / "setuid").stat().st_mode) == 0o755  # never setuid on the host
 
 
 def test_a_failed_write_leaves_the_image_as_it_was(image, tool, tmp_path):

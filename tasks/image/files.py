@@ -168,12 +168,17 @@ class ImageFiles:
             return (Path(scratch) / "content").read_bytes()
 
     def get(self, path: str, destination: Path) -> None:
-        """A file, or a directory's whole tree, onto the host at ``destination`` (which must not exist)."""
-        if self.stat(path).kind == "d":
+        """A file, or a directory's whole tree, onto the host at ``destination`` (which must not exist), with the
+        permission bits it has in the image (never setuid or setgid on the host); a file is written private until
+        it has them, so a secret (``/etc/shadow``, 0600) is never readable by others on the way."""
+        entry = self.stat(path)
+        if entry.kind == "d":
             self.extract(path, destination)
-        else:
-            with atomic_path(destination) as partial:
-                self._run(self.image, "get", _inside(path), partial)
+            return
+        with atomic_path(destination) as partial:
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            self._run(self.image, "get", _inside(path), partial)
+            os.chmod(partial, entry.mode & 0o777)
 
     def extract(self, directory: str, destination: Path) -> None:
         """A directory's whole tree onto the host at ``destination`` (which must not exist)."""
