@@ -93,3 +93,11 @@ def test_help_names_every_variable_with_its_default(doit):
     for setting in SETTINGS:
         assert f"  {setting.name}={setting.metavar}" in result.stdout
         assert setting.default is None or f"[default: {setting.default}]" in text, setting.name
+
+
+def test_an_empty_argument_is_one_line_not_a_traceback(doit):
+    """doit itself read the first character of every argument (issue 19, item 8)."""
+    for args in (["list", ""], ["run", "", "list"]):
+        result = doit(*args)
+        assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.endswith('an empty argument ("") names nothing\n'), result.stderr

@@ -130,6 +130,45 @@ def test_an_overlay_lands_over_the_packages_and_inject_puts_a_file_in_it_and_in_
                   for e in ImageFiles(demo.image, hosttools.ensure_own("redox-image")).tree("/")) == injected_tree
 
 
+def overlay_state(overlay: Path) -> dict[str, str]:
+    return {str(path.relative_to(overlay)): path.read_text() if path.is_file() and not path.is_symlink() else "<>"
+            for path in sorted(overlay.rglob("*"))} if overlay.exists() else {}
+
+
+@pytest.mark.parametrize("case", ["over /usr/bin", "over a directory of the overlay", "through a file of the overlay",
+                                  "through a symlink in the overlay", "overlay a symlink", "under a file of the image",
+                                  "empty path"])
+def test_inject_refuses_what_would_replace_a_directory_or_write_through_a_symlink_and_changes_nothing(demo, tmp_path,
+                                                                                                      case):
+    """Issue 19, items 2, 3 and 7: refused, one line naming the path and the reason; the overlay, the image and
+    everything outside stay as they were (an inject the image refuses leaves nothing in the overlay)."""
+    overlay, outside = tmp_path / "overlay", tmp_path / "outside"
+    (overlay / "etc/conf.d").mkdir(parents=True)
+    (overlay / "etc/motd").write_text("motd\n")
+    outside.mkdir()
+    source = tmp_path / "file"
+    source.write_text("nine bytes")
+    destination, expected = {
+        "over /usr/bin": ("/usr/bin", "/usr/bin is a directory in the image: a file never replaces a directory"),
+        "over a directory of the overlay": ("/etc/conf.d", "a directory in the overlay: a file never replaces"),
+        "through a file of the overlay": ("/etc/motd/x", "a file in the overlay where a directory must be"),
+        "through a symlink in the overlay": ("/escape/passwd", "a symlink in the overlay: nothing is written"),
+        "overlay a symlink": ("/etc/new", "the overlay is a symlink: nothing is written through it"),
+        "under a file of the image": ("/etc/hostname/x", "hostname"),
+        "empty path": ("", '`inject`: an empty argument ("") names nothing'),
+    }[case]
+    (overlay / "escape").symlink_to(outside)
+    chosen = overlay
+    if case == "overlay a symlink":
+        chosen = tmp_path / "linked-overlay"
+        chosen.symlink_to(outside)
+    before = (overlay_state(overlay), hash_file(demo.image), sorted(outside.iterdir()))
+    result = doit(demo, "inject", str(source), destination, f"overlay={chosen}")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in output and expected in output, output
+    assert (overlay_state(overlay), hash_file(demo.image), sorted(outside.iterdir())) == before
+
+
 def image_tree(image: Path, scratch: Path) -> dict[str, tuple]:
     """Every node of an image: kind, mode, owner, and content (a file's hash, a symlink's target)."""
     files = ImageFiles(image, hosttools.ensure_own("redox-image"))

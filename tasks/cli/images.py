@@ -8,6 +8,7 @@ change for a foreign write.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from pathlib import Path, PurePosixPath
@@ -208,10 +209,7 @@ class Inject(_ImageCommand):
                        "The previous image is kept as .bak; refused while a QEMU session boots the image.")
 
     def on_image(self, layout, args):
-        import shutil
-
-        from ..atomic import atomic_path
-        from ..image.overlay import overlay_operations
+        from ..image.overlay import overlay_file, overlay_operations
         from .creators import record_changed_output, settings, signature_of
         if len(args) != 2:
             raise InputError("doit inject SRC DEST: a host file and its path in the image")
@@ -219,22 +217,62 @@ class Inject(_ImageCommand):
         if not source.is_file():
             raise InputError("not a file", path=source)
         inside = PurePosixPath("/") / destination
-        if ".." in inside.parts or inside == PurePosixPath("/"):
+        if not destination or ".." in inside.parts or inside == PurePosixPath("/"):
             raise InputError(f"{destination!r}: a file's path in the image, without '..'")
         chosen = settings()
         overlay = chosen.overlay_dir
-        target = overlay / str(inside).lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target) as partial:
-            shutil.copy2(source, partial)
-        print(f"{display_path(source)} -> {display_path(target)} (the overlay)")
+        target = overlay_file(overlay, inside)
         image = layout.disk_image
-        if not image.is_file():
+        files = None
+        if image.is_file():  # every refusal before anything is written: the overlay and the image change together
+            _refuse_while_booted(layout)
+            files = image_files(image)
+            if _kind_in_image(files, str(inside)) == "d":
+                raise InputError(f"{inside} is a directory in the image: a file never replaces a directory",
+                                 path=image)
+        with _placed_in_overlay(source, target, overlay):
+            if files is not None:
+                files.apply(overlay_operations(overlay), backups=chosen.backups)
+        print(f"{display_path(source)} -> {display_path(target)} (the overlay)")
+        if files is None:
             print(f"no image yet: `doit image` builds {display_path(image)} with it")
             return 0
-        _refuse_while_booted(layout)
-        image_files(image).apply(overlay_operations(overlay), backups=chosen.backups)
         recorded = record_changed_output("image", signature_of("image"))
         print(f"{display_path(source)} -> {inside} in {display_path(image)} (the previous one is "
               f"{display_path(image)}.bak)" + ("" if recorded else "; the image has no build record"))
         return 0
+
+
+def _kind_in_image(files, path: str) -> str | None:
+    """``d``, ``f`` or ``l`` for what the image has at ``path``; None where it has nothing."""
+    try:
+        return files.stat(path).kind
+    except BuildError:
+        return None
+
+
+@contextlib.contextmanager
+def _placed_in_overlay(source: Path, target: Path, overlay: Path):
+    """``source`` copied to ``target`` in the overlay for the ``with`` block; when the block fails, the overlay is
+    put back as it was (the previous file, or none, and no directory made for it). The previous file waits outside
+    the overlay, which the block reads whole."""
+    import shutil
+    import tempfile
+    made = [overlay / parent for parent in reversed(target.relative_to(overlay).parents)
+            if not (overlay / parent).exists()]
+    with tempfile.TemporaryDirectory(prefix="redox-inject-") as scratch:
+        previous = Path(scratch) / "previous"
+        if target.exists():
+            shutil.copy2(target, previous)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copy2(source, target)
+            yield
+        except BaseException:
+            if previous.exists():
+                shutil.copy2(previous, target)
+            else:
+                target.unlink(missing_ok=True)
+            for directory in reversed(made):
+                directory.rmdir()
+            raise

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from doit import get_var
 from doit.cmd_base import DodoTaskLoader
+from doit.doit_cmd import DoitMain
 from doit.exceptions import InvalidDodoFile
 from doit.reporter import ConsoleReporter
 from doit.task import Task
@@ -124,6 +125,19 @@ class Recording:
 
 RECORDING: Recording | None = None
 
+# doit reads the first character of every command-line argument to tell a NAME=VALUE variable: an empty argument
+# (`doit inject SRC ""`, `doit list ""`) ended in an IndexError traceback. doit makes this loader before it reads the
+# arguments, so an empty one is passed through as the positional argument it is, for the command to judge.
+_EMPTY = "\0"  # no '=': doit keeps it as it is
+_doit_process_args = DoitMain.process_args
+
+
+def _process_args(self: DoitMain, cmd_args: list[str]) -> list[str]:
+    return ["" if arg == _EMPTY else arg for arg in _doit_process_args(self, [arg or _EMPTY for arg in cmd_args])]
+
+
+DoitMain.process_args = _process_args
+
 
 class Loader(DodoTaskLoader):
     """``[tool.doit] loader``: like doit's own, but a repeated run with nothing changed skips dodo.py."""
@@ -136,6 +150,9 @@ class Loader(DodoTaskLoader):
 
     def load_tasks(self, cmd, pos_args):
         global RECORDING
+        if "" in (pos_args or ()):
+            from doit.exceptions import InvalidCommand
+            raise InvalidCommand(f"`{cmd.get_name()}`: an empty argument (\"\") names nothing")
         invocation = self._invocation(cmd, pos_args)
         if invocation is not None:
             started = time.perf_counter()

@@ -67,6 +67,25 @@ def read_owners(overlay: Path) -> dict[str, Owner]:
     return owners
 
 
+def overlay_file(overlay: Path, inside: PurePosixPath) -> Path:
+    """Where the file at ``inside`` (an absolute path in the image) lives in ``overlay``, checked before anything is
+    written there: no symlink on the way (the overlay itself included: a write through one would land outside it,
+    over anything), no file where a directory must be, and no directory where the file goes (a file never
+    replaces a directory)."""
+    if overlay.is_symlink():
+        raise InputError("the overlay is a symlink: nothing is written through it", path=overlay)
+    path = overlay
+    for part in inside.relative_to("/").parts:
+        path = path / part
+        if path.is_symlink():
+            raise InputError("a symlink in the overlay: nothing is written through it", path=path)
+        if path.exists() and not path.is_dir() and path != overlay / inside.relative_to("/"):
+            raise InputError("a file in the overlay where a directory must be", path=path)
+    if path.is_dir():
+        raise InputError(f"a directory in the overlay: a file never replaces a directory ({inside})", path=path)
+    return path
+
+
 def overlay_operations(overlay: Path) -> list[Operation]:
     """What puts the overlay into an image: its nodes, parents first, in a stable order."""
     if not overlay.is_dir():
