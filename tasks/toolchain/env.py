@@ -82,9 +82,9 @@ class CargoBuild:
     def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         return child_env(set=dict(self.set), unset=self.unset, base=base)
 
-    def with_path(self, directories: Sequence[Path], base: Mapping[str, str] | None = None) -> "CargoBuild":
-        """The same build with ``directories`` first on its PATH (``base``: the environment it extends)."""
-        path = self.set.get("PATH") or (os.environ if base is None else base).get("PATH", os.defpath)
+    def with_path(self, directories: Sequence[Path]) -> "CargoBuild":
+        """The same build with ``directories`` first on its PATH (which else is this process's)."""
+        path = self.set.get("PATH") or os.environ.get("PATH", os.defpath)
         return replace(self, set={**self.set, "PATH": os.pathsep.join([*map(str, directories), path])})
 
     def cargo_argv(self, subcommand: str, *args: str) -> list[str]:
