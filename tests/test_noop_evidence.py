@@ -99,7 +99,7 @@ def test_evidence_holds_while_nothing_changes(zone, trusted):
     # The git source is known by its status and its dirty file, not by a walk of its clean files.
     assert f"\0git\0{zone / 'gitty/source'}" in seen and bytes(zone / "gitty/source/dirty.txt") in seen
     assert bytes(zone / "gitty/source/clean.txt") not in seen
-    assert bytes(zone / "linked/source/main.rs") in seen
+    assert bytes(zone.parent / "checkout/main.rs") in seen  # a linked source: by its real path
 
 
 @pytest.mark.parametrize("change", CHANGES.keys())
@@ -131,6 +131,23 @@ def test_a_symlinked_file_counts_by_its_target(tmp_path, trusted):
     evidence = evidence_of(Spec(zones=[str(tmp_path / "recipe")]))
     patch.write_text("--- a\n+++ c\n")
     assert evidence.changes() == [f"{tmp_path / 'recipe/fix.patch'} target"]
+
+
+def test_two_links_to_one_source_are_observed_alike_whichever_is_met_first(tmp_path, trusted):
+    """base-initfs/source and bootstrap/source both lead to base's source (same_as): the zones' order differs
+    between the run that leaves evidence and the next one, which must still find nothing changed (the real tree's
+    second no-op said 2,090 files of base had changed)."""
+    recipes = tmp_path / "recipes"
+    write(recipes / "base/source/src/main.rs", "fn main() {}\n")
+    for name in ("base-initfs", "bootstrap"):
+        write(recipes / name / "recipe.toml", '[source]\nsame_as = "../base"\n')
+        (recipes / name / "source").symlink_to("../base/source")
+    zones = [str(recipes / name) for name in ("base", "base-initfs", "bootstrap")]
+    evidence = evidence_of(Spec(zones=zones))
+    assert Evidence(Spec(zones=zones[::-1]), evidence.seen, tasks=1).changes() == []
+    write(recipes / "base/source/src/main.rs", "fn main() { edited() }\n")
+    assert Evidence(Spec(zones=zones[::-1]), evidence.seen, tasks=1).changes() == [
+        str(recipes / "base/source/src/main.rs")]
 
 
 def test_ignored_and_generated_files_do_not_count(zone, trusted):

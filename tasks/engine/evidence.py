@@ -169,13 +169,14 @@ class Observer:
                 self._walk(directory, seen, statuses, pool, code=False, entries=entries)
 
     def _walk(self, top: bytes, seen: Observation, statuses: dict[bytes, Future], pool: ThreadPoolExecutor, *,
-              code: bool, entries: list[os.DirEntry] | None = None) -> None:
+              code: bool, entries: list[os.DirEntry] | None = None, source: bool = False) -> None:
+        """``source``: ``top`` is a recipe's source, reached through a symlink (its real path names no recipe)."""
         trust_before_ns, by_content, exclusions = self.trust_before_ns, self.by_content, self._exclusions
         for directory, listed, below in scan(top, entries, missing_ok=True):
             if listed is None:  # gone: that is what is observed
                 seen[directory] = None
                 continue
-            if os.path.basename(directory) == SOURCE_DIR and _is_git_source(directory, listed):
+            if _is_git_source(directory, listed, source and directory == top):
                 statuses[directory] = pool.submit(run_git, directory, *GIT_STATUS)  # pruned: git status says it
                 continue
             for entry in listed:  # the hot loop of a no-op: _entry inlined for files with a trusted stat
@@ -204,7 +205,9 @@ class Observer:
             self._entry(link, target, seen, key=link + b"\0target")
         elif (real := os.path.realpath(link)) not in self._visited:  # a link loop is followed once
             self._visited.add(real)
-            self._walk(link, seen, statuses, pool, code=code)
+            # Walked by its real path: two links to one directory (base-initfs/source and bootstrap/source, both
+            # base's source by same_as) are seen under the same keys whichever is met first.
+            self._walk(real, seen, statuses, pool, code=code, source=_is_source_dir(link))
 
     def _git_tree(self, root: bytes, status: Future, seen: Observation) -> None:
         """A work tree as the engine hashes it: HEAD and the paths git reports, each by stat; with submodules the
@@ -259,11 +262,18 @@ class Observer:
         return ("content", st.st_mode, read_hash(path, kind)[0])
 
 
-def _is_git_source(directory: bytes, entries: list[os.DirEntry]) -> bool:
-    """A recipe's ``source/`` that the engine hashes the git way (tasks.engine.treehash.is_git_tree)."""
+def _is_source_dir(directory: bytes) -> bool:
+    """A recipe's ``source/``: named so, beside a recipe file."""
+    return os.path.basename(directory) == SOURCE_DIR and os.path.isfile(
+        os.path.join(os.path.dirname(directory), RECIPE_FILE))
+
+
+def _is_git_source(directory: bytes, entries: list[os.DirEntry], linked_source: bool = False) -> bool:
+    """A recipe's ``source/`` (or, ``linked_source``, the directory a recipe's source link leads to) that the
+    engine hashes the git way (tasks.engine.treehash.is_git_tree)."""
     names = {entry.name for entry in entries}
     return (b".git" in names and b".gitmodules" not in names
-            and os.path.isfile(os.path.join(os.path.dirname(directory), RECIPE_FILE)))
+            and (linked_source or _is_source_dir(directory)))
 
 
 def _probe_key(argv: list[str]) -> str:
