@@ -223,6 +223,8 @@ class BootCommand(SessionCommand):
     def run(self, params: dict[str, Any], args: list[str]) -> int:
         self.check_arguments(args)
         options = self.machine(params)
+        if not params["dry_run"]:
+            self.refuse_what_cannot_boot(params)
         if status := self.build_image(params):
             return status
         if params["dry_run"]:
@@ -252,6 +254,17 @@ class BootCommand(SessionCommand):
                               extra_args=self.qemu_args)
         except ValidationError as invalid:
             raise CmdParseError("; ".join(_option_error(error) for error in invalid.errors())) from None
+
+    @staticmethod
+    def refuse_what_cannot_boot(params: dict[str, Any]) -> None:
+        """The config's image built for this machine (``toolchain=host``, the demo) holds host programs as
+        placeholders: no firmware gets further than its bootloader file, so it is refused at once, before anything
+        is built or started."""
+        chosen = settings()
+        if params["image"] is None and params["kernel"] is None and chosen.host_only:
+            raise BuildError(f"the image of {chosen.config_file.name} is built for this machine ({chosen.cook_target}"
+                             ", toolchain=host): its programs are placeholders and it cannot boot; build it with the "
+                             "pinned toolchain (or rust=/usr backend=llvm), or boot another with --image")
 
     def build_image(self, params: dict[str, Any]) -> int:
         """Run the ``image`` (or ``qcow2``) task as ``doit image`` would, unless something else boots."""
