@@ -39,6 +39,10 @@ def has_symbols(path: Path) -> bool:
     return "no symbols" not in subprocess.run(["nm", path], capture_output=True, text=True).stderr
 
 
+def has_debug_info(path: Path) -> bool:
+    return ".debug_info" in subprocess.run(["objdump", "-h", path], capture_output=True, text=True).stdout
+
+
 @pytest.mark.slow
 def test_cargo_crate_with_crates_io_dependency_from_git_with_patch(root: Path) -> None:
     bare, commit = bare_repository(root, root / "sources" / "hello-dep")
@@ -121,6 +125,25 @@ def test_configure_template_from_a_tar_source(root: Path) -> None:
     stage = _cook_greet(root)
     assert run_binary(stage / "usr" / "bin" / "greet") == f"greetings from {host_triple()}!\n"
     assert (stage / "usr" / "share" / "doc" / "greet" / "README").is_file()
+
+
+@pytest.mark.parametrize("strip", ["strip", "llvm-strip"])
+def test_the_postscript_strips_with_the_toolchains_strip(root: Path, strip: str) -> None:
+    """The toolchain's strip is llvm-strip, which knows no -v: the postscript once passed it, every strip failed
+    and find hid it, so the real tree's binaries kept their symbols."""
+    if shutil.which(strip) is None:
+        pytest.skip(f"no {strip} on this machine")
+    script = ('mkdir -p "${COOKBOOK_STAGE}/usr/bin" "${COOKBOOK_STAGE}/usr/lib"\n'
+              'echo "int main(void) { return 0; }" > main.c\n'
+              'cc -g -o "${COOKBOOK_STAGE}/usr/bin/tool" main.c\n'
+              'cc -g -c -o "${COOKBOOK_STAGE}/usr/lib/part.o" main.c\n')
+    recipe = write_recipe(root, "stripped", f"[build]\ntemplate = \"custom\"\nscript = '''\n{script}'''\n")
+    request = host_request()
+    request = dataclasses.replace(request, cargo=dataclasses.replace(request.cargo, strip=shutil.which(strip)))
+    stage = cook(recipe, cook_paths(root, recipe), request).stage
+    assert not has_symbols(stage / "usr" / "bin" / "tool")
+    part = stage / "usr" / "lib" / "part.o"
+    assert not has_debug_info(part) and has_symbols(part)  # libraries lose their debug information only
 
 
 def test_custom_script_sees_cookbook_variables_sysroot_and_splits_optional_package(root: Path) -> None:
