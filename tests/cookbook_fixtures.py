@@ -34,8 +34,11 @@ def copy_fixtures(tmp_path: Path) -> Path:
 
 
 def write_recipe(root: Path, name: str, text: str) -> Recipe:
+    """``recipes/<name>/recipe.toml`` with the fixture's patches beside it, where a recipe's patches live."""
     directory = root / "recipes" / name
     directory.mkdir(parents=True, exist_ok=True)
+    for patch in (root / "patches").glob("*.patch"):
+        shutil.copy(patch, directory)
     (directory / "recipe.toml").write_text(text)
     return load_recipe(directory)
 

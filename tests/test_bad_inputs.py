@@ -247,6 +247,61 @@ CASES = {
                           "{root}/config/c.toml: files[0].path: missing required key"),
     "uid as string": ({"a": OK}, {"c.toml": '[users.root]\nuid = "0"\n'},
                       "{root}/config/c.toml: users.root.uid: expected an integer, got a string '0'"),
+    # refused when loaded, naming the user's file (issue 19, item 8)
+    "include names a directory": ({"a": OK}, {"c.toml": 'include = ["d"]\n' + PACKAGE_A, "d/x.toml": ""},
+                                  "{root}/config/c.toml: include[0]: 'd' is a directory ({root}/config/d): an "
+                                  "include names a config file"),
+    "empty file path": ({"a": OK}, {"c.toml": PACKAGE_A + '[[files]]\npath = ""\ndata = "x"\n'},
+                        "{root}/config/c.toml: files[0].path: a path in the image must not be empty"),
+    "symlink and directory": ({"a": OK}, {"c.toml": PACKAGE_A + '[[files]]\npath = "/x"\ndata = "y"\n'
+                                                                'symlink = true\ndirectory = true\n'},
+                              "{root}/config/c.toml: files[0]: symlink and directory are both true: an entry is a "
+                              "file, a directory or a symlink"),
+    "directory over a file": ({"a": OK}, {"c.toml": PACKAGE_A + '[[files]]\npath = "/x"\ndata = "y"\n'
+                                                                '[[files]]\npath = "/x/"\ndata = ""\n'
+                                                                'directory = true\n'},
+                              "{root}/config/c.toml: files[1]: '/x/' is a directory here but a file in "
+                              "{root}/config/c.toml: files[0]: a path is one kind in the image"),
+    "file over a directory in an include": (
+        {"a": OK}, {"c.toml": 'include = ["d.toml"]\n' + PACKAGE_A + '[[files]]\npath = "/etc"\ndata = "x"\n',
+                    "d.toml": '[[files]]\npath = "/etc"\ndata = ""\ndirectory = true\n'},
+        "{root}/config/c.toml: files[0]: '/etc' is a file here but a directory in {root}/config/d.toml: files[0]: a "
+        "path is one kind in the image"),
+    "symlink over a file": ({"a": OK}, {"c.toml": PACKAGE_A + '[[files]]\npath = "/x"\ndata = "y"\n'
+                                                              '[[files]]\npath = "x"\ndata = "y"\nsymlink = true\n'},
+                            "{root}/config/c.toml: files[1]: 'x' is a symlink here but a file in "
+                            "{root}/config/c.toml: files[0]: a path is one kind in the image"),
+    "file under a file": ({"a": OK}, {"c.toml": PACKAGE_A + '[[files]]\npath = "/x"\ndata = "y"\n'
+                                                            '[[files]]\npath = "/x/y/z"\ndata = "y"\n'},
+                          "{root}/config/c.toml: files[1]: '/x/y/z' is under '/x', a file in {root}/config/c.toml: "
+                          "files[0]"),
+    "filesystem size too small": ({"a": OK}, {"c.toml": PACKAGE_A + '[general]\nfilesystem_size = 8\n'},
+                                  "{root}/config/c.toml: general.filesystem_size: 8 MiB is too small: the image "
+                                  "needs at least 32 (MiB)"),
+    "filesystem size too small from an include": (
+        {"a": OK}, {"c.toml": 'include = ["d.toml"]\n' + PACKAGE_A, "d.toml": '[general]\nfilesystem_size = 0\n'},
+        "{root}/config/d.toml: general.filesystem_size: 0 MiB is too small: the image needs at least 32 (MiB)"),
+    "runtime dependency cycle": ({"a": OK + '[package]\ndependencies = ["b"]\n',
+                                  "b": OK + '[package]\ndependencies = ["a"]\n'}, {},
+                                 "{root}/recipes/a/recipe.toml: package.dependencies[0]: runtime dependency cycle: "
+                                 "a -> b -> a (the installer would follow it forever)"),
+    "cargopath climbs out": ({"a": OK + 'cargopath = "../../../etc"\n'}, {},
+                             "{root}/recipes/a/recipe.toml: build.cargopath: '../../../etc': must be a path beneath "
+                             "the source (no '..', not absolute)"),
+    "cargopath absolute": ({"a": OK + 'cargopath = "/etc"\n'}, {},
+                           "{root}/recipes/a/recipe.toml: build.cargopath: '/etc': must be a path beneath the source "
+                           "(no '..', not absolute)"),
+    "pyprojectpath climbs out": ({"a": '[build]\ntemplate = "python"\npyprojectpath = "x/../.."\n'}, {},
+                                 "{root}/recipes/a/recipe.toml: build.pyprojectpath: 'x/../..': must be a path "
+                                 "beneath the source (no '..', not absolute)"),
+    "patch climbs out": ({"a": '[source]\ngit = "https://x/a.git"\npatches = ["../../../../etc/passwd"]\n'
+                               '[build]\ntemplate = "cargo"\n'}, {},
+                         "{root}/recipes/a/recipe.toml: source.patches[0]: '../../../../etc/passwd': must be a path "
+                         "beneath the recipe's directory (no '..', not absolute)"),
+    "patch absolute": ({"a": '[source]\ntar = "https://x/a.tar"\npatches = ["ok.patch", "/etc/shadow"]\n'
+                             '[build]\ntemplate = "cargo"\n'}, {},
+                       "{root}/recipes/a/recipe.toml: source.patches[1]: '/etc/shadow': must be a path beneath the "
+                       "recipe's directory (no '..', not absolute)"),
     "missing config": ({"a": OK}, {"other.toml": PACKAGE_A},
                        "{root}/config/c.toml: config file not found (choose one with config=PATH)"),
 }
@@ -637,3 +692,18 @@ def test_a_hostile_archive_gives_one_precise_line_and_keeps_the_previous_build(c
 
 def test_at_least_100_distinct_bad_inputs():
     assert len(CASES) + len(VARIABLE_CASES) + len(BUILD_CASES) + len(TAR_CASES) >= 100
+
+
+@pytest.mark.parametrize("broken", ["directory", "dangling symlink"])
+def test_a_broken_recipe_file_is_named_not_missing(broken, built, tmp_path):
+    """Before: "no recipe named 'b'", as if the recipe were not there (issue 19, item 8)."""
+    root = with_case(built, tmp_path, {"a": OK}, {"c.toml": PACKAGE_A + BUILT_PACKAGES + "b = {}\n"})
+    recipe = root / "recipes/b/recipe.toml"
+    recipe.parent.mkdir()
+    if broken == "directory":
+        recipe.mkdir()
+        expected = "{root}/recipes/b/recipe.toml: a directory, not a file"
+    else:
+        recipe.symlink_to(tmp_path / "gone.toml")
+        expected = f"{{root}}/recipes/b/recipe.toml: a symlink to {tmp_path}/gone.toml, which does not exist"
+    assert_refused(root, tmp_path, expected)

@@ -47,7 +47,7 @@ def has_debug_info(path: Path) -> bool:
 def test_cargo_crate_with_crates_io_dependency_from_git_with_patch(root: Path) -> None:
     bare, commit = bare_repository(root, root / "sources" / "hello-dep")
     recipe = write_recipe(root, "hello-dep", f'[source]\ngit = "file://{bare}"\nrev = "{commit}"\n'
-                          'patches = ["../../patches/hello-dep-greeting.patch"]\n\n[build]\ntemplate = "cargo"\n')
+                          'patches = ["hello-dep-greeting.patch"]\n\n[build]\ntemplate = "cargo"\n')
     fetched = fetch(recipe, source_paths(root, recipe))
     paths = cook_paths(root, recipe)
     request = host_request(source_ident=fetched.ident)
@@ -115,7 +115,7 @@ def _cook_greet(root: Path) -> Path:
     served, digest = serve_greet_tarball(root)
     with http_server(served) as server:
         recipe = write_recipe(root, "greet", f'[source]\ntar = "{server.url}/greet-1.0.tar.gz"\n'
-                              f'blake3 = "{digest}"\npatches = ["../../patches/greet-exclaim.patch"]\n\n'
+                              f'blake3 = "{digest}"\npatches = ["greet-exclaim.patch"]\n\n'
                               '[build]\ntemplate = "configure"\n')
         fetch(recipe, source_paths(root, recipe))
     return cook(recipe, cook_paths(root, recipe), host_request()).stage

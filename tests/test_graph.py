@@ -81,10 +81,21 @@ def test_cycle_is_reported_with_its_full_path(tmp_path):
     assert caught.value.key == "build.dependencies[0]"
 
 
-def test_runtime_cycles_are_legal(tmp_path):
-    root = make_tree(tmp_path, {"a": cargo(runtime=("b",)), "b": cargo(runtime=("a",))},
+def test_a_runtime_cycle_in_the_image_is_refused_naming_where_it_starts(tmp_path):
+    """The installer follows a package's dependencies without remembering where it has been: it overflowed its
+    stack (issue 19, item 8)."""
+    root = make_tree(tmp_path, {"a": cargo(runtime=("c", "b")), "b": cargo(runtime=("a",)), "c": cargo()},
                      {"c.toml": '[packages]\na = {}\n'})
-    assert set(graph_of(root).steps) == {Node("a"), Node("b")}
+    with pytest.raises(GraphError) as caught:
+        graph_of(root)
+    assert caught.value.reason == "runtime dependency cycle: a -> b -> a (the installer would follow it forever)"
+    assert caught.value.path == root / "recipes/a/recipe.toml" and caught.value.key == "package.dependencies[1]"
+
+
+def test_a_runtime_cycle_among_build_dependencies_only_is_no_concern_of_the_installer(tmp_path):
+    root = make_tree(tmp_path, {"a": cargo("b"), "b": cargo(runtime=("c",)), "c": cargo(runtime=("b",))},
+                     {"c.toml": '[packages]\na = {}\n'})
+    assert set(graph_of(root).steps) == {Node("a"), Node("b"), Node("c")}
 
 
 def test_missing_recipe_names_who_asked(tmp_path):

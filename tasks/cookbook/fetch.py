@@ -163,7 +163,11 @@ class _Fetcher:
                 raise CommandError(f"{patch} does not apply ({_telling_line(error.reason, 'FAILED')})",
                                    path=recipe.path, key=f"source.patches[{index}]") from None
         if script := getattr(recipe.source, "script", None):
-            run_fetch_script(recipe, directory, script, log)
+            try:
+                run_fetch_script(recipe, directory, script, log)
+            except CommandError as error:
+                raise CommandError(f"the script failed: {error.reason}", path=recipe.path,
+                                   key="source.script") from None
         return self.digest(directory)
 
     def git(self, source: GitSource, state: _State | None, offline: bool) -> FetchResult:

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from ..atomic import atomic_path, remove_path
 from ..errors import CommandError, FormatError, InputError
+from ..model.config import MIN_FILESYSTEM_MIB
 from ..process import child_env, run
 from ..settings import DEFAULT_TARGET
 from ..toolchain import hosttools
@@ -207,8 +208,9 @@ def filesystem_size(installer: Path, config: Path, log: Path | None = None) -> i
     """``[general] filesystem_size`` in MiB, with includes merged by the installer itself."""
     printed = run([installer, "-c", config, "--filesystem-size"], capture=True, log=log).strip()
     size = int(printed) if printed.isdigit() else 0
-    if size < 32:
-        raise InputError(f"filesystem_size is {printed or 'unset'}; the image needs at least 32 (MiB)",
+    if size < MIN_FILESYSTEM_MIB:
+        raise InputError(f"filesystem_size is {printed or 'unset'}; the image needs at least {MIN_FILESYSTEM_MIB} "
+                         "(MiB)",
                          path=config, key="general.filesystem_size")
     return size
 

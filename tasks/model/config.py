@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag, model_validator
 
 from ..errors import InputError
 from .names import PackageName, parse_package_name
@@ -69,6 +69,8 @@ ACCOUNT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 
 
 def _image_path(value: str) -> str:
+    if not value:
+        raise ValueError("a path in the image must not be empty")
     if "\0" in value:
         raise ValueError(f"{value!r}: a path in the image must not contain NUL")
     if ".." in PurePosixPath(value).parts:
@@ -105,6 +107,16 @@ class FileEntry(Table):
     mode: U32 | None = None
     uid: U32 | None = None
     gid: U32 | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "FileEntry":
+        if self.symlink and self.directory:
+            raise ValueError("symlink and directory are both true: an entry is a file, a directory or a symlink")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "symlink" if self.symlink else "directory" if self.directory else "file"
 
 
 class User(Table):
@@ -143,6 +155,8 @@ class Config:
     users: dict[str, User] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
     package_origin: dict[str, Path] = field(default_factory=dict)
+    general_origin: dict[str, Path] = field(default_factory=dict)
+    """For each key of :attr:`general` set: the config file whose value won."""
     file_origin: list[tuple[Path, int]] = field(default_factory=list)
     """For each of :attr:`files`: the config file declaring it, and its index there."""
     sources: list[Path] = field(default_factory=list)
@@ -154,6 +168,7 @@ class Config:
         self.general = self.general.model_copy(update=updates)
         self.packages.update(other.packages)
         self.package_origin.update(other.package_origin)
+        self.general_origin.update({name: other.general_origin[name] for name in updates})
         self.files.extend(other.files)
         self.file_origin.extend(other.file_origin)
         self.users.update(other.users)
@@ -176,6 +191,8 @@ def load_config(path: Path) -> Config:
     """Load ``path`` with its includes merged; errors name the file (and the including file for includes)."""
     config = _load(path.resolve(), stack=())
     _check_symlinks_followed(config)
+    _check_kinds(config)
+    _check_filesystem_size(config)
     return config
 
 
@@ -191,10 +208,13 @@ def _leaves_the_image(entry: FileEntry) -> bool:
     return False
 
 
+def _normal(path: str) -> str:
+    return posixpath.normpath("/" + path.strip("/"))
+
+
 def _check_symlinks_followed(config: Config) -> None:
     """No ``[[files]]`` entry at or under a symlink entry whose target leaves the image (see the module's doc)."""
-    def normal(path: str) -> str:
-        return posixpath.normpath("/" + path.strip("/"))
+    normal = _normal
     escaping = [(normal(entry.path), entry, origin) for entry, origin in zip(config.files, config.file_origin,
                                                                              strict=True)
                 if entry.symlink and _leaves_the_image(entry)]
@@ -207,6 +227,39 @@ def _check_symlinks_followed(config: Config) -> None:
                 raise InputError(f"{entry.path!r} is under the symlink {symlink.path!r} -> {symlink.data!r} "
                                  f"({_show(link_file)}: files[{link_index}]), whose target leaves the image: the "
                                  f"installer would write through it onto the host", path=path, key=f"files[{index}]")
+
+
+def _check_kinds(config: Config) -> None:
+    """A ``[[files]]`` path is one kind (file, directory, symlink) in every file that declares it, and nothing lies
+    under a file: the installer would replace a directory (the image's /etc) with a file, or fail half-way."""
+    first: dict[str, tuple[FileEntry, tuple[Path, int]]] = {}
+    for entry, origin in zip(config.files, config.file_origin, strict=True):
+        first.setdefault(_normal(entry.path), (entry, origin))
+    for entry, (path, index) in zip(config.files, config.file_origin, strict=True):
+        here = _normal(entry.path)
+        earlier, (earlier_file, earlier_index) = first[here]
+        if earlier.kind != entry.kind:
+            raise InputError(f"{entry.path!r} is a {entry.kind} here but a {earlier.kind} in "
+                             f"{_show(earlier_file)}: files[{earlier_index}]: a path is one kind in the image",
+                             path=path, key=f"files[{index}]")
+        for parent in PurePosixPath(here).parents:
+            above = first.get(str(parent))
+            if above is not None and above[0].kind == "file":
+                above_file, above_index = above[1]
+                raise InputError(f"{entry.path!r} is under {above[0].path!r}, a file in {_show(above_file)}: "
+                                 f"files[{above_index}]", path=path, key=f"files[{index}]")
+
+
+# The installer's smallest image: the EFI partition and a RedoxFS that holds anything.
+MIN_FILESYSTEM_MIB = 32
+
+
+def _check_filesystem_size(config: Config) -> None:
+    size = config.general.filesystem_size
+    if size is not None and size < MIN_FILESYSTEM_MIB:
+        raise InputError(f"{size} MiB is too small: the image needs at least {MIN_FILESYSTEM_MIB} (MiB)",
+                         path=config.general_origin.get("filesystem_size", config.path),
+                         key="general.filesystem_size")
 
 
 def _load(path: Path, stack: tuple[Path, ...]) -> Config:
@@ -225,6 +278,7 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Config:
     own = Config(path, config_file.general, dict(config_file.packages), list(config_file.files),
                  dict(config_file.users), dict(config_file.groups),
                  {name: path for name in config_file.packages},
+                 {name: path for name, value in config_file.general if value is not None},
                  [(path, index) for index in range(len(config_file.files))], [path],
                  [f"{_show(path)}: {warning}" for warning in unknown])
     if merged is None:
@@ -240,6 +294,9 @@ def _resolve_include(path: Path, index: int, include: str, stack: tuple[Path, ..
     if target == path or target in stack:
         chain = " -> ".join(_show(step) for step in (*stack, path, target))
         raise InputError(f"include loop: {chain}", path=path, key=key)
+    if target.is_dir():
+        raise InputError(f"{include!r} is a directory ({_show(target)}): an include names a config file",
+                         path=path, key=key)
     if not target.is_file():
         raise InputError(f"included file {include!r} not found (looked for {_show(target)})", path=path, key=key)
     return target

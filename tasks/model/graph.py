@@ -48,6 +48,7 @@ class Step:
     source_from: str | None = None
     in_image: bool = False
     build_dep_keys: dict[Node, str] = field(default_factory=dict, repr=False)
+    runtime_dep_keys: dict[Node, str] = field(default_factory=dict, repr=False)
 
     @property
     def template(self) -> str:
@@ -100,7 +101,8 @@ class GraphBuilder:
             if (ref := self._parse(name, origin)) is not None:
                 queue.append((ref, origin, True))
         # A package's runtime dependencies are followed once, or twice when it is first reached as a build
-        # dependency and later as part of the image (runtime cycles are legal and must terminate).
+        # dependency and later as part of the image (this walk terminates on a runtime cycle; the installer does not,
+        # so one among the image's packages is refused below).
         expanded: dict[PackageRef, bool] = {}
         while queue:
             ref, origin, in_image = queue.popleft()
@@ -117,6 +119,8 @@ class GraphBuilder:
             step.in_image = step.in_image or in_image
             queue.extend((dep_ref, dep_origin, in_image) for dep_ref, dep_origin in self._runtime_dep_refs(step, ref))
         ordered = dependencies_first(self.steps, self._report_cycle)
+        image = {node: step for node, step in ordered.items() if step.in_image}
+        dependencies_first(image, self._report_runtime_cycle, edges=lambda step: step.runtime_deps)
         return Graph(ordered, self.sources, self.same_as, self.problems)
 
     # --- visiting one node -------------------------------------------------------------------------------------
@@ -216,6 +220,7 @@ class GraphBuilder:
                 dep = Node(dep_ref.recipe, dep_ref.host)
                 if dep != step.node and dep not in step.runtime_deps:
                     step.runtime_deps.append(dep)
+                    step.runtime_dep_keys[dep] = key
                 refs.append((dep_ref, Origin(recipe.path, key)))
         return refs
 
@@ -240,10 +245,17 @@ class GraphBuilder:
         self._fail(cycle[0], GraphError(f"dependency cycle: {' -> '.join(str(node) for node in cycle)}",
                                         path=first.recipe.path, key=first.build_dep_keys[cycle[1]]))
 
+    def _report_runtime_cycle(self, cycle: list[Node]) -> None:
+        first = self.steps[cycle[0]]
+        self._fail(cycle[0], GraphError(f"runtime dependency cycle: {' -> '.join(str(node) for node in cycle)} (the "
+                                        f"installer would follow it forever)",
+                                        path=first.recipe.path, key=first.runtime_dep_keys[cycle[1]]))
 
-def dependencies_first(steps: dict[Node, Step], cycle: Callable[[list[Node]], None]) -> dict[Node, Step]:
-    """The steps with build dependencies first (depth-first post-order, deterministic); ``cycle`` is told of each
-    build-dependency cycle found (its nodes, the first one again at the end)."""
+
+def dependencies_first(steps: dict[Node, Step], cycle: Callable[[list[Node]], None],
+                       edges: Callable[[Step], list[Node]] = lambda step: step.build_deps) -> dict[Node, Step]:
+    """The steps with their dependencies (``edges``: the build dependencies) first (depth-first post-order,
+    deterministic); ``cycle`` is told of each cycle found (its nodes, the first one again at the end)."""
     done: dict[Node, Step] = {}
     active: list[Node] = []
     on_path: set[Node] = set()
@@ -255,7 +267,7 @@ def dependencies_first(steps: dict[Node, Step], cycle: Callable[[list[Node]], No
         on_path.add(root)
         while stack:
             node, position = stack[-1]
-            deps = [dep for dep in steps[node].build_deps if dep in steps]
+            deps = [dep for dep in edges(steps[node]) if dep in steps]
             if position < len(deps):
                 stack[-1] = (node, position + 1)
                 dep = deps[position]

@@ -60,7 +60,9 @@ def discover(recipes_dir: Path) -> tuple[dict[str, Path], list[str]]:
             entries = list(os.scandir(directory))
         except FileNotFoundError:
             continue
-        if any(entry.name == RECIPE_FILE and entry.is_file() for entry in entries):
+        # Whatever recipe.toml is (a file, or by mistake a directory or a dangling link) makes this a recipe, so
+        # asking for it says what is wrong with it instead of "no recipe named …".
+        if any(entry.name == RECIPE_FILE for entry in entries):
             found.setdefault(os.path.basename(directory), []).append(Path(directory))
             continue
         pending.extend(entry.path for entry in entries if entry.is_dir(follow_symlinks=False))

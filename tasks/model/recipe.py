@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, field_validator
 
 from ..errors import InputError
 from ..hashing import hash_file, hash_value
@@ -22,20 +22,34 @@ RECIPE_FILE = "recipe.toml"
 SOURCE_DIR = "source"  # upstream's place for a recipe's source, beside its recipe.toml
 
 
+def _beneath(what: str) -> AfterValidator:
+    """A relative path that stays beneath ``what`` (no ``..``, not absolute): a recipe from someone else never
+    feeds a host file to ``patch`` or builds outside its source."""
+    def check(value: str) -> str:
+        if value.startswith("/") or ".." in Path(value).parts:
+            raise ValueError(f"{value!r}: must be a path beneath {what} (no '..', not absolute)")
+        return value
+    return AfterValidator(check)
+
+
+PatchPath = Annotated[str, _beneath("the recipe's directory")]
+SourcePath = Annotated[str, _beneath("the source")]
+
+
 class GitSource(Table):
     git: str
     upstream: str | None = None
     branch: str | None = None
     rev: str | None = None
     shallow_clone: bool | None = None
-    patches: list[str] = []
+    patches: list[PatchPath] = []
     script: str | None = None
 
 
 class TarSource(Table):
     tar: str
     blake3: str | None = None
-    patches: list[str] = []
+    patches: list[PatchPath] = []
     script: str | None = None
 
 
@@ -89,7 +103,7 @@ class Build(Table):
     dependencies: list[PackageName] = []
     dev_dependencies: list[PackageName] = Field(default=[], alias="dev-dependencies")
     # cargo
-    cargopath: str | None = None
+    cargopath: SourcePath | None = None
     cargoflags: list[str] = []
     cargopackages: list[str] = []
     cargoexamples: list[str] = []
@@ -100,7 +114,7 @@ class Build(Table):
     cmakeflags: list[str] = []
     mesonflags: list[str] = []
     # python
-    pyprojectpath: str | None = None
+    pyprojectpath: SourcePath | None = None
     pipflags: list[str] = []
     legacysetup: bool = False
     # custom

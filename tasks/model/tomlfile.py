@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -44,7 +45,11 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8-sig")  # a leading BOM is accepted, as the installer accepts it
     except FileNotFoundError:
+        if path.is_symlink():
+            raise InputError(f"a symlink to {os.readlink(path)}, which does not exist", path=path) from None
         raise InputError("file not found", path=path) from None
+    except IsADirectoryError:
+        raise InputError("a directory, not a file", path=path) from None
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"cannot read: {error}", path=path) from None
     try:
