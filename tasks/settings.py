@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import ByteSize, ConfigDict, Field, NonNegativeInt, ValidationError, create_model, model_validator
 
 from .errors import InputError
-from .variables import NAMES, SETTING, SETTINGS, Setting, build_dir, root_dir
+from .variables import NAMES, SETTING, SETTINGS, Setting, build_dir, config_file, root_dir
 from .variables import PROJECT_DIR as PROJECT_DIR  # where the tests and the stages find it
 
 DEFAULT_CONFIG = Path(str(SETTING["config"].default))
@@ -67,13 +67,8 @@ class Settings(_Declared):
 
     @property
     def config_file(self) -> Path:
-        """The config to load. As upstream's ``mk/config.mk``: ``config/<arch>/<name>.toml`` when it exists,
-        else the architecture-independent ``config/<name>.toml``."""
-        if not self.config.exists() and self.config.parent.parent.name == "config":
-            shared = self.config.parent.parent / self.config.name
-            if shared.exists():
-                return shared
-        return self.config
+        """The config to load (:func:`tasks.variables.config_file`)."""
+        return config_file(self.config)
 
     @property
     def overlay_dir(self) -> Path:

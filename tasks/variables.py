@@ -7,6 +7,7 @@ anything heavier is imported.
 """
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,7 +116,6 @@ SETTINGS_FILE_ENV = "REDOX_BUILD_SETTINGS"  # another settings file (the tests g
 
 
 def settings_file() -> Path:
-    import os
     return Path(os.environ.get(SETTINGS_FILE_ENV) or PROJECT_DIR / SETTINGS_FILE_NAME)
 
 
@@ -147,6 +147,41 @@ def saved_settings(path: Path | None = None) -> dict[str, str]:
             text = str(path.parent / text)  # as written in the file: relative to the directory it is in
         values[name] = text
     return values
+
+
+# What a path setting must name: an existing file, an existing directory, or a directory the build may create.
+PATH_KINDS = {"root": "directory", "build": "directory to create", "firmware": "file", "bootloader": "file",
+              "initfs_archiver": "file", "prebuilt": "directory", "overlay": "directory to create"}
+
+
+def config_file(config: Path) -> Path:
+    """The config to load. As upstream's ``mk/config.mk``: ``config/<arch>/<name>.toml`` when it exists, else the
+    architecture-independent ``config/<name>.toml``."""
+    if not config.exists() and config.parent.parent.name == "config":
+        shared = config.parent.parent / config.name
+        if shared.exists():
+            return shared
+    return config
+
+
+def path_problem(name: str, value: str, values: Mapping[str, str]) -> str | None:
+    """Why the path ``value`` of setting ``name`` cannot serve (``values``: the other settings), or None."""
+    if name == "config":
+        path = Path(value) if Path(value).is_absolute() else root_dir(values) / value
+        return None if config_file(path).is_file() else f"no config file at {path}"
+    kind = PATH_KINDS.get(name) or ("directory" if name == "rust" and "/" in value else None)  # else a rustup name
+    path = Path(value)
+    if kind == "file" and not path.is_file():
+        return "not a file" if path.exists() else "no such file"
+    if kind == "directory" and not path.is_dir():
+        return "not a directory" if path.exists() else "no such directory"
+    if kind == "directory to create":
+        if path.exists() and not path.is_dir():
+            return "not a directory"
+        existing = next(parent for parent in (path, *path.parents) if parent.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            return f"cannot be created: {existing} is not a writable directory"
+    return None
 
 
 def help_lines(width: int = 100) -> list[str]:

@@ -369,8 +369,9 @@ def _write_settings(path: Path, given: dict[str, str]) -> None:
     import tomlkit
 
     from ..atomic import write_atomically
+    from ..model.config import load_config
     from ..settings import Settings
-    from ..variables import SETTING, saved_settings
+    from ..variables import SETTING, path_problem, saved_settings
     document = tomlkit.parse(path.read_text()) if path.exists() else tomlkit.document()
     for name, value in given.items():
         if not SETTING[name].sticks:
@@ -386,8 +387,22 @@ def _write_settings(path: Path, given: dict[str, str]) -> None:
     trial = path.with_name(path.name + ".check")
     trial.write_text(tomlkit.dumps(document))
     try:
-        Settings.from_vars(saved_settings(trial))  # a bad value names its key before anything is written
+        values = saved_settings(trial)
+        Settings.from_vars(values)  # a bad value names its key before anything is written
     finally:
         trial.unlink()
+    for name in given:
+        if values.get(name) and (problem := path_problem(name, values[name], values)) is not None:
+            raise InputError(f"{values[name]!r}: {problem}", key=name)
+    if changed := sorted(given.keys() & {"root", "config"}):
+        key = "config" if "config" in changed else changed[0]
+        config = values.get("config", str(SETTING["config"].default))
+        if (problem := path_problem("config", config, values)) is not None:
+            hint = " (give config=FILE with root= when the tree's config is another)" if key == "root" else ""
+            raise InputError(problem + hint, key=key)
+        try:
+            load_config(Settings.from_vars(values).config_file)  # a config that does not load is not saved
+        except BuildError as error:
+            raise InputError(str(error), key=key) from None
     write_atomically(path, tomlkit.dumps(document).encode())
 

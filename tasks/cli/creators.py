@@ -39,7 +39,8 @@ from ..settings import PROJECT_DIR, Settings
 from ..stages import STAGES, RecipeStage, Stage
 from ..stages.stage import NONE, Context, Dep, task_name
 from ..toolchain.selected import SelectedToolchain
-from .loader import variables
+from ..variables import settings_file
+from .loader import saved_not_given, variables
 
 TASKS_DIR = PROJECT_DIR / "tasks"
 # Variables signatures read through a path or a command (the no-op evidence compares them), besides the stages' own.
@@ -60,8 +61,12 @@ def project() -> Project:
     # again while they are loaded and while the tasks are made, leaves them be (a 3,000-recipe load: -1 s).
     gc.disable()
     try:
-        loaded = Project.load(settings())
+        loaded = Project.load(chosen := settings())
     except BuildError as error:
+        if error.path == chosen.config_file.resolve() and (saved := saved_not_given("config", "root")):
+            # the config was chosen long ago: say where
+            raise InvalidDodoFile(f"{error} ({' and '.join(f'{name}=' for name in saved)} from {settings_file()}, "
+                                  f"saved by `doit settings`)") from None
         raise InvalidDodoFile(str(error)) from None
     finally:
         gc.freeze()

@@ -29,7 +29,16 @@ from doit.task import Task
 from ..engine.evidence import GENERATION, OUTPUTS, Evidence, Observation, Observer, Spec, TooManyRacyFiles
 from ..errors import BuildError, display_path
 from ..hashing import hash_value
-from ..variables import NAMES, PROJECT_DIR, SettingsFileError, build_dir, root_dir, saved_settings
+from ..variables import (
+    NAMES,
+    PROJECT_DIR,
+    SettingsFileError,
+    build_dir,
+    path_problem,
+    root_dir,
+    saved_settings,
+    settings_file,
+)
 
 EVIDENCE_KEPT = 16  # invocations remembered per build directory
 DEFAULT_TASKS = ["image"]  # what a bare `doit` builds, as a bare `make` builds upstream's image
@@ -54,13 +63,31 @@ def variables() -> dict[str, str]:
     except SettingsFileError as error:
         raise InvalidDodoFile(str(error)) from None
     given = {name: value for name in NAMES if (value := get_var(name)) is not None}
-    return {name: value for name, value in {**saved, **given}.items() if value != ""}
+    values = {name: value for name, value in {**saved, **given}.items() if value != ""}
+    for name in saved.keys() - given.keys():
+        # A value saved long ago is the cause of what fails now: say so where it is, not only what it names.
+        if values.get(name) and (problem := path_problem(name, values[name], values)) is not None:
+            raise InvalidDodoFile(f"{settings_file()}: {name}: {values[name]!r}: {problem} (saved by `doit "
+                                  f"settings`; `doit settings {name}=` removes it)")
+    return values
+
+
+def saved_not_given(*names: str) -> list[str]:
+    """Of ``names``, the settings this run takes from the settings file (not overridden on the command line)."""
+    try:
+        saved = saved_settings()
+    except SettingsFileError:
+        return []
+    return [name for name in names if saved.get(name) and get_var(name) is None]
 
 
 def doit_config(build: Path, root: Path) -> dict:
     if not root.is_dir():  # checked before anything is made under it
         raise InvalidDodoFile(f"root={root}: no such directory (the tree holding recipes/ and config/)")
-    build.mkdir(parents=True, exist_ok=True)  # doit opens its database before any task runs
+    try:
+        build.mkdir(parents=True, exist_ok=True)  # doit opens its database before any task runs
+    except OSError as error:
+        raise InvalidDodoFile(f"build={build}: cannot create the build directory: {error.strerror}") from None
     logs = build / "logs"  # what builds printed: the owner's only (docs/safety.md)
     logs.mkdir(mode=0o700, exist_ok=True)
     logs.chmod(0o700)
