@@ -112,3 +112,16 @@ def test_doit_inspect_lists_reads_and_copies_out_and_leaves_the_image_as_it_was(
     assert missing.returncode == 3 and missing.stderr == f"ERROR: {image}: /nope: No such file or directory " \
                                                           "(os error 2)\n"
     assert digest(image) == before
+
+
+@pytest.mark.parametrize("kind", ["directory", "missing", "not a disk"])
+def test_doit_inspect_of_what_is_no_image_is_one_line(kind, tmp_path, doit):
+    """A directory gave a traceback (issue 19, item 8)."""
+    path, expected = {"directory": (tmp_path, "a directory, not a disk image"),
+                      "missing": (tmp_path / "nope.img", "no such image"),
+                      "not a disk": (tmp_path / "text", "gpt.header@lba1: ")}[kind]
+    if kind == "not a disk":
+        path.write_bytes(b"x" * 2048)
+    result = doit("inspect", "ls", "/", f"image={path}")
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"ERROR: {path}: {expected}"), result.stderr

@@ -71,3 +71,18 @@ def test_ctrl_c_prints_one_line_exits_130_and_stops_the_scripts_children(tmp_pat
                            env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)})
     assert again.returncode == 0 and ".  cook:slow" in again.stdout, again.stdout + again.stderr
     assert (recipe_dir / "stage/usr/share/slow/half").read_text() == "begun\n"
+
+
+@pytest.mark.parametrize("delay", [0.06, 0.1, 0.2, 0.3])
+def test_ctrl_c_while_doit_starts_is_one_line_too(delay: float) -> None:
+    """While Python still imports doit (the first 0.3 s), Ctrl-C gave a KeyboardInterrupt traceback (issue 19,
+    item 8). A run fast enough to finish before the signal is fine too."""
+    doit = Path(sys.executable).parent / "doit"
+    started = subprocess.Popen([str(doit), "list"], cwd=PROJECT_DIR, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, preexec_fn=as_from_a_terminal,
+                               env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)})
+    time.sleep(delay)
+    started.send_signal(signal.SIGINT)
+    out, err = started.communicate(timeout=60)
+    assert "Traceback" not in err
+    assert (started.returncode, err) == (130, MESSAGE + "\n") or started.returncode == 0, (started.returncode, err)

@@ -130,6 +130,37 @@ def test_an_overlay_lands_over_the_packages_and_inject_puts_a_file_in_it_and_in_
                   for e in ImageFiles(demo.image, hosttools.ensure_own("redox-image")).tree("/")) == injected_tree
 
 
+def test_restore_brings_the_overlay_in_line_and_explain_tells_a_restored_image(demo, tmp_path):
+    """Issue 19, item 6: a file restored from the works image stayed broken in the overlay, so the next full build
+    brought it back; after a whole restore, `doit explain image` said up to date although the overlay held a file
+    the image lacked."""
+    overlay = tmp_path / "overlay"
+    assert doit(demo, "promote", "name=works", f"overlay={overlay}").returncode == 0
+    good_motd = ImageFiles(demo.image, hosttools.ensure_own("redox-image")).read("/etc/motd")
+    (tmp_path / "broken").write_text("broken\n")
+    assert doit(demo, "inject", str(tmp_path / "broken"), "/etc/motd", f"overlay={overlay}").returncode == 0
+    restored = doit(demo, "restore", "from=works", "/etc/motd", f"overlay={overlay}")
+    assert restored.returncode == 0, restored.stderr
+    assert "(and in the overlay: /etc/motd)" in restored.stdout
+    assert (overlay / "etc/motd").read_bytes() == good_motd
+    assert ".  image" not in doit(demo, "image", f"overlay={overlay}").stdout  # recorded with the overlay it made
+    assert doit(demo, "forget", "image").returncode == 0
+    assert ".  image" in doit(demo, "image", f"overlay={overlay}").stdout  # a full build: the motd stays good
+    files = ImageFiles(demo.image, hosttools.ensure_own("redox-image"))
+    assert files.read("/etc/motd") == good_motd
+
+    (tmp_path / "extra").write_text("extra\n")
+    assert doit(demo, "inject", str(tmp_path / "extra"), "/etc/extra", f"overlay={overlay}").returncode == 0
+    assert doit(demo, "restore", "from=works", f"overlay={overlay}").returncode == 0
+    explained = doit(demo, "explain", "image", f"overlay={overlay}")
+    lines = explained.stdout.splitlines()
+    assert lines[0] == "image is up to date" and lines[1].startswith("  but it is the promotion 'works', restored at ")
+    assert lines[2:] == ["  the overlay holds /etc/extra, which this image lacks or holds otherwise"]
+    assert doit(demo, "forget", "image").returncode == 0
+    assert ".  image" in doit(demo, "image", f"overlay={overlay}").stdout
+    assert doit(demo, "explain", "image", f"overlay={overlay}").stdout == "image is up to date\n"
+
+
 def overlay_state(overlay: Path) -> dict[str, str]:
     return {str(path.relative_to(overlay)): path.read_text() if path.is_file() and not path.is_symlink() else "<>"
             for path in sorted(overlay.rglob("*"))} if overlay.exists() else {}

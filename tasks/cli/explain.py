@@ -25,9 +25,29 @@ def explanation(task: str) -> str:
         return "\n".join([f"{task} is stale:", *(f"  {' ← '.join(chain)}" for chain in own)])
     upstream = [chain for dep in _deps(task) for chain in _causes(dep, {}, follow=True)]
     if not upstream:
-        return f"{task} is up to date"
+        return "\n".join([f"{task} is up to date", *_restored(task)])
     return "\n".join([f"{task} is up to date itself, but a task it depends on is stale (it runs again if that "
                       "task's output changes):", *(f"  {task} ← {' ← '.join(chain)}" for chain in upstream)])
+
+
+def _restored(task: str) -> list[str]:
+    """For the image after a whole ``doit restore``: that it is a promotion's, not what its inputs build, and which
+    files of the overlay it lacks (the next build brings them)."""
+    if task != "image":
+        return []
+    from ..image.keep import restored_from
+    from ..image.overlay import overlay_differences
+    from ..layout import Layout
+    from .creators import settings
+    from .images import image_files
+    image = Layout(settings()).disk_image
+    if (note := restored_from(image)) is None:
+        return []
+    lines = [f"  but it is the promotion {note['from']!r}, restored at {note['at']}, not what its inputs build: "
+             f"`doit forget image` and `doit image` build it from them"]
+    missing = overlay_differences(settings().overlay_dir, image_files(image))
+    lines += [f"  the overlay holds {path}, which this image lacks or holds otherwise" for path in missing]
+    return lines
 
 
 def _deps(task: str) -> list[str]:

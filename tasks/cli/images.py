@@ -142,9 +142,9 @@ class Restore(_ImageCommand):
     def on_image(self, layout, args):
         from ..atomic import atomic_path
         from ..image.backups import install_with_backups
-        from ..image.files import Put, sparse_copy
-        from ..image.keep import find_promotion
-        from .creators import record_changed_output, settings
+        from ..image.files import sparse_copy
+        from ..image.keep import find_promotion, note_restore
+        from .creators import record_changed_output, settings, signature_of
         chosen = settings()
         source = getattr(chosen, "from")
         if not source:
@@ -155,26 +155,44 @@ class Restore(_ImageCommand):
         if not args:
             with atomic_path(image, install=functools.partial(install_with_backups, keep=chosen.backups)) as part:
                 sparse_copy(promotion.image, part)
+            note_restore(image, promotion)  # `doit explain image` says what the image is now
+            recorded = record_changed_output("image")
             what = f"the whole image from {display_path(promotion.image)}"
         else:
-            import tempfile
-            promoted, current = image_files(promotion.image), image_files(image)
-            with tempfile.TemporaryDirectory(prefix="restore-") as scratch:
-                operations = []
-                for index, path in enumerate(args):
-                    entry = promoted.stat(path)
-                    if entry.kind != "f":
-                        raise InputError(f"{path}: only files are restored one by one (restore the whole image "
-                                         "for more)", path=promotion.image)
-                    copy = Path(scratch) / str(index)
-                    promoted.get(path, copy)
-                    operations.append(Put(copy, path, entry.mode, entry.uid, entry.gid))
-                current.apply(operations, backups=chosen.backups)
-            what = f"{', '.join(args)} from {display_path(promotion.image)}"
-        recorded = record_changed_output("image")
+            in_overlay = self._restore_files(image, promotion, args, chosen)
+            # A restored file the overlay holds is restored there too, or the next build would bring it back.
+            recorded = record_changed_output("image", signature_of("image") if in_overlay else None)
+            what = f"{', '.join(args)} from {display_path(promotion.image)}" + (
+                f" (and in the overlay: {', '.join(in_overlay)})" if in_overlay else "")
         print(f"restored {what} into {display_path(image)} (the previous one is {display_path(image)}.bak)"
               + ("" if recorded else "; the image has no build record, so nothing was recorded"))
         return 0
+
+    @staticmethod
+    def _restore_files(image: Path, promotion, paths: list[str], chosen) -> list[str]:
+        """Copy ``paths`` from the promoted image into ``image`` and, where the overlay holds them, into the overlay,
+        together or not at all; returns the paths restored in the overlay."""
+        import tempfile
+
+        from ..image.files import Put
+        from ..image.overlay import overlay_file
+        promoted, current = image_files(promotion.image), image_files(image)
+        with tempfile.TemporaryDirectory(prefix="restore-") as scratch, contextlib.ExitStack() as overlay_changes:
+            operations, in_overlay = [], []
+            for index, path in enumerate(paths):
+                entry = promoted.stat(path)
+                if entry.kind != "f":
+                    raise InputError(f"{path}: only files are restored one by one (restore the whole image "
+                                     "for more)", path=promotion.image)
+                copy = Path(scratch) / str(index)
+                promoted.get(path, copy)
+                operations.append(Put(copy, path, entry.mode, entry.uid, entry.gid))
+                target = overlay_file(chosen.overlay_dir, PurePosixPath("/") / path)
+                if target.is_file():
+                    overlay_changes.enter_context(_placed_in_overlay(copy, target, chosen.overlay_dir))
+                    in_overlay.append(path)
+            current.apply(operations, backups=chosen.backups)
+        return in_overlay
 
 
 class Release(_ImageCommand):

@@ -39,6 +39,9 @@ from ..variables import (
     saved_settings,
     settings_file,
 )
+from . import interrupt
+
+interrupt.install()  # the earliest this project's code runs in a doit process: Ctrl-C from here on is one line
 
 EVIDENCE_KEPT = 16  # invocations remembered per build directory
 DEFAULT_TASKS = ["image"]  # what a bare `doit` builds, as a bare `make` builds upstream's image

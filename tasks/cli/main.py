@@ -1,4 +1,7 @@
-"""``rdoit``: ``doit`` from anywhere in the project.
+"""``doit`` and ``rdoit``: doit's own entry point, and ``doit`` from anywhere in the project.
+
+``doit`` is stock doit's ``main`` behind one line: Ctrl-C while Python still imports doit (the first 0.3 s) is the
+one-line interrupt of :mod:`tasks.cli.interrupt`, not a traceback.
 
 Stock doit reads its configuration (``[tool.doit]`` in ``pyproject.toml``: this project's task loader, with the
 fast no-op, and its commands: ``boot``, ``settings``, ``clean`` …) and ``dodo.py`` only from the directory it runs
@@ -9,11 +12,15 @@ relative to ``root``, as always.
 """
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
+from . import interrupt
 
-from ..variables import PROJECT_DIR, SETTINGS
+interrupt.install()  # first: the imports below, and doit's, can be interrupted already
+
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from ..variables import PROJECT_DIR, SETTINGS  # noqa: E402
 
 PATH_VARIABLES = {setting.name for setting in SETTINGS if setting.kind == "path" and setting.name != "config"}
 PATH_OPTIONS = {"--image", "--kernel", "--initrd", "--firmware", "--output", "-o"}
@@ -34,6 +41,11 @@ def absolute(args: list[str], here: Path) -> list[str]:
             result.append(arg)
             expect_path = arg in PATH_OPTIONS
     return result
+
+
+def doit() -> None:
+    from doit.__main__ import main as stock_main
+    sys.exit(stock_main())
 
 
 def main() -> None:

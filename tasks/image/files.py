@@ -126,6 +126,10 @@ def redoxfs_offset(image: Path) -> int:
             head = stream.read(len(SIGNATURE))
     except FileNotFoundError:
         raise FormatError("no such image", path=image) from None
+    except IsADirectoryError:
+        raise FormatError("a directory, not a disk image", path=image) from None
+    except OSError as error:
+        raise FormatError(f"cannot read: {error.strerror}", path=image) from None
     if head.startswith(QCOW2_MAGIC):
         raise FormatError("a qcow2 image: its files are read from the raw image it was converted from", path=image)
     if head == SIGNATURE:

@@ -4,7 +4,9 @@ and ``release.sh`` (``../shared/specs/fork-workflow.md`` §4, operations 17, 18,
 * **promote** ``name``: the current image (and its qcow2) copied to ``<image>-<name>.img`` (``.qcow2``) with its stamp
   and a manifest: when, the image's digest, the inputs of the image task, the package versions of the repository,
   the git revisions of the stamp. ``works`` is just a name.
-* **restore**: the whole image back from a promotion, or single files from it into the current image.
+* **restore**: the whole image back from a promotion, or single files from it into the current image. A whole
+  restore leaves a note beside the image (``<image>.restored.json``: which promotion, when, the image's digest),
+  which holds while the image is that one: the image then is not what its inputs build, and ``doit explain`` says so.
 * **release**: the raw image gzip-compressed as the fork names its releases (``<image>.iso.gz``), its SHA-256 in
   ``sha256sum`` format, release notes from the manifest, and the ``git tag`` command to run (printed, not run).
 
@@ -91,6 +93,25 @@ def promote(image: Path, qcow2: Path, name: str, manifest: dict, backups: int) -
     with atomic_path(manifest_path(target), install=keep) as partial:
         partial.write_bytes(json.dumps(record, indent=2).encode() + b"\n")
     return Promotion(name, target, record), previous
+
+
+def restore_note_path(image: Path) -> Path:
+    return image.with_name(image.name + ".restored.json")
+
+
+def note_restore(image: Path, promotion: Promotion) -> None:
+    note = {"from": promotion.name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "digest": output_digest(image)}
+    write_atomically(restore_note_path(image), json.dumps(note).encode() + b"\n")
+
+
+def restored_from(image: Path) -> dict | None:
+    """The note of the whole restore that made ``image`` what it is, if it still is (a build since replaced it)."""
+    try:
+        note = json.loads(restore_note_path(image).read_text())
+    except (OSError, ValueError):
+        return None
+    return note if image.is_file() and note.get("digest") == output_digest(image) else None
 
 
 def promotions(image: Path) -> list[Promotion]:

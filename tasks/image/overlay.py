@@ -22,7 +22,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..errors import InputError
+from ..errors import BuildError, InputError
 from ..model.tomlfile import did_you_mean
 from .files import Chmod, Chown, MakeDir, Operation, Put, Symlink
 
@@ -114,3 +114,18 @@ def overlay_operations(overlay: Path) -> list[Operation]:
             else:
                 raise InputError("an overlay holds files, directories and symlinks only", path=path)
     return operations
+
+
+def overlay_differences(overlay: Path, files) -> list[str]:
+    """The overlay's files that ``files`` (an image's :class:`tasks.image.files.ImageFiles`) lacks or holds with
+    other content: what the next build of the image would change."""
+    differ = []
+    for operation in overlay_operations(overlay):
+        if isinstance(operation, Put):
+            try:
+                same = files.read(operation.path) == operation.source.read_bytes()
+            except BuildError:
+                same = False
+            if not same:
+                differ.append(operation.path)
+    return differ
