@@ -11,6 +11,7 @@ import pytest
 
 from tasks.hashing import hash_file
 from tasks.image.files import ImageFiles, Put
+from tasks.image.installer import copy_from_fat, verify_image
 from tasks.toolchain import hosttools
 from tests.conftest import run_doit
 from tests.test_demo_image import DEMO, EPOCH, Demo, build_demo
@@ -201,10 +202,14 @@ def test_inject_refuses_what_would_replace_a_directory_or_write_through_a_symlin
 
 
 def image_tree(image: Path, scratch: Path) -> dict[str, tuple]:
-    """Every node of an image: kind, mode, owner, and content (a file's hash, a symlink's target)."""
+    """Every node of an image: kind, mode, owner, and content (a file's hash, a symlink's target); and the hash of
+    the EFI partition's loader (``EFI/BOOT/BOOTAA64.EFI``), which lies outside RedoxFS."""
+    layout = verify_image(image)
+    (efi_dir := scratch.parent / f"{scratch.name}-efi").mkdir(parents=True)
+    efi = copy_from_fat(image, layout.efi.offset, layout.efi_file, efi_dir)
     files = ImageFiles(image, hosttools.ensure_own("redox-image"))
     files.get("/", scratch)
-    tree = {}
+    tree: dict[str, tuple | str] = {str(layout.efi_file): hash_file(efi)}
     for entry in files.tree("/"):
         content = hash_file(scratch / entry.path.lstrip("/")) if entry.kind == "f" else entry.target
         tree[entry.path] = (entry.kind, entry.mode, entry.uid, entry.gid, content)
@@ -227,8 +232,22 @@ def tree_beside_a_full_build(incremental: Path, variables: list[str], env: dict,
     return ours
 
 
-def test_one_changed_package_updates_the_image_in_place_as_a_full_build_would(tmp_path):
-    """Issue 14, §2: the installer does not run, and the image equals a from-scratch build file for file."""
+# Each package of the demo changed (file, text, new text) and how the image follows: the package updated in place
+# (base-initfs's daemons reach the image in the initfs package), or none: the bootloader, from which the installer
+# alone writes the EFI partition, takes a full build (issue 19, item 4).
+DEMO_EDITS = {
+    "hello": ("recipes/hello/source/src/main.rs", "Hello from", "Hello again from", "hello"),
+    "kernel": ("recipes/kernel/source/src/main.rs", "demo kernel placeholder", "demo kernel, edited", "kernel"),
+    "base-initfs": ("recipes/base-initfs/source/src/bin/daemon.rs", "demo placeholder", "edited placeholder",
+                    "initfs"),
+    "bootloader": ("recipes/bootloader/source/bootloader.efi", "", "edited\n", None),
+}
+
+
+@pytest.mark.parametrize("package", DEMO_EDITS)
+def test_one_changed_package_updates_the_image_as_a_full_build_would(package, tmp_path):
+    """Issue 14, §2: the installer does not run, and the image equals a from-scratch build file for file, and its
+    EFI partition's loader byte for byte (a new bootloader once left the old one there)."""
     import shutil
     tree = tmp_path / "demo"
     shutil.copytree(DEMO, tree, ignore=shutil.ignore_patterns("build", "share"))
@@ -236,18 +255,23 @@ def test_one_changed_package_updates_the_image_in_place_as_a_full_build_would(tm
     env = {"SOURCE_DATE_EPOCH": str(EPOCH)}
     incremental, scratch = tmp_path / "incremental", tmp_path / "scratch"
     assert run_doit("image", *variables, f"build={incremental}", env=env).returncode == 0
-    main = tree / "recipes/hello/source/src/main.rs"
-    main.write_text(main.read_text().replace("Hello from", "Hello again from"))
+    relative, old, new, in_place = DEMO_EDITS[package]
+    edited = tree / relative
+    edited.write_bytes(edited.read_bytes().replace(old.encode(), new.encode()) if old else
+                       edited.read_bytes() + new.encode())
     (tree / "config/aarch64/demo.overlay/etc").mkdir(parents=True)
     (tree / "config/aarch64/demo.overlay/etc/motd").write_text("changed too\n")
     updated = run_doit("image", *variables, f"build={incremental}", env=env)
     assert updated.returncode == 0, updated.stdout + updated.stderr
-    assert "image: updated in place (hello), not installed afresh" in updated.stdout
-    # this run's log: the installer only merged the config (for /filesystem.toml), it installed nothing
-    assert "--no-mount" not in (incremental / "logs/image.log").read_text()
+    assert (f"image: updated in place ({in_place}), not installed afresh" in updated.stdout) == bool(in_place) and \
+        ("updated in place" in updated.stdout) == bool(in_place), updated.stdout
+    # this run's log: the installer only merged the config (for /filesystem.toml), or it installed afresh
+    assert ("--no-mount" in (incremental / "logs/image.log").read_text()) == (in_place is None)
     assert (incremental / "aarch64/demo.img.bak").is_file()
     ours = tree_beside_a_full_build(incremental, variables, env, scratch)
     assert ours["/etc/motd"][4] == hash_file(tree / "config/aarch64/demo.overlay/etc/motd")
+    if package == "bootloader":
+        assert ours["EFI/BOOT/BOOTAA64.EFI"] == hash_file(edited)
     again = run_doit("image", *variables, f"build={incremental}", env=env)
     assert ".  image" not in again.stdout
 

@@ -3,7 +3,8 @@ image is brought up to date in place instead of running the installer over the w
 
 The image keeps a record of what it was made from beside it (``<image>.contents.json``): a digest of everything
 only the installer can apply (the config and what it includes, the settings, the text stamps, the signing key, the
-code of the image stage and the installer), each installed package's file hash, the overlay's digest, and the
+code of the image stage and the installer, the ``bootloader`` package, from which the installer alone writes the EFI
+partition), each installed package's file hash, the overlay's digest, and the
 image's own digest when the record was written. The update is taken only when that base digest is unchanged, the
 image still is the one recorded (not changed behind the build's back); otherwise a full build. The config's
 ``[packages]`` are not part of the base: a package added to the config (with the dependencies the installer would

@@ -90,8 +90,11 @@ class Image(Stage):
                                                                        for entry in config.files],
                               {name: user.model_dump(mode="json") for name, user in sorted(config.users.items())},
                               {name: group.model_dump(mode="json") for name, group in sorted(config.groups.items())}])
+        # The EFI partition is the installer's alone, made from the `bootloader` package: a new one is a full build.
+        bootloader = self.layout.repo_dir / "bootloader.pkgar"
         base = hash_value([[name, value] for name, value in sorted(inputs.items()) if name not in ("overlay", "config")]
-                          + [applied, hash_file(Path(__file__)), hash_file(Path(installer_code))])
+                          + [applied, hash_file(Path(__file__)), hash_file(Path(installer_code)),
+                             hash_file(bootloader) if bootloader.is_file() else None])
         return incremental.Contents(base, incremental.installed_packages(self.layout.repo_dir, installed),
                                     inputs["overlay"], foreseen=foreseen, config=inputs["config"])
 
