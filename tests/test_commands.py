@@ -148,3 +148,37 @@ def test_share_copies_a_recipes_programs_into_share_with_their_modes_set_on_the_
     shared = tree / "share/tool"
     assert shared.read_text() == "#!/bin/sh\necho shared\n" and shared.stat().st_mode & 0o777 == 0o755
     assert "share:tool" not in executed(doit(tree, "pkg").stdout)  # only when asked for
+
+
+def _tool_recipe(tree, script: str) -> None:
+    (tree / "recipes/tool").mkdir()
+    (tree / "recipes/tool/recipe.toml").write_text(
+        f'[build]\ntemplate = "custom"\nscript = """\nmkdir -p "$COOKBOOK_STAGE/usr/bin"\n{script}\n"""\n')
+    config = tree / "config/c.toml"
+    config.write_text(config.read_text() + "tool = {}\n")
+
+
+def test_share_copies_no_host_file_a_stage_links_to(tree, tmp_path):
+    """A recipe's stage with bin/ entries linking out (/etc/shadow, a file beside the tree): share: copied the host
+    file into share/, mode 0755 (issue 19, item 2); a link inside the stage still shares its program."""
+    secret = tmp_path / "secret"
+    secret.write_text("host secret\n")
+    _tool_recipe(tree, f'echo program > "$COOKBOOK_STAGE/usr/bin/tool"\nln -s tool "$COOKBOOK_STAGE/usr/bin/alias"\n'
+                       f'ln -s /etc/shadow "$COOKBOOK_STAGE/usr/bin/shadow"\n'
+                       f'ln -s ../../../../../../../../../..{secret} "$COOKBOOK_STAGE/usr/bin/secret"')
+    result = doit(tree, "share:tool")
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in (tree / "share").iterdir()) == ["alias", "tool"]
+    assert (tree / "share/alias").read_text() == "program\n"
+
+
+def test_share_never_writes_through_a_symlinked_share_directory(tree, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tree / "share").symlink_to(elsewhere)
+    _tool_recipe(tree, 'echo program > "$COOKBOOK_STAGE/usr/bin/tool"')
+    result = doit(tree, "share:tool")
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
+    assert f"{tree}/share: not a directory of the tree (a symlink or a file): nothing is written through it" in \
+        result.stdout + result.stderr
+    assert list(elsewhere.iterdir()) == []
