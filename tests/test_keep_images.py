@@ -331,3 +331,16 @@ def test_a_package_added_to_the_config_and_removed_again_updates_the_image_in_pl
     assert "image: updated in place (-extra, -extra-data), not installed afresh" in removed.stdout, \
         removed.stdout + removed.stderr
     assert image_tree(incremental / "aarch64/demo.img", tmp_path / "after") == before
+
+
+def test_a_release_is_never_written_through_a_symlinked_directory(tmp_path):
+    from tasks.errors import InputError
+    from tasks.image.keep import release
+    image = tmp_path / "demo.img"
+    image.write_bytes(b"image")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "release").symlink_to(elsewhere)
+    with pytest.raises(InputError, match="a symlink: a release is written into the build directory"):
+        release(image, tmp_path / "release", {}, "v1")
+    assert list(elsewhere.iterdir()) == []

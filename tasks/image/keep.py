@@ -145,6 +145,9 @@ def release(image: Path, directory: Path, manifest: dict, tag: str) -> Release:
     ``.sha256`` and release notes in ``directory``."""
     if not image.is_file():
         raise InputError("no image to release (build it first)", path=image)
+    if directory.is_symlink():
+        raise InputError("a symlink: a release is written into the build directory, never through one",
+                         path=directory)
     directory.mkdir(parents=True, exist_ok=True)
     archive = directory / f"{image.stem}.iso.gz"
     digest = hashlib.sha256()
