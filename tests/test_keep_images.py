@@ -169,7 +169,7 @@ def overlay_state(overlay: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("case", ["over /usr/bin", "over a directory of the overlay", "through a file of the overlay",
                                   "through a symlink in the overlay", "overlay a symlink", "under a file of the image",
-                                  "empty path"])
+                                  "under a symlink of the image", "empty path"])
 def test_inject_refuses_what_would_replace_a_directory_or_write_through_a_symlink_and_changes_nothing(demo, tmp_path,
                                                                                                       case):
     """Issue 19, items 2, 3 and 7: refused, one line naming the path and the reason; the overlay, the image and
@@ -187,6 +187,7 @@ def test_inject_refuses_what_would_replace_a_directory_or_write_through_a_symlin
         "through a symlink in the overlay": ("/escape/passwd", "a symlink in the overlay: nothing is written"),
         "overlay a symlink": ("/etc/new", "the overlay is a symlink: nothing is written through it"),
         "under a file of the image": ("/etc/hostname/x", "hostname"),
+        "under a symlink of the image": ("/bin/x", "/bin"),
         "empty path": ("", '`inject`: an empty argument ("") names nothing'),
     }[case]
     (overlay / "escape").symlink_to(outside)
