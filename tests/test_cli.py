@@ -42,11 +42,15 @@ def test_list_is_in_pipeline_order_and_help_explains_stages_and_variables(doit):
     assert listed == ["toolchain", "host-tools", "relibc", "base", "initfs", "image", "qcow2", "fetch", "download",
                       "cook", "pkg", "share"]
     usage = doit("help").stdout
+    assert usage.startswith("doit: builds the pure-Rust aarch64 Redox image") and "pydoit.org" not in usage
+    assert "(not used here)" not in usage and "doit dumpdb" not in usage  # doit's commands this build does not use
+    assert "  doit list              list the tasks of the selected config" in usage
     assert "Stages, in pipeline order" in usage and "  qcow2       Convert the disk image to qcow2" in usage
     assert "config=FILE" in usage and "[default: config/aarch64/desktop.toml]" in " ".join(usage.split())
     stage = doit("help", "initfs")
     assert stage.returncode == 0 and stage.stdout.startswith("initfs  Pack the initfs")
     assert "`doit explain initfs` says why it would run" in stage.stdout
+    assert "``" not in stage.stdout and "published as package `initfs`" in " ".join(stage.stdout.split())
     recipe_stage = doit("help", "cook").stdout
     assert "One task per recipe of the config: cook:<recipe>" in recipe_stage and "RUSTFLAGS" in recipe_stage
 

@@ -16,12 +16,14 @@ from collections import deque
 from pathlib import Path
 
 from doit.cmd_base import Command, DoitCmdBase
+from doit.cmd_list import List as DoitList
 from doit.exceptions import InvalidCommand
 
 from ..atomic import atomic_path, remove_path
 from ..engine import stamp_path
 from ..errors import BuildError, InputError, display_path
 from ..model.tomlfile import did_you_mean
+from .help import NOT_USED
 
 OPT_DRY_RUN = {"name": "dryrun", "short": "n", "long": "dry-run", "type": bool, "default": False,
                "help": "say what would be removed, and remove nothing [default: %(default)s]"}
@@ -123,13 +125,17 @@ def _info(task: str, planned) -> str:
     return "\n".join(lines)
 
 
+class List(DoitList):
+    doc_purpose = "list the tasks of the selected config (--all: every task; --status: up to date or stale)"
+
+
 def not_here(command: str, reason: str) -> type[Command]:
     """A doit command this build has no use for: it says why instead of acting on doit's unused database."""
     def execute(self, params, args) -> int:
         print(f"ERROR: doit {command} is not used by this build: {reason}", file=sys.stderr)
         return 3
     return type(f"NotHere_{command.replace('-', '_')}", (Command,),
-                {"name": command, "doc_purpose": f"(not used here) {reason}", "doc_usage": "", "execute": execute})
+                {"name": command, "doc_purpose": f"{NOT_USED} {reason}", "doc_usage": "", "execute": execute})
 
 
 RECORDS = "the build keeps its records in build/engine/state.sqlite, not in doit's database"

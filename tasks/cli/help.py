@@ -1,9 +1,10 @@
-"""``doit help``: doit's own help, then the stages and the variables every command takes (from
+"""``doit help``: the commands this build uses, then the stages and the variables every command takes (from
 :data:`tasks.stages.STAGES` and :data:`tasks.variables.SETTINGS`); ``doit help STAGE`` says what one stage does,
 what it depends on and reads, without loading the project."""
 from __future__ import annotations
 
 import inspect
+import re
 import textwrap
 
 from doit.cmd_help import Help as DoitHelp
@@ -14,9 +15,19 @@ from ..variables import help_lines
 EXAMPLE = "config=config/aarch64/desktop.toml"
 
 
+NOT_USED = "(not used here)"  # doit's commands for its own database: they exist, to say so, but are not listed
+
+
 class Help(DoitHelp):
     def print_usage(self, cmds):
-        super().print_usage(cmds)
+        print(f"{self.bin_name}: builds the pure-Rust aarch64 Redox image from recipes and an installer config "
+              "(README.md; docs/)")
+        print("")
+        print("Commands")
+        for name in sorted(cmds):
+            if not cmds[name].doc_purpose.startswith(NOT_USED):
+                print(f"  {self.bin_name} {name:<16}  {cmds[name].doc_purpose}")
+        print(f"  {self.bin_name} {'help COMMAND':<16}  a command's options; `{self.bin_name} help TASK`: a task's")
         print("")
         print("Stages, in pipeline order (`doit STAGE` builds one and what it needs; `doit help STAGE` says more)")
         width = max(len(stage.name) for stage in STAGES)
@@ -41,7 +52,8 @@ def stage_help(stage) -> str:
     lines = [f"{stage.name}  {stage.summary()}", ""]
     module = inspect.getmodule(stage)
     if module is not None and module.__doc__:
-        lines += [textwrap.fill(paragraph, 100) for paragraph in inspect.cleandoc(module.__doc__).split("\n\n")]
+        text = re.sub(r"``(.+?)``", r"`\1`", inspect.cleandoc(module.__doc__))  # the docstring's reST, as typed
+        lines += [textwrap.fill(paragraph, 100) for paragraph in text.split("\n\n")]
         lines.append("")
     if per_recipe:
         lines.append(f"One task per recipe of the config: {stage.name}:<recipe> (`doit list --all` names them); "
