@@ -219,6 +219,7 @@ def test_a_repeated_run_is_answered_from_evidence_and_writes_nothing(tree):
     files = {path: path.stat().st_mtime_ns for path in (tree / "build").rglob("*") if path.is_file()}
     again = run(tree, "pkg")
     assert ANSWERED in again.stdout and executed(again.stdout) == set()
+    assert again.stdout.count("\n") == 1  # the one line says it all: no "-- pkg" after it (issue 20, item 8)
     assert {path: path.stat().st_mtime_ns for path in (tree / "build").rglob("*") if path.is_file()} == files
 
 

@@ -43,7 +43,8 @@ from . import interrupt
 
 interrupt.install()  # the earliest this project's code runs in a doit process: Ctrl-C from here on is one line
 
-EVIDENCE_KEPT = 16  # invocations remembered per build directory
+EVIDENCE_KEPT = 16
+FROM_EVIDENCE = "up to date (evidence of the last run)"  # a task of a no-op, which its one line already reports  # invocations remembered per build directory
 DEFAULT_TASKS = ["image"]  # what a bare `doit` builds, as a bare `make` builds upstream's image
 
 
@@ -192,8 +193,7 @@ class Loader(DodoTaskLoader):
                 print(f"nothing changed since the last run of `{' '.join(invocation.targets)}`: "
                       f"{_tasks(evidence.tasks)} up to date ({len(evidence.seen):,} inputs compared in "
                       f"{(time.perf_counter() - started) * 1000:.0f} ms)")
-                return [Task(name, None, doc="up to date (evidence of the last run)", uptodate=[True])
-                        for name in invocation.targets]
+                return [Task(name, None, doc=FROM_EVIDENCE, uptodate=[True]) for name in invocation.targets]
             if changes:
                 print(f"checking every task: {_describe(changes)}")
             RECORDING = _start_recording(invocation, evidence)
@@ -296,6 +296,7 @@ class Reporter(ConsoleReporter):
         super().initialize(tasks, selected_tasks)
         self._asked_for = set(selected_tasks or ())
         self._up_to_date = self._ran = 0
+        self._current_work = 0  # up-to-date tasks with actions: the part of the total that needed nothing
         self._settled = 0  # tasks with actions found up to date before the progress display was made
         self._failed: list[str] = []
         self._not_run = 0  # left out by `--continue` because a task they need failed
@@ -330,11 +331,12 @@ class Reporter(ConsoleReporter):
             RECORDING.finished.add(task.name)
         self._up_to_date += 1
         if task.actions:
+            self._current_work += 1
             if self._progress is not None:
                 self._progress.checked()
             else:
                 self._settled += 1
-        if task.name in self._asked_for:
+        if task.name in self._asked_for and task.doc != FROM_EVIDENCE:
             self.write(f"-- {task.name}\n")
 
     def add_success(self, task):
@@ -377,8 +379,11 @@ class Reporter(ConsoleReporter):
             self._progress.close()
         if self._failed:
             not_run = f"{self._not_run:,} not run (a task they need failed), " if self._not_run else ""
+            left = self._total - self._ran - len(self._failed) - self._not_run - self._current_work
+            not_started = f"{left:,} not started (the build stopped at the failure; --continue builds what does " \
+                          f"not need it), " if left > 0 else ""
             self.outstream.write(f"{_tasks(len(self._failed))} failed ({', '.join(self._failed)}), {not_run}"
-                                 f"{self._ran:,} run, {self._up_to_date:,} up to date\n")
+                                 f"{not_started}{self._ran:,} run, {self._up_to_date:,} up to date\n")
         elif self._up_to_date > len(self._asked_for):
             self.outstream.write(f"{_tasks(self._ran)} run, {self._up_to_date:,} up to date\n")
         for message in self.runtime_errors:
