@@ -43,8 +43,8 @@ from . import interrupt
 
 interrupt.install()  # the earliest this project's code runs in a doit process: Ctrl-C from here on is one line
 
-EVIDENCE_KEPT = 16
-FROM_EVIDENCE = "up to date (evidence of the last run)"  # a task of a no-op, which its one line already reports  # invocations remembered per build directory
+EVIDENCE_KEPT = 16  # invocations remembered per build directory
+FROM_EVIDENCE = "up to date (evidence of the last run)"  # a task of a no-op, which its one line already reports
 DEFAULT_TASKS = ["image"]  # what a bare `doit` builds, as a bare `make` builds upstream's image
 
 
