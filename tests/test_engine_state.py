@@ -141,3 +141,23 @@ def test_kill_9_of_a_writer_loses_at_most_the_running_record(tmp_path: Path) -> 
             assert record is not None and int(record.components["iteration"]) >= iteration
         store.close()
     assert sum(1 for count in killed_mid_sequence if count > 0) >= 20, killed_mid_sequence
+
+
+def test_a_forgotten_task_keeps_its_duration_for_the_next_estimate(tmp_path: Path) -> None:
+    """`doit clean` and `doit forget` remove records; the time a task took stays (issue 20, item 8)."""
+    store = StateStore(tmp_path / "state.sqlite")
+    store.record("cook:ion", Signature({"recipe": "r1"}), "h1", [], duration=12.5)
+    store.record("cook:ion", Signature({"recipe": "r2"}), "h2", [])  # a run whose time was not measured
+    assert store.forget(["cook:ion"]) == ["cook:ion"] and store.get("cook:ion") is None
+    assert store.duration("cook:ion") == 12.5 and store.duration("cook:other") is None
+
+
+def test_a_store_of_schema_3_keeps_its_records_and_their_durations(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    StateStore(path).record("cook:ion", Signature({"recipe": "r1"}), "h1", [], duration=3.0)
+    old = sqlite3.connect(path)
+    old.execute("DROP TABLE durations")
+    old.execute("PRAGMA user_version = 3")
+    old.close()
+    store = StateStore(path)
+    assert store.get("cook:ion").duration == 3.0 and store.duration("cook:ion") == 3.0

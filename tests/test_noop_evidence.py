@@ -242,7 +242,8 @@ def test_another_invocations_build_in_between_is_seen(tree):
     again = run(tree, "pkg")
     assert executed(again.stdout) == {"cook:other"}  # back to its first output: pkg:other stays current
     # the other build's state and the output it rebuilt (its stage: written since this invocation's evidence)
-    assert "checking every task: the build state (another build ran) and 1 more changed since" in again.stdout
+    assert ("checking every task: the build state (another command built, cleaned or forgot tasks) and 1 more "
+            "changed since") in again.stdout
     assert ANSWERED in run(tree, "pkg").stdout
 
 

@@ -208,8 +208,7 @@ def _log_header(task: str, signature: Signature) -> list[str]:
 
 def recorded_duration(task: str) -> float | None:
     """How long the task took when it last ran (the progress display's estimate)."""
-    record = state().get(task)
-    return None if record is None else record.duration
+    return state().duration(task)
 
 
 def task_log(task: str) -> Path:

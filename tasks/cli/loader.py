@@ -244,7 +244,8 @@ def _describe(changes: list[str]) -> str:
     """The first change in words (the state's generation: a build of something else), and how many more."""
     if changes[0].startswith("cannot observe"):
         return changes[0]
-    words = {"generation": "the build state (another build ran)", "outputs": "an output (missing, or written since)"}
+    words = {"generation": "the build state (another command built, cleaned or forgot tasks)",
+             "outputs": "an output (missing, or written since)"}
     first = words.get(changes[0]) or display_path(changes[0])
     more = "" if len(changes) == 1 else f" and {len(changes) - 1} more"
     return f"{first}{more} changed since the last run"

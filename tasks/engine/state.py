@@ -34,7 +34,7 @@ from typing import Literal
 from ..errors import InputError
 from ..hashing import canonical_json, hash_text, hash_value
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 UNSET = "(unset)"
 _SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS records (
@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS records (
     accepted TEXT,
     duration REAL
 ) WITHOUT ROWID
+""", """
+CREATE TABLE IF NOT EXISTS durations (task TEXT PRIMARY KEY, seconds REAL NOT NULL) WITHOUT ROWID
 """, """
 CREATE TABLE IF NOT EXISTS generation (value INTEGER NOT NULL)
 """, """
@@ -193,8 +195,16 @@ class StateStore:
                        (record.task, record.signature, canonical_json(record.components), record.output_hash,
                         json.dumps(record.outputs), record.time, json.dumps(record.digests), record.left,
                         record.accepted, record.duration))
+            if duration is not None:
+                db.execute("INSERT OR REPLACE INTO durations (task, seconds) VALUES (?, ?)", (task, duration))
             db.execute(_NEXT_GENERATION)
         return record
+
+    def duration(self, task: str) -> float | None:
+        """How long ``task`` took when it last ran; kept when its record is forgotten or cleaned (the progress
+        display's estimate next time)."""
+        row = self._db().execute("SELECT seconds FROM durations WHERE task = ?", (task,)).fetchone()
+        return None if row is None else row[0]
 
     def forget(self, tasks: Iterable[str]) -> list[str]:
         """Remove the records of ``tasks`` (they are stale from now on); returns those that had one."""
@@ -269,8 +279,9 @@ class StateStore:
 
     def _create(self, db: sqlite3.Connection, version: int) -> None:
         """A new database, or one of schema 1 (records only) given its generation counter, or of schema 2 given
-        the columns of schema 3 (older records have no per-output digests)."""
-        if version not in (0, 1, 2, SCHEMA_VERSION):
+        the columns of schema 3 (older records have no per-output digests), or of schema 3 given the durations that
+        outlive a forgotten record (schema 4)."""
+        if version not in (0, 1, 2, 3, SCHEMA_VERSION):
             raise InputError(f"build state has schema {version}, this build system writes {SCHEMA_VERSION}; "
                              "remove the file to start afresh", path=self.path)
         db.execute("PRAGMA journal_mode = WAL")
@@ -281,5 +292,6 @@ class StateStore:
         for name, declaration in _ADDED_IN_3.items():
             if name not in columns:
                 db.execute(f"ALTER TABLE records ADD COLUMN {name} {declaration}")
+        db.execute("INSERT OR IGNORE INTO durations SELECT task, duration FROM records WHERE duration IS NOT NULL")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
