@@ -37,9 +37,29 @@ python_env() {
   local python=${PYTHON:-python3}
   [ -x .venv/bin/python ] || "$python" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  # PYTHONWARNINGS: setuptools' notice on editable installs, a box of asterisks, is no error
+  PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e '.[test]'
+}
+
+# `doit` and `rdoit` on PATH: linked into ~/.local/bin when that is on PATH (never over a file that is not a link)
+commands_on_path() {
+  local bin="$HOME/.local/bin"
+  case ":$PATH:" in
+    *":$bin:"*) ;;
+    *) echo "doit and rdoit are in .venv/bin: add it to PATH (or: source .venv/bin/activate)"; return ;;
+  esac
+  mkdir -p "$bin"
+  for name in doit rdoit; do
+    if [ -e "$bin/$name" ] && [ ! -L "$bin/$name" ]; then
+      echo "$bin/$name is not ours: left as it is (.venv/bin/$name is this project's)"
+    else
+      ln -sfn "$PWD/.venv/bin/$name" "$bin/$name"
+      echo "$name: $bin/$name -> .venv/bin/$name"
+    fi
+  done
 }
 
 system_packages
 python_env
-echo "setup done: use .venv/bin/doit (or activate .venv)"
+commands_on_path
+echo "setup done: .venv/bin/doit builds the default image, from any directory of the project; doit help says more"

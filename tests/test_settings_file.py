@@ -124,14 +124,16 @@ def test_a_build_directory_that_cannot_be_made_is_one_line(tmp_path):
                                               f"directory: Not a directory")
 
 
-def test_rdoit_works_from_any_subdirectory_with_paths_as_typed_there(tree, settings_file):
+@pytest.mark.parametrize("program", [RDOIT, DOIT], ids=["rdoit", "doit without a dodo.py there"])
+def test_rdoit_works_from_any_subdirectory_with_paths_as_typed_there(tree, settings_file, program):
+    """`doit` where there is no dodo.py is rdoit: stock doit said "Could not find dodo file" (issue 20, item 8)."""
     here = PROJECT / "tasks" / "cli"
     built = doit("pkg", f"root={os.path.relpath(tree, here)}", "config=config/c.toml", f"target={host_triple()}",
-                 program=RDOIT, cwd=here)
+                 program=program, cwd=here)
     assert built.returncode == 0, built.stderr
     assert ".  cook:lib" in built.stdout and (tree / "build/cookbook/repo").is_dir()
-    noop = doit("pkg", f"root={tree}", "config=config/c.toml", f"target={host_triple()}", program=RDOIT,
+    noop = doit("pkg", f"root={tree}", "config=config/c.toml", f"target={host_triple()}", program=program,
                 cwd=tree / "recipes/lib/source")
     assert noop.returncode == 0 and "nothing changed since the last run" in noop.stdout  # the fast no-op too
-    usage = doit("help", program=RDOIT, cwd=tree)
+    usage = doit("help", program=program, cwd=tree)
     assert "doit boot " in usage.stdout and "Stages, in pipeline order" in usage.stdout  # the project's commands

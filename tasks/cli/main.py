@@ -1,7 +1,9 @@
 """``doit`` and ``rdoit``: doit's own entry point, and ``doit`` from anywhere in the project.
 
-``doit`` is stock doit's ``main`` behind one line: Ctrl-C while Python still imports doit (the first 0.3 s) is the
-one-line interrupt of :mod:`tasks.cli.interrupt`, not a traceback.
+``doit`` is stock doit's ``main`` behind two lines: Ctrl-C while Python still imports doit (the first 0.3 s) is the
+one-line interrupt of :mod:`tasks.cli.interrupt`, not a traceback; and where there is no ``dodo.py`` to run (a
+subdirectory of the project, or anywhere else) and none is named with ``-f``, it is ``rdoit``: this project's
+build, not stock doit's "Could not find dodo file".
 
 Stock doit reads its configuration (``[tool.doit]`` in ``pyproject.toml``: this project's task loader, with the
 fast no-op, and its commands: ``boot``, ``settings``, ``clean`` …) and ``dodo.py`` only from the directory it runs
@@ -44,8 +46,11 @@ def absolute(args: list[str], here: Path) -> list[str]:
 
 
 def doit() -> None:
-    from doit.__main__ import main as stock_main
-    sys.exit(stock_main())
+    if not Path("dodo.py").exists() and not any(arg.startswith(("-f", "--file")) for arg in sys.argv[1:]):
+        main()  # rdoit
+    else:
+        from doit.__main__ import main as stock_main
+        sys.exit(stock_main())
 
 
 def main() -> None:
