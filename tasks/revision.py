@@ -1,9 +1,11 @@
 """The revision of the tree being built, as the text stamps name it: its commit and its source date.
 
 init.rc's second line (the initfs), ``BUILD_ID`` in ``/usr/lib/os-release`` and root's ion initrc (the image) show
-``<commit> @ <date>``. The date is ``SOURCE_DATE_EPOCH``, else the time of the tree's last commit, else now, so
-that the same inputs make the same bytes. Uncommitted edits are not part of the stamp (they would rebuild the
-initfs for an edit of any recipe); the JSON stamp beside each artifact records every tree's dirty flag.
+``<commit>[-dirty] @ <date>`` and when the artifact was built. The date is ``SOURCE_DATE_EPOCH``, else the time of
+the tree's last commit, else now, so that the same inputs make the same bytes; the build time is
+``SOURCE_DATE_EPOCH``, else now. ``-dirty``: tracked files differ from the commit. The flag is part of the initfs's
+and the image's signatures (a tree going from clean to edited rebuilds them once, not on every edit); the build time
+is not. The JSON stamp beside each artifact records every tree's dirty flag.
 Knows nothing of doit.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 STAMP_DATE = "%Y-%m-%d %H:%M"
 HEAD_COMMIT = ("rev-parse", "--short=9", "HEAD")
 COMMIT_TIME = ("log", "-1", "--format=%ct")
+DIRTY = ("diff", "--quiet", "HEAD", "--")  # exit status 1: tracked files differ from the commit
 
 
 class TreeRevision:
@@ -33,13 +36,23 @@ class TreeRevision:
 
     def probes(self) -> list[list[str]]:
         """The commands the stamp is read from: the no-op evidence runs them again to see a new commit."""
-        return [self._git_argv(*args) for args in (HEAD_COMMIT, COMMIT_TIME)]
+        return [self._git_argv(*args) for args in (HEAD_COMMIT, COMMIT_TIME, DIRTY)]
 
     @functools.cached_property
     def stamp(self) -> BuildStamp:
         from .initfs.tree import BuildStamp
         date = time.strftime(STAMP_DATE, time.gmtime(self.source_date_epoch))
-        return BuildStamp(commit=self._git(*HEAD_COMMIT) or "unversioned", date=date)
+        commit = self._git(*HEAD_COMMIT)
+        built = time.gmtime(self.source_date_epoch if "SOURCE_DATE_EPOCH" in os.environ else None)
+        return BuildStamp(commit=commit or "unversioned", dirty=commit is not None and self._dirty(), date=date,
+                          built=time.strftime(STAMP_DATE, built))
+
+    def _dirty(self) -> bool:
+        try:
+            run(self._git_argv(*DIRTY), capture=True)
+        except CommandError:
+            return True
+        return False
 
     @functools.cached_property
     def source_date_epoch(self) -> int:

@@ -147,13 +147,18 @@ def test_config_files_are_written(root: Path) -> None:
 
 
 def test_text_stamps_name_the_build(demo: Demo, root: Path) -> None:
+    """The commit, -dirty when tracked files differ from it, the source date and the build time (both
+    SOURCE_DATE_EPOCH here: reproducible) (issue 20, item 6)."""
     commit = subprocess.run(["git", "-C", str(DEMO), "rev-parse", "--short=9", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(DEMO), "diff", "--quiet", "HEAD", "--"]).returncode != 0
+    label = f"{commit}-dirty" if dirty else commit
     date = time.strftime("%Y-%m-%d %H:%M", time.gmtime(EPOCH))
     os_release = (root / "usr/lib/os-release").read_text()
-    assert os_release.startswith('PRETTY_NAME=') and os_release.endswith(f'BUILD_ID="{commit}"\nBUILD_DATE="{date}"\n')
+    assert os_release.startswith('PRETTY_NAME=') and \
+        os_release.endswith(f'BUILD_ID="{label}"\nBUILD_DATE="{date}"\nBUILD_TIME="{date}"\n')
     initrc = (root / "home/root/.config/ion/initrc").read_text()
-    assert initrc.splitlines()[0] == f"echo 'Build: {commit} @ {date}'"
+    assert initrc.splitlines()[0] == f"echo 'Build: {label} @ {date} (built {date})'"
     assert stat.S_IMODE((root / "tmp").stat().st_mode) == 0o1777
 
 
@@ -188,7 +193,8 @@ def test_boot_initfs_is_the_built_initfs_with_its_bootstrap(demo: Demo, root: Pa
     assert {f"bin/{name}" for name in DAEMONS} | {f"lib/drivers/{name}" for name in DRIVERS} <= set(files)
     init_rc = initfs.content(files["etc/init.rc"]).decode()
     assert "export RUST_LOG warn\n" in init_rc
-    assert init_rc.splitlines()[1].endswith(f"| {time.strftime('%Y-%m-%d %H:%M', time.gmtime(EPOCH))}")
+    date = time.strftime('%Y-%m-%d %H:%M', time.gmtime(EPOCH))
+    assert init_rc.splitlines()[1].endswith(f"| {date} | built {date}")
     assert "[[drivers]]" in initfs.content(files["etc/pcid/initfs.toml"]).decode()
 
 
@@ -298,7 +304,7 @@ def test_the_initfs_takes_the_users_own_files_from_the_base_source(tmp_path):
     assert built["etc/pcid/initfs.toml"] == files["drivers/initfs.toml"]
     lines, theirs = built["etc/init.rc"].splitlines(), init_rc.splitlines()
     assert lines[0] == theirs[0] and lines[2:] == theirs[2:]  # only line 2 differs: the stamp
-    assert lines[1].startswith("# Pure-Rust Redox | Build: ") and lines[1].endswith(f"| {date}")
+    assert lines[1].startswith("# Pure-Rust Redox | Build: ") and lines[1].endswith(f"| {date} | built {date}")
     # An edit of init.rc: a new initfs, image and qcow2; its recipe's cook re-runs (its source changed) and comes out
     # byte-identical, so nothing else does.
     (source / "init.rc").write_text(init_rc.replace("rtcd\n", "rtcd\nnulld\n"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -81,7 +83,8 @@ def test_promote_then_restore_the_whole_image_or_single_files_then_release(demo,
     missing = doit(demo, "restore", "from=nope")
     assert missing.returncode != 0 and "no promotion 'nope' of demo.img (the promotions: works)" in missing.stderr
 
-    released = doit(demo, "release", "name=v0.1")
+    # this checkout may have uncommitted changes (the dirty case has its own test below)
+    released = doit(demo, "release", "name=v0.1", "--dirty-ok")
     assert released.returncode == 0, released.stderr
     directory = demo.build / "aarch64" / "release"
     assert subprocess.run(["sha256sum", "-c", "demo.iso.gz.sha256"], cwd=directory, capture_output=True,
@@ -345,3 +348,27 @@ def test_a_release_is_never_written_through_a_symlinked_directory(tmp_path):
     with pytest.raises(InputError, match="a symlink: a release is written into the build directory"):
         release(image, tmp_path / "release", {}, "v1")
     assert list(elsewhere.iterdir()) == []
+
+
+def test_an_image_built_from_uncommitted_changes_is_promoted_as_dirty_and_released_only_when_asked(tmp_path):
+    """Issue 20, item 6: `doit release` printed `git tag … && git push …` for an image of an edited tree."""
+    import shutil
+    tree = tmp_path / "demo"
+    shutil.copytree(DEMO, tree, ignore=shutil.ignore_patterns("build", "share"))
+    env = {"SOURCE_DATE_EPOCH": str(EPOCH), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for command in (["init", "-q"], ["add", "."], ["commit", "-qm", "demo"]):
+        subprocess.run(["git", *command], cwd=tree, check=True, env={**os.environ, **env})
+    motd = tree / "config/aarch64/demo.toml"
+    motd.write_text(motd.read_text() + "# edited, not committed\n")
+    variables = [f"root={tree}", "config=config/aarch64/demo.toml", "toolchain=host", f"build={tmp_path / 'build'}"]
+    assert run_doit("image", *variables, env=env).returncode == 0
+    assert run_doit("promote", "name=edited", *variables, env=env).returncode == 0
+    listed = run_doit("promotions", *variables, env=env).stdout
+    assert re.search(r"^edited .* main [0-9a-f]{9,12}-dirty ", listed, re.MULTILINE), listed
+    refused = run_doit("release", *variables, env=env)
+    assert refused.returncode == 3 and "git tag" not in refused.stdout
+    assert "built from uncommitted changes (main): its tag would name a commit that did not make it" in refused.stderr
+    assert not (tmp_path / "build/aarch64/release").exists()
+    released = run_doit("release", "--dirty-ok", *variables, env=env)
+    assert released.returncode == 0 and "git tag -a release-" in released.stdout, released.stderr

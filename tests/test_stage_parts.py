@@ -1,6 +1,8 @@
 """Stage parts that need no compiler: the text stamp (git revision, source date) and the initfs's input checks."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tasks.engine.treehash import TreeHasher
@@ -41,18 +43,25 @@ def test_stamp_outside_git_uses_source_date_epoch(tree, monkeypatch) -> None:
     assert (stamp.label, stamp.date) == ("unversioned", "2023-11-14 22:13")
 
 
-def test_stamp_in_git_is_the_commit_dated_by_it_and_not_changed_by_an_edit(tree, monkeypatch) -> None:
+def test_stamp_in_git_is_the_commit_dated_by_it_dirty_once_edited_and_built_now(tree, monkeypatch) -> None:
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     git(tree, "init", "-q")
     git(tree, "add", ".")
     git(tree, "commit", "-q", "-m", "tree")
     commit = git(tree, "rev-parse", "--short=9", "HEAD")
+    before = time.time()
     stamp = TreeRevision(tree).stamp
     assert (stamp.label, stamp.date) == (commit, "2023-11-14 22:14")  # the commit's time, one minute later
-    (tree / "config/c.toml").write_text("[packages]\n")
-    # An uncommitted edit does not change init.rc's stamp (it would rebuild the initfs for any edit); the JSON
-    # stamps beside the artifacts record the dirty flag.
+    assert stamp.built in {time.strftime("%Y-%m-%d %H:%M", time.gmtime(moment)) for moment in (before, time.time())}
+    (tree / "untracked.txt").write_text("not the commit's\n")
     assert TreeRevision(tree).stamp.label == commit
+    # An edit of a tracked file makes it -dirty (issue 20, item 6): one signature for every edit after it, so the
+    # initfs and the image are rebuilt once for the flag, not for each edit; the build time is in no signature.
+    (tree / "config/c.toml").write_text("[packages]\n")
+    edited = TreeRevision(tree).stamp
+    assert edited.label == f"{commit}-dirty"
+    (tree / "config/c.toml").write_text("[packages]\nhello = {}\n# again\n")
+    assert TreeRevision(tree).stamp.identity() == edited.identity() and "built" not in edited.identity()
 
 
 def test_a_bad_source_date_epoch_is_named(tree, monkeypatch) -> None:

@@ -125,8 +125,9 @@ class Promotions(_ImageCommand):
         if not found:
             print(f"no promotions of {display_path(layout.disk_image)} yet (doit promote name=NAME)")
         for promotion in found:
-            revision = promotion.manifest.get("git", {}).get("main", {}).get("revision") or "?"
-            print(f"{promotion.name:<16} {promotion.manifest.get('promoted_at', '?')}  main {revision[:12]}  "
+            main = promotion.manifest.get("git", {}).get("main", {})
+            revision = (main.get("revision") or "?")[:12] + ("-dirty" if main.get("dirty") else "")
+            print(f"{promotion.name:<16} {promotion.manifest.get('promoted_at', '?')}  main {revision}  "
                   f"{len(promotion.manifest.get('packages', {}))} packages  {display_path(promotion.image)}")
         return 0
 
@@ -200,12 +201,24 @@ class Release(_ImageCommand):
     doc_purpose = "the image as the fork releases it: <image>.iso.gz, its SHA-256, release notes, the git tag"
     doc_usage = "[name=TAG]"
     doc_description = ("Written to <build>/<arch>/release/. The tag (default: release-<date>-<commit>) is printed "
-                       "as the git command to run; nothing is pushed or tagged.")
+                       "as the git command to run; nothing is pushed or tagged. An image built from a tree with "
+                       "uncommitted changes is not released (the tag would name a commit that did not make it) "
+                       "unless --dirty-ok.")
+    cmd_options = ({"name": "dirty_ok", "long": "dirty-ok", "type": bool, "default": False,
+                    "help": "release an image built from uncommitted changes [default: %(default)s]"},)
+
+    def _execute(self, dirty_ok, pos_args=None):
+        self.dirty_ok = dirty_ok
+        return super()._execute(pos_args)
 
     def on_image(self, layout, args):
         from ..image.keep import release
         from .creators import settings
         manifest = _manifest(layout)
+        dirty = sorted(name for name, revision in manifest.get("git", {}).items() if revision.get("dirty"))
+        if dirty and not self.dirty_ok:
+            raise InputError(f"built from uncommitted changes ({', '.join(dirty)}): its tag would name a commit "
+                             "that did not make it; commit, rebuild and release, or --dirty-ok", path=layout.disk_image)
         commit = (manifest.get("git", {}).get("main", {}).get("revision") or "unknown")[:9]
         tag = getattr(settings(), "name") or f"release-{(manifest.get('built_at') or '')[:10]}-{commit}"
         made = release(layout.disk_image, layout.arch_dir / "release", manifest, tag)

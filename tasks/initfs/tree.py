@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..atomic import atomic_path
 from ..errors import InputError
@@ -120,6 +120,7 @@ class BuildStamp(BaseModel):
     commit: str
     dirty: bool = False
     date: str
+    built: str = ""  # when the artifact was built (SOURCE_DATE_EPOCH, else now): shown, never part of a signature
 
     @field_validator("commit")
     @classmethod
@@ -128,16 +129,20 @@ class BuildStamp(BaseModel):
             raise ValueError(f"{commit!r} must be one word without '|'")
         return commit
 
-    @field_validator("date")
+    @field_validator("date", "built")
     @classmethod
-    def _one_line(cls, date: str) -> str:
-        if not date or any(char in "\r\n|" for char in date):
+    def _one_line(cls, date: str, info: ValidationInfo) -> str:
+        if (not date and info.field_name == "date") or any(char in "\r\n|" for char in date):
             raise ValueError(f"{date!r} must be one line without '|'")
         return date
 
     @property
     def label(self) -> str:
         return f"{self.commit}-dirty" if self.dirty else self.commit
+
+    def identity(self) -> dict:
+        """What the stamp says of the sources, for signatures: the build time changes on every build."""
+        return self.model_dump(exclude={"built"})
 
 
 def _environment() -> jinja2.Environment:
@@ -183,7 +188,7 @@ class InitfsTree:
 # The users' own files in the base source, as the fork's build-initfs script takes them: initfs path → source path.
 USER_FILES = {"etc/init.rc": "init.rc", "etc/init_drivers.rc": "{target}/init_drivers.rc",
               "etc/pcid/initfs.toml": "drivers/initfs.toml"}
-STAMP_COMMENT = "# Pure-Rust Redox | Build: {label} | {date}\n"
+STAMP_COMMENT = "# Pure-Rust Redox | Build: {label} | {date}{built}\n"
 
 
 def user_files(source: Path, target: str) -> dict[str, Path] | None:
@@ -202,7 +207,8 @@ def stamped_init_rc(text: str, stamp: BuildStamp, rust_log: str | None, path: Pa
     """The user's ``init.rc`` with only its stamp comment (line 2; inserted when line 2 is no comment) and, when
     ``rust_log`` is given, its ``export RUST_LOG`` line rewritten."""
     lines = text.splitlines(keepends=True)
-    stamp_line = STAMP_COMMENT.format(label=stamp.label, date=stamp.date)
+    stamp_line = STAMP_COMMENT.format(label=stamp.label, date=stamp.date,
+                                      built=f" | built {stamp.built}" if stamp.built else "")
     if len(lines) >= 2 and lines[1].startswith("#"):
         lines[1] = stamp_line
     else:

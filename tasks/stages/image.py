@@ -36,7 +36,7 @@ class Image(Stage):
         return {
             "config": hash_value([[str(path), hash_file(path)] for path in self.ctx.project.config.sources]),
             "settings": hash_value([self.settings.target, self.settings.boot_dir]),
-            "stamp": hash_value(self.revision.stamp.model_dump()),
+            "stamp": hash_value(self.revision.stamp.identity()),
             "key": self.ctx.shared(public_key_digest, self.layout.key_dir),
             # the overlay's every mode counts (and its owners.toml): the output digest of the tree
             "overlay": output_digest(overlay) if (overlay := self.settings.overlay_dir).is_dir() else NONE,

@@ -52,7 +52,7 @@ class Initfs(Stage):
             "archiver": hash_file(settings.initfs_archiver) if settings.initfs_archiver else "built-in",
             # checked against the writer's layout: an edit must re-run the check even when the binaries do not change
             "format": hash_value([hash_file(path) for path in self._format_files()]),
-            "stamp": hash_value(self.revision.stamp.model_dump()),
+            "stamp": hash_value(self.revision.stamp.identity()),
             "user-files": hash_value([[place, hash_file(path)] for place, path in (self._user_files() or {}).items()]),
             "toolchain": self.ctx.shared(SelectedToolchain, self.layout).fingerprint,  # its strip
             "key": self.ctx.shared(public_key_digest, self.layout.key_dir),
