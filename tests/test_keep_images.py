@@ -372,3 +372,27 @@ def test_an_image_built_from_uncommitted_changes_is_promoted_as_dirty_and_releas
     assert not (tmp_path / "build/aarch64/release").exists()
     released = run_doit("release", "--dirty-ok", *variables, env=env)
     assert released.returncode == 0 and "git tag -a release-" in released.stdout, released.stderr
+
+
+def test_explain_image_names_the_config_keys_and_overlay_files_that_changed(tmp_path):
+    """Issue 20, item 5: it said `config changed: fa07… -> 8ed2…` and `overlay changed: d:… -> d:…`."""
+    import shutil
+    tree = tmp_path / "demo"
+    shutil.copytree(DEMO, tree, ignore=shutil.ignore_patterns("build", "share"))
+    overlay = tree / "config/aarch64/demo.overlay"
+    (overlay / "etc").mkdir(parents=True)
+    (overlay / "etc/motd").write_text("one\n")
+    variables = [f"root={tree}", "config=config/aarch64/demo.toml", "toolchain=host", f"build={tmp_path / 'build'}"]
+    env = {"SOURCE_DATE_EPOCH": str(EPOCH)}
+    assert run_doit("image", *variables, env=env).returncode == 0
+    config = tree / "config/aarch64/demo.toml"
+    config.write_text(config.read_text().replace("filesystem_size = 64", "filesystem_size = 96"))
+    (overlay / "etc/motd").write_text("two\n")
+    (overlay / "etc/issue").write_text("new\n")
+    explained = run_doit("explain", "image", *variables, env=env)
+    assert explained.returncode == 0, explained.stderr
+    lines = explained.stdout.splitlines()
+    assert lines[0] == "image is stale:"
+    assert f"  image ← config: {tree}/config/aarch64/demo.toml: general.filesystem_size changed" in lines
+    assert f"  image ← overlay: {overlay}/etc/issue added" in lines
+    assert f"  image ← overlay: {overlay}/etc/motd changed" in lines

@@ -129,3 +129,18 @@ def overlay_differences(overlay: Path, files) -> list[str]:
             if not same:
                 differ.append(operation.path)
     return differ
+
+
+def overlay_manifest(overlay: Path) -> dict[bytes, tuple[bytes, str]]:
+    """Each node of the overlay, relative path → (kind, content and mode): what ``doit explain`` compares to name
+    the files an overlay change touched."""
+    from ..hashing import hash_file, hash_value
+    manifest: dict[bytes, tuple[bytes, str]] = {}
+    for top, directories, files in os.walk(overlay):
+        for name in [*directories, *files]:
+            path = Path(top) / name
+            status = path.lstat()
+            content = os.readlink(path) if stat.S_ISLNK(status.st_mode) else \
+                hash_file(path) if stat.S_ISREG(status.st_mode) else ""
+            manifest[os.fsencode(path.relative_to(overlay))] = (b"node", hash_value([status.st_mode, content]))
+    return manifest

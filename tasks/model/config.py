@@ -12,6 +12,7 @@ installer would follow onto the host.
 """
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -300,6 +301,30 @@ def _resolve_include(path: Path, index: int, include: str, stack: tuple[Path, ..
     if not target.is_file():
         raise InputError(f"included file {include!r} not found (looked for {_show(target)})", path=path, key=key)
     return target
+
+
+def key_manifest(sources: list[Path], base: Path) -> dict[bytes, tuple[bytes, str]]:
+    """Every key of every config file, ``<file relative to base>: <dotted key>`` → its value's hash (the manifest
+    ``doit explain`` compares to name the keys a config change touched; a ``[[files]]`` entry is one key)."""
+    from ..hashing import hash_value
+    manifest: dict[bytes, tuple[bytes, str]] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict) and value:
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, item)
+        elif prefix == "files" and isinstance(value, list):
+            for index, entry in enumerate(value):
+                manifest[f"{name}: files[{index}]".encode()] = (b"key", hash_value(entry))
+        else:
+            manifest[f"{name}: {prefix}".encode()] = (b"key", hash_value(value))
+    for path in sources:
+        name = os.path.relpath(path, base)
+        try:
+            walk("", read_toml(path))
+        except InputError:
+            manifest[f"{name}: (the file)".encode()] = (b"key", "unreadable")
+    return manifest
 
 
 def _show(path: Path) -> str:

@@ -33,7 +33,7 @@ class Image(Stage):
         return [Dep("initfs"), Dep("host-tools"), *packages]
 
     def inputs(self) -> dict[str, str]:
-        return {
+        inputs = {
             "config": hash_value([[str(path), hash_file(path)] for path in self.ctx.project.config.sources]),
             "settings": hash_value([self.settings.target, self.settings.boot_dir]),
             "stamp": hash_value(self.revision.stamp.identity()),
@@ -41,6 +41,22 @@ class Image(Stage):
             # the overlay's every mode counts (and its owners.toml): the output digest of the tree
             "overlay": output_digest(overlay) if (overlay := self.settings.overlay_dir).is_dir() else NONE,
         }
+        self._keep_manifests(inputs)
+        return inputs
+
+    def _keep_manifests(self, inputs: dict[str, str]) -> None:
+        """What the config and overlay digests stand for, kept as the tree hasher keeps a tree's, so that
+        `doit explain image` names the keys and files that changed, not two digests."""
+        import os
+
+        from ..image.overlay import overlay_manifest
+        from ..model.config import key_manifest
+        manifests, config_dir = self.ctx.trees.manifests, self.settings.root / "config"
+        manifests.keep(os.fsencode(config_dir), inputs["config"],
+                       key_manifest(self.ctx.project.config.sources, config_dir))
+        if inputs["overlay"] != NONE:
+            overlay = self.settings.overlay_dir
+            manifests.keep(os.fsencode(overlay), inputs["overlay"], overlay_manifest(overlay))
 
     def outputs(self) -> list[Path]:
         return [self.layout.disk_image]
