@@ -162,6 +162,26 @@ def test_text_stamps_name_the_build(demo: Demo, root: Path) -> None:
     assert stat.S_IMODE((root / "tmp").stat().st_mode) == 0o1777
 
 
+def test_inspect_reads_the_files_inside_the_images_initfs(demo: Demo, tmp_path: Path) -> None:
+    """Issue 20, item 7: `doit inspect cat /etc/init.rc` (the README's) found nothing: init.rc is in the initfs."""
+    def inspect(*args: str):
+        return run_doit("inspect", *args, f"image={demo.image}")
+    initfs = read_initfs(demo.initfs)
+    files = dict(initfs.walk())
+    cat = inspect("cat", "/boot/initfs/etc/init.rc")
+    assert cat.returncode == 0 and cat.stdout == initfs.content(files["etc/init.rc"]).decode(), cat.stderr
+    listed = [line.split()[-1] for line in inspect("ls", "/boot/initfs/bin").stdout.splitlines()]
+    assert listed == sorted(path.removeprefix("bin/") for path in files if path.startswith("bin/"))
+    got = inspect("get", "/boot/initfs/bin/bootstrap" if "bin/bootstrap" in files else "/boot/initfs/etc/init.rc",
+                  str(tmp_path / "copy"))
+    assert got.returncode == 0 and (tmp_path / "copy").stat().st_size > 0, got.stderr
+    missing = inspect("cat", "/boot/initfs/etc/nope")
+    assert missing.returncode == 3 and missing.stderr == f"ERROR: {demo.image}: /boot/initfs/etc/nope: no such file " \
+                                                         "in the initfs\n"
+    boot = inspect("ls", "/boot").stdout.splitlines()  # the archive itself is still a file of the image
+    assert any(line.startswith("f ") and line.endswith("  initfs") for line in boot)
+
+
 def test_users_and_groups_in_redox_formats(root: Path) -> None:
     assert (root / "etc/passwd").read_text() == ("root;0;0;root;/home/root;/usr/bin/ion\n"
                                                  "user;1000;1000;user;/home/user;/usr/bin/ion\n")

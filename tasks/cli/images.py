@@ -28,9 +28,11 @@ class Inspect(Command):
     doc_description = ("ls PATH: a directory's entries (kind, mode, uid, gid, size); tree PATH: everything below it; "
                        "cat PATH: a file's content; get PATH DEST: a file, or a directory's tree, onto the host. "
                        "image= reads another image (a promoted one, a .bak) instead of the config's; raw images "
-                       "only (a qcow2 is converted from the raw one).")
+                       "only (a qcow2 is converted from the raw one). Paths go on into the initfs the image "
+                       "carries: cat /boot/initfs/etc/init.rc, ls /boot/initfs/bin.")
 
     def execute(self, params, args):
+        from ..image.initfs_view import InitfsView, split_at_initfs
         from ..layout import Layout
         from .creators import settings
         usage = f"ERROR: usage: doit inspect {self.doc_usage}"
@@ -41,6 +43,10 @@ class Inspect(Command):
         try:
             chosen = settings()
             files = image_files(chosen.image or Layout(chosen).disk_image)
+            if rest and (inside := split_at_initfs(files, rest[0])) is not None and \
+                    (command != "cat" or inside[1] != "/"):  # cat of the archive itself is its bytes
+                files = InitfsView(files.read(inside[0]), inside[0], files.image)
+                rest = [inside[1], *rest[1:]]
             if command in ("ls", "tree") and len(rest) <= 1:
                 for entry in (files.ls if command == "ls" else files.tree)(rest[0] if rest else "/"):
                     print(entry)
@@ -48,7 +54,7 @@ class Inspect(Command):
                 sys.stdout.buffer.write(files.read(rest[0]))
             elif command == "get" and len(rest) == 2:
                 files.get(rest[0], Path(rest[1]))
-                print(f"{rest[0]} -> {rest[1]}")
+                print(f"{args[1]} -> {rest[1]}")
             else:
                 print(usage, file=sys.stderr)
                 return USAGE_ERROR
