@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console as Printer
 
 import tasks.qemu.cli as cli
-from tasks.errors import LockError
+from tasks.errors import CommandError, LockError
 from tasks.hashing import hash_file
 from tasks.qemu.command import RunOptions, detect_accel
 from tasks.qemu.console import ConsoleSettings
@@ -184,19 +184,38 @@ def test_an_isolated_session_runs_beside_and_snapshot_keeps_the_image(env):
         assert cli.test_in_redox(commands, beside, isolated, env.console, out) == 0
     text = printed(out)
     assert "started session isolated-" in text and "wrote the disk\nexit status 0" in text
-    assert ": the guest powered down" in text
+    assert ": QEMU quit (the guest's writes went to a snapshot: nothing to keep)" in text  # no shutdown awaited
     assert hash_file(env.image) == before and env.image.read_bytes() == DISK_BYTES
     assert not any((env.settings.build_dir / "run").glob("isolated-*/session.json"))
     assert default is None or qemu_alive(default)
 
 
-def test_run_stop_powers_the_guest_down_politely(env):
-    assert cli.test_in_redox(["true"], env.options, env.settings, env.console, printer()) == 0
+def test_run_stop_powers_the_guest_down_politely_and_a_snapshot_at_once(env):
+    """A guest that writes the image is shut down politely; one whose writes go to a snapshot is not waited for:
+    QEMU quits in a second (issue 20, item 2: boot-stop took 32 s)."""
+    writable = env.options.model_copy(update={"snapshot": False})
+    assert cli.test_in_redox(["true"], writable, env.settings, env.console, printer()) == 0
     record = read_record(env.paths)
     out = printer()
     assert cli.stop_session(env.settings, out) == 0
     assert printed(out) == "session default: the guest powered down\n"
     assert not qemu_alive(record) and not env.paths.record.exists()
+    assert cli.test_in_redox(["true"], env.options, env.settings, env.console, printer()) == 0
+    record, out, started = read_record(env.paths), printer(), time.monotonic()
+    assert cli.stop_session(env.settings, out) == 0
+    assert printed(out) == "session default: QEMU quit (the guest's writes went to a snapshot: nothing to keep)\n"
+    assert time.monotonic() - started < 5 and not qemu_alive(record)
     again = printer()
     cli.stop_session(env.settings, again)
     assert printed(again) == "no session default is running\n"
+
+
+def test_a_boot_that_fails_leaves_no_qemu_running(env):
+    """Issue 20, item 2: a session that never reached the login prompt was left at 95 % CPU."""
+    cli.stop_session(env.settings, printer())
+    hasty = env.console.model_copy(update={"boot_timeout": 1})
+    out = printer()
+    with pytest.raises(CommandError):
+        cli.test_in_redox(["true"], env.options, env.settings, hasty, out)
+    assert "session default: the boot failed; QEMU quit" in printed(out)
+    assert read_record(env.paths) is None

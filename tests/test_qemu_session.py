@@ -31,6 +31,7 @@ from tasks.qemu.session import (
     process_start,
     stop,
     stop_locked,
+    writes_discarded,
 )
 from tasks.settings import PROJECT_DIR
 
@@ -185,10 +186,31 @@ def test_uefi_session_is_reused_restarted_when_the_image_changes_and_stopped(tmp
     assert not psutil.pid_exists(first.record.qemu_pid) or psutil.Process(first.record.qemu_pid).status() == "zombie"
 
     with lock.held("test"):
-        how = stop(paths, restarted.record, powerdown_timeout=1)
-    assert how == "the guest did not power down within 1 s; QEMU terminated (SIGTERM)"
+        started = time.monotonic()
+        how = stop(paths, restarted.record, powerdown_timeout=30)
+    # its disk is a snapshot: QEMU quits at once instead of waiting for a guest that may never power down (the
+    # fork's kernel with acpi=off does not) (issue 20, item 2)
+    assert how == "QEMU quit (the guest's writes went to a snapshot: nothing to keep)"
+    assert time.monotonic() - started < 5
     assert not paths.record.exists() and not paths.files.vars_file.exists()
     assert "qemu-system-aarch64 -M virt" in paths.qemu_log.read_text()
+
+    writable = resolve(RunOptions(image=image, memory="256M", cpus=1, share_dir=tmp_path / "share", snapshot=False))
+    with lock.held("test"):
+        written = open_session(paths, writable)
+        how = stop(paths, written.record, powerdown_timeout=1)
+    assert how == "the guest did not power down within 1 s; QEMU terminated (SIGTERM)"  # its writes are kept
+
+
+@pytest.mark.parametrize("argv, discarded", [
+    (["-drive", "file=a.img,format=raw,snapshot=on", "-drive", "if=pflash,format=raw,file=vars.fd"], True),
+    (["-drive", "file=a.img,format=raw,snapshot=off"], False),
+    (["-drive", "file=a.img,snapshot=on", "-drive", "file=b.img"], False),
+    (["-snapshot", "-drive", "file=a.img"], True),
+    (["-kernel", "Image"], False),
+])
+def test_a_session_whose_writes_are_discarded_is_known_by_its_command_line(argv, discarded):
+    assert writes_discarded(["qemu-system-aarch64", *argv]) is discarded
 
 
 def wait_for_text(path: Path, text: str, timeout: float = 120) -> None:

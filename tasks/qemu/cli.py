@@ -97,7 +97,13 @@ def test_in_redox(commands: Sequence[str], options: RunOptions, session: Session
         try:
             _report(printer, active)
             with Console(active.record.console_socket, console, log=active.record.console_log) as guest:
-                guest.ready(fresh=active.fresh)
+                try:
+                    guest.ready(fresh=active.fresh)
+                except BaseException:
+                    if active.fresh and not session.isolated:  # a boot that failed leaves no QEMU spinning
+                        _say(printer, f"session {name}: the boot failed; "
+                                      f"{stop(active.paths, active.record, session.powerdown_timeout)}")
+                    raise
                 for command in commands:
                     _say(printer, f"$ {command}", "bold cyan")
                     try:
