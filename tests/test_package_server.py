@@ -8,6 +8,7 @@ import http.server
 import os
 import subprocess
 import threading
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -65,20 +66,24 @@ def world(tmp_path, monkeypatch):
     key = pkgkeys.generate()
     pkgkeys.write_key_files(key, tmp_path / "server.pub.toml", tmp_path / "server-secret.toml")
     shutil_copy(tmp_path / "server.pub.toml", tree / "config/package-server.pub.toml")  # pinned by the tree
-    for name, files, depends in (("boot", {"boot/bootloader.efi": b"MZ from the server"}, ["firmware"]),
-                                 ("firmware", {"lib/firmware/blob": b"blob"}, [])):
-        content = tmp_path / "content" / name
-        for path, data in files.items():
-            (content / path).parent.mkdir(parents=True, exist_ok=True)
-            (content / path).write_bytes(data)
-        # the server's current format: u32 count and flags, LZMA2 entries (the pinned installer reads neither)
-        pkgar.create(content, served / f"{name}.pkgar", key, header_format=HeaderFormat.COUNT_U32_FLAGS,
-                     packaging=Packaging.LZMA2)
-        (served / f"{name}.toml").write_text(f'name = "{name}"\nversion = "1.0"\ndepends = {depends!r}\n'
-                                             .replace("'", '"'))
+    serve(served, key, "boot", {"boot/bootloader.efi": b"MZ from the server"}, ["firmware"])
+    serve(served, key, "firmware", {"lib/firmware/blob": b"blob"}, [])
     server = Server(tmp_path / "served")
     yield tree, server, served, key, tmp_path
     server.stop()
+
+
+def serve(served: Path, key, name: str, files: dict[str, bytes], depends: list[str], version: str = "1.0") -> None:
+    """``name`` on the package server: its pkgar in the server's current format (u32 count and flags, LZMA2 entries:
+    the pinned installer reads neither) and its TOML."""
+    content = served.parent.parent / "content" / name
+    for path, data in files.items():
+        (content / path).parent.mkdir(parents=True, exist_ok=True)
+        (content / path).write_bytes(data)
+    pkgar.create(content, served / f"{name}.pkgar", key, header_format=HeaderFormat.COUNT_U32_FLAGS,
+                 packaging=Packaging.LZMA2)
+    (served / f"{name}.toml").write_text(f'name = "{name}"\nversion = "{version}"\ndepends = {depends!r}\n'
+                                         .replace("'", '"'))
 
 
 def shutil_copy(source: Path, destination: Path) -> None:
@@ -164,3 +169,29 @@ def test_a_dependency_name_from_the_servers_metadata_never_becomes_a_path_outsid
         f"ERROR: download:boot: {server.url}/{host_triple()}/boot.toml: depends: "), output
     assert not list(tmp.rglob("escaped*")) and not list((tmp / "cache").glob("*/*/boot.*"))
     assert not stage(tree, "boot").exists()
+
+
+def test_a_binary_package_without_a_recipe_comes_from_the_server_with_its_dependencies(world):
+    """Issue 20, item 1: `tool = "binary"` with no recipe said "no recipe named 'tool'"; upstream's installer takes
+    it from the package server. Its dependencies come from its metadata: one without a recipe (firmware) is taken
+    prebuilt too, one with a recipe (lib) is built."""
+    tree, server, served, key, tmp = world
+    serve(served, key, "tool", {"usr/bin/tool": b"#!/bin/sh\necho served\n"}, ["firmware", "lib"], version="2.0")
+    (tree / "config/c.toml").write_text('[packages]\ntool = "binary"\n')
+    result = doit(tree, "pkg", f"prebuilt_url={server.url}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {"download:tool", "cook:tool", "pkg:tool", "download:firmware", "pkg:firmware", "cook:lib",
+            "pkg:lib"} <= executed(result.stdout)
+    assert (stage(tree, "tool") / "usr/bin/tool").read_bytes() == b"#!/bin/sh\necho served\n"
+    record = tomllib.loads((tree / "build/cookbook/repo" / host_triple() / "tool.toml").read_text())
+    assert (record["version"], record["depends"]) == ("2.0", ["firmware", "lib"])  # what the installer follows
+    assert "depends on" not in result.stderr  # its dependencies are part of the build, not a warning
+    again = doit(tree, "pkg", f"prebuilt_url={server.url}")
+    assert again.returncode == 0 and executed(again.stdout) == set()
+
+    (tree / "config/c.toml").write_text('[packages]\nnope = "binary"\n')
+    missing = doit(tree, "pkg", f"prebuilt_url={server.url}")
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert (f"ERROR: {tree}/config/c.toml: packages.nope: no recipe named 'nope', and taken prebuilt: "
+            f"prebuilt_url: the package server has no {server.url}/{host_triple()}/nope.toml (HTTP 404)") in \
+        missing.stderr, missing.stderr

@@ -60,10 +60,12 @@ def project() -> Project:
     # The recipes and the graph live as long as the process: the collector, which would walk all of them again and
     # again while they are loaded and while the tasks are made, leaves them be (a 3,000-recipe load: -1 s).
     gc.disable()
+    chosen = None
     try:
         loaded = Project.load(chosen := settings())
     except BuildError as error:
-        if error.path == chosen.config_file.resolve() and (saved := saved_not_given("config", "root")):
+        if chosen is not None and error.path == chosen.config_file.resolve() and \
+                (saved := saved_not_given("config", "root")):
             # the config was chosen long ago: say where
             raise InvalidDodoFile(f"{error} ({' and '.join(f'{name}=' for name in saved)} from {settings_file()}, "
                                   f"saved by `doit settings`)") from None

@@ -46,11 +46,13 @@ class Server:
         return f"{self.url.rstrip('/')}/{self.target}/{name}{suffix}"
 
 
-def fetch_package(server: Server, name: str, destination: Path, *, offline: bool) -> list[str]:
-    """``name`` (and, into the cache, what it depends on) from the cache or the server; its ``.pkgar`` and
-    ``.toml`` copied into ``destination``. Returns the dependencies that were fetched as well."""
+def fetch_package(server: Server, name: str, destination: Path, *, offline: bool,
+                  built_here: frozenset[str] = frozenset()) -> list[str]:
+    """``name`` (and, into the cache, what it depends on but ``built_here``, the packages the build makes from
+    their recipes) from the cache or the server; its ``.pkgar`` and ``.toml`` copied into ``destination``.
+    Returns the dependencies that were fetched as well."""
     key = _pinned_key(server)
-    followed, pending, done = [], [name], set()
+    followed, pending, done = [], [name], set(built_here)
     while pending:
         current = pending.pop(0)
         if current in done:
@@ -120,3 +122,39 @@ def _cached(server: Server, name: str, key: bytes, offline: bool) -> list[str]:
             raise
         raise FormatError(f"{server.address(name, '.toml')}: not a package's TOML: {error}") from None
 
+
+
+@dataclass(frozen=True)
+class PrebuiltMetadata:
+    """What a package taken prebuilt without a recipe says of itself (its ``.toml``): what a recipe would say."""
+
+    version: str
+    depends: list[str]
+
+
+def prebuilt_metadata(name: str, *, server: Server | None, prebuilt_dir: Path, target: str,
+                      offline: bool) -> PrebuiltMetadata:
+    """The version and dependencies of ``name``, a config package with rule ``binary`` and no recipe, from the
+    package server (the package is fetched into the per-user cache once, verified against the pinned key, as its
+    download task would fetch it) or, without one, from the prebuilt directory. The error says where it looked."""
+    if server is not None:
+        depends = _cached(server, name, _pinned_key(server), offline)
+        metadata = server.cache / f"{name}.toml"
+    else:
+        metadata = prebuilt_dir / target / f"{_file_name(name, 'packages')}.toml"
+        if not metadata.is_file():
+            raise InputError(f"no recipe named {name!r}, and the prebuilt directory has no {metadata.name} (rule "
+                             f"\"binary\" takes a package without a recipe from prebuilt_url=, or from prebuilt=DIR)",
+                             path=metadata.parent)
+        depends = None
+    try:
+        data = tomllib.loads(metadata.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise FormatError(f"not a package's TOML: {error}", path=metadata) from None
+    if depends is None:
+        listed = data.get("depends", [])
+        if not isinstance(listed, list) or not all(isinstance(item, str) for item in listed):
+            raise FormatError(f"depends: not a list of package names: {listed!r}", path=metadata)
+        depends = [_file_name(item, f"{metadata}: depends") for item in listed]
+    version = data.get("version", "")
+    return PrebuiltMetadata(version if isinstance(version, str) else "", depends)

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BuildError, GraphError, InputError
+from ..hashing import hash_value
 from .config import Config
 from .index import RecipeIndex
 from .names import PackageRef, parse_package_name
-from .recipe import Recipe, SameAsSource
+from .recipe import Package, Recipe, RecipeFile, SameAsSource
 
 
 @dataclass(frozen=True, order=True)
@@ -73,10 +74,15 @@ class Graph:
         return [step for step in self.steps.values() if step.in_image]
 
 
-def graph_for_config(index: RecipeIndex, config: Config) -> Graph:
+# What a package taken prebuilt without a recipe says of itself: (version, depends); raises when none has it.
+PrebuiltLookup = Callable[[str], tuple[str, list[str]]]
+
+
+def graph_for_config(index: RecipeIndex, config: Config, prebuilt: PrebuiltLookup | None = None) -> Graph:
+    """``prebuilt``: where a config package with rule ``binary`` and no recipe comes from (the package server)."""
     roots = [(name, Origin(config.package_origin.get(name, config.path), f"packages.{name}"))
              for name in config.wanted_packages]
-    return GraphBuilder(index, config.rule).build(roots)
+    return GraphBuilder(index, config.rule, prebuilt=prebuilt).build(roots)
 
 
 def graph_for_packages(index: RecipeIndex, names: list[str], origin: Origin, strict: bool = True) -> Graph:
@@ -85,10 +91,12 @@ def graph_for_packages(index: RecipeIndex, names: list[str], origin: Origin, str
 
 
 class GraphBuilder:
-    def __init__(self, index: RecipeIndex, rule_of, strict: bool = True):
+    def __init__(self, index: RecipeIndex, rule_of, strict: bool = True, prebuilt: PrebuiltLookup | None = None):
         self.index = index
         self.rule_of = rule_of
         self.strict = strict
+        self.prebuilt = prebuilt
+        self.taken_prebuilt: set[str] = set()  # named by a prebuilt package's metadata: prebuilt too, lacking a recipe
         self.steps: dict[Node, Step] = {}
         self.sources: dict[str, Recipe] = {}
         self.same_as: dict[str, str] = {}
@@ -126,19 +134,37 @@ class GraphBuilder:
     # --- visiting one node -------------------------------------------------------------------------------------
 
     def _visit(self, node: Node, ref: PackageRef, origin: Origin) -> Step | None:
+        rule = self.rule_of(str(ref)) if str(ref) != node.recipe else self.rule_of(node.recipe)
         try:
             recipe = self.index.load(node.recipe)
         except InputError as error:
             return self._fail(node, error)
         except GraphError as error:
+            if not node.host and self.prebuilt is not None and (rule == "binary" or node.recipe in self.taken_prebuilt):
+                return self._visit_prebuilt(node, origin)
             return self._fail(node, GraphError(error.reason, path=origin.path, key=origin.key))
-        rule = self.rule_of(str(ref)) if str(ref) != node.recipe else self.rule_of(node.recipe)
         step = Step(node, recipe, rule)
         if step.builds_from_source and (error := recipe.build_error()) is not None:
             return self._fail(node, error)
         self.steps[node] = step
         if step.rule not in ("binary", "ignore") and recipe.source is not None:
             self._add_source(step)
+        return step
+
+    def _visit_prebuilt(self, node: Node, origin: Origin) -> Step | None:
+        """A package without a recipe, taken as the package server has it (upstream's installer does the same): its
+        version and dependencies from its metadata; what it depends on is taken prebuilt too where no recipe is."""
+        assert self.prebuilt is not None
+        try:
+            version, depends = self.prebuilt(node.recipe)
+        except BuildError as error:
+            return self._fail(node, GraphError(f"no recipe named {node.recipe!r}, and taken prebuilt: {error}",
+                                               path=origin.path, key=origin.key))
+        self.taken_prebuilt.update(parse_package_name(name).recipe for name in depends)
+        recipe = Recipe(node.recipe, self.index.recipes_dir / node.recipe,
+                        RecipeFile(package=Package(version=version, dependencies=depends)),
+                        digest=hash_value(["prebuilt", version, depends]), prebuilt=True)
+        step = self.steps[node] = Step(node, recipe, "binary")
         return step
 
     def _fail(self, node: Node, error: BuildError) -> None:

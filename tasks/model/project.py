@@ -24,7 +24,7 @@ class Project:
             raise InputError("config file not found (choose one with config=PATH)", path=settings.config_file)
         config = load_config(settings.config_file)
         index = RecipeIndex(settings.recipes_dir, cache=settings.build / "cache" / "recipes.pickle")
-        graph = graph_for_config(index, config)
+        graph = graph_for_config(index, config, prebuilt=_prebuilt_lookup(settings))
         index.cache.save()
         return cls(settings, config, index, graph)
 
@@ -37,3 +37,17 @@ class Project:
     def source_dir(self, step: Step) -> Path:
         """The source a recipe builds from: its own, or with ``same_as`` the other recipe's."""
         return (self.index.load(step.source_from) if step.source_from else step.recipe).source_dir
+
+
+def _prebuilt_lookup(settings: Settings):
+    """Where the graph finds a config package with rule ``binary`` and no recipe: the package server
+    (``prebuilt_url=``, through the per-user cache), else the prebuilt directory."""
+    def lookup(name: str) -> tuple[str, list[str]]:
+        from ..cookbook.download import Server, prebuilt_metadata
+        from ..cookbook.script import offline
+        server = Server(settings.prebuilt_url, settings.target, settings.package_server_key) \
+            if settings.prebuilt_url else None
+        found = prebuilt_metadata(name, server=server, prebuilt_dir=settings.prebuilt_dir, target=settings.target,
+                                  offline=offline())
+        return found.version, found.depends
+    return lookup

@@ -37,7 +37,9 @@ class Download(RecipeStage[str]):
         from ..cookbook.download import Server, fetch_package
         from ..cookbook.script import offline
         server = Server(str(self.settings.prebuilt_url), self.settings.target, self.layout.prebuilt_key)
-        followed = fetch_package(server, name, self.layout.prebuilt_package(name).parent, offline=offline())
+        built_here = frozenset(step.recipe.name for step in self.graph.steps.values() if step.builds_from_source)
+        followed = fetch_package(server, name, self.layout.prebuilt_package(name).parent, offline=offline(),
+                                 built_here=built_here)
         missing = [dependency for dependency in followed if dependency not in self.graph.sources
                    and all(step.recipe.name != dependency for step in self.graph.steps.values())]
         if missing:
