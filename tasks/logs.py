@@ -44,11 +44,21 @@ def start_run_log(stable: Path, header: Sequence[str]) -> Path:
 
 def last_line(path: Path) -> str:
     """The last non-empty line of a log (its tail only is read), or "" when there is none yet."""
+    return next((line for line in reversed(_tail(path)) if line), "")
+
+
+def last_telling_line(path: Path) -> str:
+    """The last line of a log that says something of the work, as the progress display shows it: not the run's
+    header (``# signature …``), not a line without a letter or digit (the ``}`` of printed JSON)."""
+    return next((line for line in reversed(_tail(path))
+                 if not line.startswith("# ") and any(char.isalnum() for char in line)), "")
+
+
+def _tail(path: Path) -> list[str]:
     try:
         with open(path, "rb") as stream:
             stream.seek(0, os.SEEK_END)
             stream.seek(max(0, stream.tell() - TAIL_BYTES))
-            lines = stream.read().decode("utf-8", "replace").splitlines()
+            return [line.strip() for line in stream.read().decode("utf-8", "replace").splitlines()]
     except OSError:
-        return ""
-    return next((line.strip() for line in reversed(lines) if line.strip()), "")
+        return []

@@ -92,6 +92,45 @@ def test_on_a_terminal_the_live_display_counts_tasks_and_shows_each_running_one(
     assert re.search(r"cook:lib\S*\s+\d\.\d s / ~1\.\d s", output)  # against the time it took last time
 
 
+COUNTER = re.compile(r"^(\d+) of (\d+) tasks · (\d+) running")
+FINISHED = re.compile(r"^✓ (\S+) \d")
+RUNNING = re.compile(r"^  (\S+)\s+\d+\.\d s(?: / ~\S+ s)?\s*(.*)$")
+
+
+def frames(output: str, columns: int = 120, rows: int = 60):
+    """Each screen a terminal shows, replayed by pyte: one per redraw of the live display."""
+    import pyte
+    screen = pyte.Screen(columns, rows)
+    stream = pyte.Stream(screen)
+    for chunk in re.split(r"(?=\x1b\[\?25l|\r\x1b\[2K)", output):
+        stream.feed(chunk)
+        yield [line.rstrip() for line in screen.display]
+
+
+def test_with_two_jobs_every_frame_of_the_live_display_tells_the_truth(tree):
+    """Issue 20, item 4: between two timed refreshes, a line printed above the display repeated the display as last
+    drawn: finished tasks in the running block, the count behind, and the log column showing a log's header."""
+    status, output = run_in_terminal(doit_command(tree, "-n", "2", "pkg"), env={"SLOW": "1"}, columns=120)
+    assert status == 0, output
+    summary = re.search(r"(\d+) up to date", output)  # no summary when every task ran
+    up_to_date = int(summary.group(1)) if summary else 0
+    shown = 0
+    for number, screen in enumerate(frames(output)):
+        finished = {match[1] for line in screen if (match := FINISHED.match(line))}
+        counters = [(index, match) for index, line in enumerate(screen) if (match := COUNTER.match(line))]
+        if not counters:
+            continue
+        (index, counter), = counters  # one display, not a stale copy above it
+        running = {match[1]: match[2] for line in screen[index + 1:] if (match := RUNNING.match(line))}
+        done, total, count = (int(group) for group in counter.groups())
+        assert not finished & running.keys(), (number, screen)
+        assert count == len(running) and total == len(BUILT), (number, screen)
+        assert len(finished) <= done <= len(finished) + up_to_date, (number, screen)
+        assert not any(log.startswith("# ") or log == "}" for log in running.values()), (number, screen)
+        shown += 1
+    assert shown >= 3  # the display was seen changing
+
+
 def test_a_no_op_never_imports_rich(tree):
     assert piped(tree).returncode == 0
     status, output = run_in_terminal(doit_command(tree, "pkg"), env={"PYTHONPROFILEIMPORTTIME": "1"})

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from ..logs import last_line
+from ..logs import last_telling_line
 
 REFRESHES_PER_SECOND = 4
 
@@ -82,7 +82,9 @@ class Live(Lines):
     def start(self, task: str) -> None:
         self.started[task] = time.monotonic()
         self.estimates[task] = self.estimate(task)
-        if self._live is None:
+        if self._live is not None:
+            self._live.refresh()
+        else:
             from rich.console import Console
             from rich.live import Live as RichLive
             self._live = RichLive(get_renderable=self._render, console=Console(file=self.stream),
@@ -109,6 +111,8 @@ class Live(Lines):
 
     def checked(self) -> None:
         self.done += 1
+        if self._live is not None:
+            self._live.refresh()
 
     def write(self, text: str) -> None:
         from rich.markup import escape
@@ -119,6 +123,10 @@ class Live(Lines):
             from rich.console import Console
             Console(file=self.stream, highlight=False).print(markup)
         else:
+            # A line printed above is drawn with the display as last rendered: between two timed refreshes that
+            # showed finished tasks as running and an old count. Rendered anew first (rich has no public call that
+            # renders without drawing, and drawing first would show the count before the line that explains it).
+            self._live._live_render.set_renderable(self._live.renderable)
             self._live.console.print(markup, highlight=False)
 
     def _render(self):
@@ -135,7 +143,7 @@ class Live(Lines):
         for task, began in sorted(self.started.items(), key=lambda item: item[1]):
             before = self.estimates.get(task)
             took = human_duration(now - began) + (f" / ~{human_duration(before)}" if before else "")
-            table.add_row(f"  [cyan]{task}[/]", took, f"[dim]{_plain(last_line(self.log_of(task)))}[/]")
+            table.add_row(f"  [cyan]{task}[/]", took, f"[dim]{_plain(last_telling_line(self.log_of(task)))}[/]")
         return table
 
     def close(self) -> None:
