@@ -153,3 +153,8 @@ def test_the_image_boots_with_the_trees_firmware_and_answers_commands(real: Real
     # std calls a capture that found no frame unsupported: what an unwinder that walks none gives, without a crash
     assert (text, status) == ("backtrace-probe: Unsupported, 21 characters\n", 0)
     assert "5 of 6 commands succeeded" in output
+    # a command failed: the guest's own logs came to the host (issue 20, item 3), the drivers' among them
+    brought = re.search(r"^guest logs: (\S+)/ \((\d+) files from /scheme/logging\)$", output, re.MULTILINE)
+    assert brought and int(brought[2]) > 0, output
+    pcid = PROJECT / brought[1] / "bus/pci/pcid.log"  # shown relative to where doit ran, when below it
+    assert pcid.stat().st_mode & 0o777 == 0o600 and "pcid" in pcid.read_text()

@@ -310,8 +310,12 @@ class TestInRedox(BootCommand):
         "--timeout is interrupted with Ctrl-C and ends the sequence. Exits 0 when every command exited 0, 1 when "
         "one failed or timed out, 3 when the commands could not run (session in use, no image, no login prompt). "
         "The session keeps running for the next call (`doit boot-stop` stops it) unless --isolated. The full "
-        "console is logged under build/logs/. Options go before the commands.")
-    cmd_options = (*BootCommand.cmd_options, *CONSOLE_OPTIONS)
+        "console is logged under build/logs/; with --logs, or when a command failed, the guest's own logs "
+        "(/scheme/logging/**) come to build/logs/guest/<time>/. Options go before the commands.")
+    cmd_options = (*BootCommand.cmd_options, *CONSOLE_OPTIONS,
+                   {"section": "console", "name": "logs", "long": "logs", "type": bool, "default": False,
+                    "help": "bring the guest's logs (/scheme/logging/**) to build/logs/guest/<time>/ after the "
+                            "commands; a failed command brings them anyway [default: %(default)s]"})
 
     def check_arguments(self, commands: list[str]) -> None:
         if not commands:
@@ -323,7 +327,7 @@ class TestInRedox(BootCommand):
     def boot(self, options: RunOptions, params: dict[str, Any], commands: list[str]) -> int:
         console = ConsoleSettings(user=params["user"], password=params["password"] or None,
                                   command_timeout=params["timeout"], boot_timeout=params["boot_timeout"])
-        return test_in_redox(commands, options, self.session(params), console)
+        return test_in_redox(commands, options, self.session(params), console, logs=params["logs"])
 
 
 class BootStop(SessionCommand):

@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict
 from rich.console import Console as Printer
 from rich.text import Text
 
-from ..errors import display_path
+from ..errors import BuildError, display_path
 from ..process import command_line
 from .command import RunOptions, qemu_argv, resolve
 from .console import Console, ConsoleSettings, ConsoleTimeout, attach_terminal
+from .guestlogs import GUEST_LOGS, fetch_guest_logs
 from .session import (
     DEFAULT_SESSION,
     POWERDOWN_TIMEOUT,
@@ -82,11 +83,14 @@ def run_interactive(options: RunOptions, session: SessionSettings, printer: Prin
 
 
 def test_in_redox(commands: Sequence[str], options: RunOptions, session: SessionSettings,
-                  console: ConsoleSettings = ConsoleSettings(), printer: Printer | None = None) -> int:
+                  console: ConsoleSettings = ConsoleSettings(), printer: Printer | None = None,
+                  logs: bool = False) -> int:
     """Run each command on the guest's console; print its complete output and exit status.
 
     Every command runs even when an earlier one fails; a command that times out is interrupted and ends the
-    sequence (what it left behind is unknown). Returns 0 when every command exited 0, else 1.
+    sequence (what it left behind is unknown). With ``logs``, or when a command failed, the guest's logs
+    (:mod:`tasks.qemu.guestlogs`) come to ``build/logs/guest/<time>/``. Returns 0 when every command exited 0,
+    else 1.
     """
     printer = printer or default_printer()
     name = session.session_name()
@@ -118,12 +122,25 @@ def test_in_redox(commands: Sequence[str], options: RunOptions, session: Session
                     _say(printer, f"exit status {result.status} ({result.seconds:.1f} s)",
                          "green" if result.ok else "bold red")
                     succeeded += result.ok
+                if logs or succeeded < len(commands):
+                    _bring_guest_logs(guest, session.build_dir / "logs" / "guest", printer)
         finally:
             if session.isolated:
                 _say(printer, f"session {name}: {stop(active.paths, active.record, session.powerdown_timeout)}")
     all_ok = succeeded == len(commands)
     _say(printer, f"{succeeded} of {len(commands)} commands succeeded", "bold green" if all_ok else "bold red")
     return 0 if all_ok else 1
+
+
+def _bring_guest_logs(guest: Console, destination: Path, printer: Printer) -> None:
+    try:
+        where, problems = fetch_guest_logs(guest, destination)
+    except BuildError as error:  # the commands' results stand; the logs are a help
+        _say(printer, f"guest logs: not brought ({error})", "bold red")
+        return
+    count = sum(1 for path in where.rglob("*") if path.is_file())
+    _say(printer, f"guest logs: {display_path(where)}/ ({count} files from {GUEST_LOGS})"
+         + (f"; not read: {', '.join(problems)}" if problems else ""), "dim")
 
 
 def print_command(options: RunOptions, session: SessionSettings, printer: Printer | None = None) -> int:
