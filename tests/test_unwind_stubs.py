@@ -55,7 +55,16 @@ def test_stubs_that_lack_a_function_std_references_stop_the_build_naming_it(user
     source.write_text(text[:start] + text[text.index("#[no_mangle]", start + 1):])
     monkeypatch.setattr(unwind, "CRATE", crate)
     archive = tmp_path / "libgcc_eh.a"
-    with pytest.raises(BuildError, match=r"references _Unwind_GetCFA, which the unwinder stubs do not define"):
-        build_unwind_stubs(cargo, CARGO_CACHE / "unwind-stubs", archive, ar=str(toolchain.tool("llvm-ar")),
-                           nm=str(toolchain.tool("llvm-nm")), log=tmp_path / "unwind.log")
+    target_dir = CARGO_CACHE / "unwind-stubs"  # shared for std's sake: the copy's outputs go after the test
+    try:
+        with pytest.raises(BuildError, match=r"references _Unwind_GetCFA, which the unwinder stubs do not define"):
+            build_unwind_stubs(cargo, target_dir, archive, ar=str(toolchain.tool("llvm-ar")),
+                               nm=str(toolchain.tool("llvm-nm")), log=tmp_path / "unwind.log")
+    finally:
+        # the copy has the crate's name and version, so its outputs carry the real crate's file names: left here,
+        # the next build of the real crate would be "fresh" with the copy's object
+        release = target_dir / cargo.target_name / "release"
+        for stale in [*release.glob("deps/*unwind_stubs-*"), *release.glob(".fingerprint/unwind_stubs-*"),
+                      *release.glob("libunwind_stubs.*")]:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     assert not archive.exists()

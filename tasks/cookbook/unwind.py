@@ -10,6 +10,7 @@ the std it is linked beside) and archived with the toolchain's llvm-ar.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,19 +28,32 @@ def build_unwind_stubs(cargo: CargoBuild, target_dir: Path, archive: Path, *, ar
                        log: Path | None = None) -> Path:
     """Compile the stubs with ``cargo`` (a userspace target build: it builds the target's std beside them) under
     ``target_dir``, check they define every unwinder symbol that std references, then write ``archive``."""
-    run(cargo.cargo_argv("rustc", "--release", "--lib", "--locked", "--manifest-path", str(CRATE / "Cargo.toml"),
-                         "--target-dir", str(target_dir), "--", "--emit=obj"), env=cargo.env(), log=log)
+    messages = run(cargo.cargo_argv("rustc", "--release", "--lib", "--locked", "--manifest-path",
+                                    str(CRATE / "Cargo.toml"), "--target-dir", str(target_dir),
+                                    "--message-format=json-render-diagnostics", "--", "--emit=obj"),
+                   env=cargo.env(), log=log, capture=True)
     deps = target_dir / cargo.target_name / "release" / "deps"
-    objects = sorted(deps.glob("unwind_stubs-*.o"), key=lambda path: path.stat().st_mtime_ns)
-    if not objects:
-        raise BuildError("cargo built no object of the unwinder stubs", path=target_dir)
-    missing = referenced(nm, sorted(deps.glob("*.rlib"))) - defined(nm, objects[-1])
+    stubs = _object_of(messages, deps)
+    missing = referenced(nm, sorted(deps.glob("*.rlib"))) - defined(nm, stubs)
     if missing:
         raise BuildError(f"the target's std references {', '.join(sorted(missing))}, which the unwinder stubs do "
                          f"not define: add them to {CRATE / 'src/lib.rs'}", path=deps)
     with atomic_path(archive) as partial:
-        run([*ar.split(), "rcs", partial, objects[-1]], log=log)
+        run([*ar.split(), "rcs", partial, stubs], log=log)
     return archive
+
+
+def _object_of(messages: str, deps: Path) -> Path:
+    """The object of this very crate: cargo reports its ``deps/libunwind_stubs-<hash>.rmeta``, and ``--emit=obj``
+    writes ``unwind_stubs-<hash>.o`` beside it (not the newest ``unwind_stubs-*.o``, which may be another
+    build's)."""
+    for line in messages.splitlines():
+        message = json.loads(line) if line.startswith("{") else {}
+        if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "unwind_stubs":
+            for name in message["filenames"]:
+                if Path(name).parent == deps and (stubs := deps / f"{Path(name).stem.removeprefix('lib')}.o").is_file():
+                    return stubs
+    raise BuildError("cargo built no object of the unwinder stubs", path=deps)
 
 
 def referenced(nm: str, libraries: Iterable[Path]) -> set[str]:
