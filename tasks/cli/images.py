@@ -32,7 +32,7 @@ class Inspect(Command):
                        "carries: cat /boot/initfs/etc/init.rc, ls /boot/initfs/bin.")
 
     def execute(self, params, args):
-        from ..image.initfs_view import InitfsView, split_at_initfs
+        from ..image.initfs_view import initfs_at
         from ..layout import Layout
         from .creators import settings
         usage = f"ERROR: usage: doit inspect {self.doc_usage}"
@@ -43,10 +43,9 @@ class Inspect(Command):
         try:
             chosen = settings()
             files = image_files(chosen.image or Layout(chosen).disk_image)
-            if rest and (inside := split_at_initfs(files, rest[0])) is not None and \
-                    (command != "cat" or inside[1] != "/"):  # cat of the archive itself is its bytes
-                files = InitfsView(files.read(inside[0]), inside[0], files.image)
-                rest = [inside[1], *rest[1:]]
+            if rest and (found := initfs_at(files, rest[0])) is not None and \
+                    (command != "cat" or found[1] != "/"):  # cat of the archive itself is its bytes
+                files, rest = found[0], [found[1], *rest[1:]]
             if command in ("ls", "tree") and len(rest) <= 1:
                 for entry in (files.ls if command == "ls" else files.tree)(rest[0] if rest else "/"):
                     print(entry)

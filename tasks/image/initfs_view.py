@@ -19,8 +19,9 @@ from .files import Entry
 KINDS = {InodeKind.DIR: "d", InodeKind.FILE: "f", InodeKind.LINK: "l"}
 
 
-def split_at_initfs(files, path: str) -> tuple[str, str] | None:
-    """(the initfs file's path in the image, the path inside it) when ``path`` leads into an initfs; else None."""
+def initfs_at(files, path: str) -> tuple[InitfsView, str] | None:
+    """The initfs ``path`` leads into (a view of it) and the path inside it; None when it leads into none. The
+    archive is read once, for its magic and its files."""
     parts = PurePosixPath("/", path).parts
     for depth in range(2, len(parts) + 1):
         prefix = str(PurePosixPath(*parts[:depth]))
@@ -29,15 +30,12 @@ def split_at_initfs(files, path: str) -> tuple[str, str] | None:
         except BuildError:
             return None
         if kind == "f":
+            data = files.read(prefix)
             inside = "/" + "/".join(parts[depth:])
-            return (prefix, inside) if _starts_with_magic(files, prefix) else None
+            return (InitfsView(data, prefix, files.image), inside) if data.startswith(MAGIC) else None
         if kind != "d":
             return None
     return None
-
-
-def _starts_with_magic(files, path: str) -> bool:
-    return files.stat(path).size >= len(MAGIC) and files.read(path)[:len(MAGIC)] == MAGIC
 
 
 class InitfsView:

@@ -163,7 +163,7 @@ class GraphBuilder:
         self.taken_prebuilt.update(parse_package_name(name).recipe for name in depends)
         recipe = Recipe(node.recipe, self.index.recipes_dir / node.recipe,
                         RecipeFile(package=Package(version=version, dependencies=depends)),
-                        digest=hash_value(["prebuilt", version, depends]), prebuilt=True)
+                        digest=hash_value(["prebuilt", version, depends]))
         step = self.steps[node] = Step(node, recipe, "binary")
         return step
 

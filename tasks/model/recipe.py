@@ -169,8 +169,6 @@ class Recipe:
     warnings: tuple[str, ...] = ()
     digest: str = ""
     """What the recipe says, hashed: a comment or the order of keys does not change it (a signature component)."""
-    prebuilt: bool = False
-    """No recipe file: a package taken from the package server as it is (its metadata stands in for a recipe)."""
 
     @property
     def path(self) -> Path:
