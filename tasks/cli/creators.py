@@ -17,7 +17,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -27,7 +27,8 @@ from doit.task import Task
 
 from ..engine import Engine, Record, Signature, StampContext, StateStore, env_components, stamp_path
 from ..engine.codeversion import CodeGraph
-from ..engine.evidence import Spec
+from ..engine.evidence import Plan, Spec
+from ..engine.narrow import reached
 from ..errors import BuildError, LockError, display_path
 from ..formats.pkgkeys import public_key_digest
 from ..layout import Layout
@@ -117,17 +118,22 @@ class Planned:
     work_dirs: Callable[[], list[Path]]
     stamp_sources: Callable[[], list[Recipe] | None]
     run: Callable[[], None]
+    recipes: Callable[[], list[str]] | None  # whose directories it reads (None: a single-task stage, any)
 
 
-def planned(stage: Stage | RecipeStage) -> Iterator[Planned]:
+def planned(stage: Stage | RecipeStage, only: Container[str] | None = None) -> Iterator[Planned]:
+    """The stage's tasks (those named in ``only``, if given)."""
     if isinstance(stage, RecipeStage):
         for item in stage.items():
-            yield Planned(task_name(stage.name, item), str(item), stage.describe(item), stage.deps(item),
-                          partial(stage.inputs, item), partial(stage.outputs, item), partial(stage.work_dirs, item),
-                          partial(stage.stamp_sources, item), partial(stage.run, item))
-    else:
+            name = task_name(stage.name, item)
+            if only is None or name in only:
+                yield Planned(name, str(item), stage.describe(item), stage.deps(item), partial(stage.inputs, item),
+                              partial(stage.outputs, item), partial(stage.work_dirs, item),
+                              partial(stage.stamp_sources, item), partial(stage.run, item),
+                              partial(stage.recipes, item))
+    elif only is None or stage.name in only:
         yield Planned(stage.name, None, stage.summary(), stage.deps(), stage.inputs, stage.outputs,
-                      stage.work_dirs, stage.stamp_sources, stage.run)
+                      stage.work_dirs, stage.stamp_sources, stage.run, None)
 
 
 def signature(stage: Stage | RecipeStage, task: Planned) -> Signature:
@@ -148,14 +154,20 @@ def code_graph() -> CodeGraph:
     return CodeGraph(TASKS_DIR, cache=settings().build / "cache" / "code-graph.marshal")
 
 
+@functools.cache
+def stage_of(stage_class: type[Stage] | type[RecipeStage]) -> Stage | RecipeStage:
+    return stage_class(context())
+
+
 def stage_tasks(stage_class: type[Stage] | type[RecipeStage]) -> Iterator[dict]:
-    """doit's dicts for one stage: a task, or the group and one task per item."""
-    stage = stage_class(context())
+    """doit's dicts for one stage: a task, or the group and one task per item (those of :data:`ONLY`, if set)."""
+    stage = stage_of(stage_class)
     members: list[EngineCheck] = []
     if isinstance(stage, RecipeStage):
         yield {"basename": stage.name, "name": None, "doc": stage.summary(), "uptodate": [GroupCheck(members)]}
-    for task in planned(stage):
-        fields = {"basename": stage.name, "doc": task.doc, "task_dep": [dep.task for dep in task.deps]}
+    for task in planned(stage, ONLY):
+        fields = {"basename": stage.name, "doc": task.doc,
+                  "task_dep": [dep.task for dep in task.deps if ONLY is None or dep.task in ONLY]}
         if task.subtask is not None:
             fields["name"] = task.subtask
         if isinstance(stage, Stage) and not stage.needed():
@@ -345,6 +357,49 @@ def _creator(make: Callable) -> Callable:
     def creator():
         return make()
     return creator
+
+
+# --- the check after an edit (tasks.engine.narrow) -----------------------------------------------------------------
+
+ONLY: set[str] | None = None
+"""The tasks this run loads when the check after an edit narrowed it (the others are current); None: every task."""
+
+
+def narrow(plan: Plan, targets: list[str], candidates: set[str]) -> list[str]:
+    """Judge the candidates an edit may reach; load those found stale, what runs after them, and the targets
+    (:data:`ONLY`). The other tasks' outputs are taken as recorded, as the no-op takes them. Returns the tasks
+    loaded besides the targets, dependencies first."""
+    global ONLY
+    engine().trust(set(plan.tracked) - candidates)
+    tasks = {task.name: (stage, task) for stage_class in STAGES
+             if not isinstance(stage := stage_of(stage_class), Stage) or stage.needed()
+             for task in planned(stage, candidates)}
+
+    def current(name: str) -> bool:
+        if name not in tasks:  # a group, or a stage this build does not need: nothing of its own to judge
+            return True
+        stage, task = tasks[name]
+        return EngineCheck(name, partial(signature, stage, task))()
+
+    loaded = reached(plan, targets, candidates, current)
+    ONLY = {*loaded, *targets}
+    return loaded
+
+
+def plan(task_deps: dict[str, list[str]], tracked_tasks: list[str]) -> Plan:
+    """What the evidence keeps for the check after an edit: ``task_deps`` is doit's, of every task."""
+    readers: dict[str, list[str]] = {}
+    for name, task in PLANNED.items():
+        for recipe in task.recipes() if task.recipes is not None else ():
+            readers.setdefault(recipe, []).append(name)
+    zones: dict[bytes, list[str]] = {}
+    for recipe in context().project.index.loaded():
+        zones.setdefault(os.fsencode(recipe.dir), []).append(recipe.name)
+        if recipe.source_dir.is_symlink():  # observed by its real path
+            zones.setdefault(os.fsencode(os.path.realpath(recipe.source_dir)), []).append(recipe.name)
+    owners = [task for task in tracked_tasks for _ in state().outputs([task])]
+    return Plan(deps=task_deps, readers=readers, zones=zones, tracked=tracked_tasks, owners=owners,
+                pipeline=[name for name, task in PLANNED.items() if task.recipes is None])
 
 
 # --- what the no-op evidence observes ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from doit import get_var
@@ -26,7 +26,18 @@ from doit.exceptions import InvalidDodoFile
 from doit.reporter import ConsoleReporter
 from doit.task import Task
 
-from ..engine.evidence import GENERATION, OUTPUTS, Evidence, Observation, Observer, Spec, TooManyRacyFiles
+from ..engine.evidence import (
+    GENERATION,
+    OUTPUTS,
+    Evidence,
+    Observation,
+    Observer,
+    Plan,
+    Spec,
+    TooManyRacyFiles,
+    describe_key,
+)
+from ..engine.narrow import Edit, NotNarrow, edit_of
 from ..errors import BuildError, display_path
 from ..hashing import hash_value
 from ..variables import (
@@ -46,6 +57,8 @@ interrupt.install()  # the earliest this project's code runs in a doit process: 
 EVIDENCE_KEPT = 16  # invocations remembered per build directory
 FROM_EVIDENCE = "up to date (evidence of the last run)"  # a task of a no-op, which its one line already reports
 DEFAULT_TASKS = ["image"]  # what a bare `doit` builds, as a bare `make` builds upstream's image
+CHECK_VARIABLE = "REDOX_CHECK"  # `full`: every task is checked after an edit, as before the narrowed check
+KNOWN_CURRENT = 0  # tasks a narrowed run knows current from the evidence, without loading them
 
 
 def variables() -> dict[str, str]:
@@ -152,6 +165,9 @@ class Recording:
     executed: set[str] = field(default_factory=set)
     finished: set[str] = field(default_factory=set)  # found current, or run with success
     spoiled: bool = False
+    plan: Plan | None = None  # a narrowed run's, from the evidence; else made from the tasks at the end
+    tasks: int = 0  # how many tasks the evidence covers (a narrowed run: the previous evidence's count)
+    task_deps: dict[str, list[str]] = field(default_factory=dict)  # doit's task_dep of every task loaded
 
 
 RECORDING: Recording | None = None
@@ -185,25 +201,30 @@ class Loader(DodoTaskLoader):
             from doit.exceptions import InvalidCommand
             raise InvalidCommand(f"`{cmd.get_name()}`: an empty argument (\"\") names nothing")
         invocation = self._invocation(cmd, pos_args)
+        edit = evidence = None
         if invocation is not None:
             started = time.perf_counter()
             evidence = Evidence.load(invocation.evidence_path)
-            changes = None if evidence is None else evidence.changes(exclude=[invocation.build])
+            changes = None if evidence is None else _changes(evidence, invocation)
             if changes == []:
                 print(f"nothing changed since the last run of `{' '.join(invocation.targets)}`: "
                       f"{_tasks(evidence.tasks)} up to date ({len(evidence.seen):,} inputs compared in "
                       f"{(time.perf_counter() - started) * 1000:.0f} ms)")
                 return [Task(name, None, doc=FROM_EVIDENCE, uptodate=[True]) for name in invocation.targets]
-            if changes:
-                print(f"checking every task: {_describe(changes)}")
-            RECORDING = _start_recording(invocation, evidence)
+            edit = _edit(evidence, changes) if changes else None
+            if changes and edit is None:
+                print(f"checking every task: {_describe(_described(changes))}")
+            RECORDING = _start_recording(invocation, evidence) if edit is None else _narrow_recording(invocation,
+                                                                                                    evidence)
         super().setup(self._options)
         from . import creators
         creators.LISTING = cmd.get_name() == "list"
+        if edit is not None:
+            _narrow(creators, invocation, evidence, edit)
         tasks = creators.in_order(super().load_tasks(cmd, pos_args))
         if cmd.get_name() == "run":
             _check_targets(pos_args, tasks)
-        if RECORDING is not None:
+        if RECORDING is not None and RECORDING.plan is None:
             _add_build_inputs(RECORDING)
         return tasks
 
@@ -236,6 +257,38 @@ def _check_targets(targets: list[str], tasks: list[Task]) -> None:
                                  "`doit list --all` every task")
 
 
+def _changes(evidence: Evidence, invocation: Invocation) -> list[bytes | str] | str:
+    """The evidence's changed keys; a string when the inputs cannot be observed (why)."""
+    try:
+        return evidence.changed_keys(exclude=[invocation.build])
+    except (OSError, TooManyRacyFiles) as error:
+        return f"cannot observe: {error}"
+
+
+def _described(changes: list[bytes | str] | str) -> list[str]:
+    return [changes] if isinstance(changes, str) else sorted(describe_key(key) for key in changes)
+
+
+def _edit(evidence: Evidence, changes: list[bytes | str] | str) -> Edit | None:
+    """The changes as an edit the check can be narrowed to; None: they take the full check (or ``REDOX_CHECK=full``
+    asks for it)."""
+    if isinstance(changes, str) or os.environ.get(CHECK_VARIABLE) == "full":
+        return None
+    try:
+        return edit_of(evidence, changes)
+    except NotNarrow:
+        return None
+
+
+def _narrow(creators, invocation: Invocation, evidence: Evidence, edit: Edit) -> None:
+    """Load only what the edit reaches (:func:`tasks.cli.creators.narrow`), and say so."""
+    global KNOWN_CURRENT
+    assert evidence.plan is not None
+    loaded = creators.narrow(evidence.plan, invocation.targets, edit.candidates(evidence.plan))
+    KNOWN_CURRENT = max(0, evidence.tasks - len(creators.ONLY))
+    print(f"checking {len(loaded):,} of {_tasks(evidence.tasks)}: {_describe(edit.described)}")
+
+
 def _tasks(count: int) -> str:
     return f"{count:,} task" if count == 1 else f"{count:,} tasks"
 
@@ -249,6 +302,14 @@ def _describe(changes: list[str]) -> str:
     first = words.get(changes[0]) or display_path(changes[0])
     more = "" if len(changes) == 1 else f" and {len(changes) - 1} more"
     return f"{first}{more} changed since the last run"
+
+
+def _narrow_recording(invocation: Invocation, evidence: Evidence) -> Recording:
+    """A narrowed run keeps the evidence's spec and plan (the edit changed neither), and what it just observed."""
+    assert evidence.latest is not None
+    spec = replace(evidence.spec, outputs=list(evidence.spec.outputs))
+    return Recording(invocation, spec, evidence.inputs_seen(spec) or {}, evidence,
+                     generation=evidence.latest[GENERATION] or 0, plan=evidence.plan, tasks=evidence.tasks)
 
 
 def _start_recording(invocation: Invocation, previous: Evidence | None) -> Recording | None:
@@ -303,6 +364,8 @@ class Reporter(ConsoleReporter):
         self._not_run = 0  # left out by `--continue` because a task they need failed
         self._progress = None
         self._total = _count_work(tasks, selected_tasks or DEFAULT_TASKS)
+        if RECORDING is not None:
+            RECORDING.task_deps = {name: list(task.task_dep) for name, task in tasks.items()}
 
     @property
     def progress(self):
@@ -385,8 +448,8 @@ class Reporter(ConsoleReporter):
                           f"not need it), " if left > 0 else ""
             self.outstream.write(f"{_tasks(len(self._failed))} failed ({', '.join(self._failed)}), {not_run}"
                                  f"{not_started}{self._ran:,} run, {self._up_to_date:,} up to date\n")
-        elif self._up_to_date > len(self._asked_for):
-            self.outstream.write(f"{_tasks(self._ran)} run, {self._up_to_date:,} up to date\n")
+        elif self._up_to_date + KNOWN_CURRENT > len(self._asked_for):
+            self.outstream.write(f"{_tasks(self._ran)} run, {self._up_to_date + KNOWN_CURRENT:,} up to date\n")
         for message in self.runtime_errors:
             self.outstream.write(f"ERROR: {message.rstrip()}\n")
         if RECORDING is not None and not RECORDING.spoiled:
@@ -426,20 +489,22 @@ def _leave_evidence(recording: Recording) -> None:
     """Keep the evidence when the run's only writes to the state were the tasks it ran, each recorded once, and
     every output is there."""
     from ..atomic import write_atomically
-    from .creators import SIGNATURES, evidence_spec, state
+    from .creators import SIGNATURES, evidence_spec, plan, state
     if recording.checked - recording.finished:  # the run stopped before it got to them
         return
     if not recording.spec.covers(evidence_spec()):  # the tasks read a recipe or file that was not observed
         return
     if recording.executed - SIGNATURES.keys():  # a task the engine does not judge is never known current
         return
-    tracked = sorted(recording.checked & SIGNATURES.keys())
     spec = recording.spec
-    spec.outputs = state().outputs(tracked)
+    if recording.plan is None:  # every task was checked: the plan is made from them
+        tracked = sorted(recording.checked & SIGNATURES.keys())
+        spec.outputs = state().outputs(tracked)
+        recording.plan, recording.tasks = plan(recording.task_deps, tracked), len(recording.checked)
     Observer().outcome(spec, recording.seen)
     if None in recording.seen[OUTPUTS] or recording.seen[GENERATION] != recording.generation + len(recording.executed):
         return
-    evidence = Evidence(spec, recording.seen, len(recording.checked))
+    evidence = Evidence(spec, recording.seen, recording.tasks, recording.plan)
     path = recording.invocation.evidence_path
     write_atomically(path, evidence.dump())
     _forget_old_evidence(path.parent)

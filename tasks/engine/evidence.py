@@ -48,7 +48,7 @@ from .treehash import (
     walk,
 )
 
-FORMAT = 1
+FORMAT = 2  # 2: the plan (what narrows the check after an edit)
 RACY_READS = 256  # files read because their stat is too recent; beyond this no evidence is kept
 SOURCE_DIR = b"source"  # a recipe's source: hashed the git way when it is a work tree (tasks.model.recipe.SOURCE_DIR)
 RECIPE_FILE = b"recipe.toml"
@@ -305,12 +305,33 @@ def read_generation(path: Path) -> int | None:
 
 
 @dataclass
+class Plan:
+    """The tasks the evidence covers and how an edit reaches them (:mod:`.narrow` reads it): kept with the evidence
+    so that the check after an edit knows, without loading anything, which tasks the changed files can touch."""
+
+    deps: dict[str, list[str]] = field(default_factory=dict)
+    """Every task → the tasks it runs after (doit's ``task_dep``; a group's are its members)."""
+    readers: dict[str, list[str]] = field(default_factory=dict)
+    """A recipe → the tasks of recipe stages whose inputs read its directory (its own, and those built from its
+    source by ``same_as``)."""
+    zones: dict[bytes, list[str]] = field(default_factory=dict)
+    """A recipe's directory, and the real directory its ``source`` links to → the recipes."""
+    pipeline: list[str] = field(default_factory=list)
+    """The tasks of single-task stages: they may read any recipe's files (an initfs reads base's ``init.rc``)."""
+    tracked: list[str] = field(default_factory=list)
+    """The tasks the engine judges, in the order of :attr:`Spec.outputs`."""
+    owners: list[str] = field(default_factory=list)
+    """The task of each observed output (parallel to :attr:`Spec.outputs`)."""
+
+
+@dataclass
 class Evidence:
     """A spec and what was observed of it, plus a summary for the message (tasks covered, files observed)."""
 
     spec: Spec
     seen: Observation
     tasks: int
+    plan: Plan | None = None
     latest: Observation | None = None
     """What :meth:`changes` observed: taken before anything read it, so a run that then finds its spec unchanged can
     keep it as its own observation of the inputs instead of observing them again."""
@@ -325,27 +346,45 @@ class Evidence:
         return [path for path, value in self.seen.items() if isinstance(value, tuple) and value[:1] == ("content",)]
 
     def dump(self) -> bytes:
-        return marshal.dumps((FORMAT, self.spec.as_data(), self.seen, self.tasks))
+        plan = None if self.plan is None else dict(self.plan.__dict__)
+        return marshal.dumps((FORMAT, self.spec.as_data(), self.seen, self.tasks, plan))
 
     @classmethod
     def load(cls, path: Path) -> Evidence | None:
         try:
-            version, spec, seen, tasks = marshal.loads(path.read_bytes())
-            return cls(Spec(**spec), seen, tasks) if version == FORMAT else None
+            version, spec, seen, tasks, plan = marshal.loads(path.read_bytes())
+            if version != FORMAT:
+                return None
+            return cls(Spec(**spec), seen, tasks, None if plan is None else Plan(**plan))
         except (OSError, EOFError, ValueError, TypeError):  # none yet, or unreadable: the run takes the long way
             return None
 
-    def changes(self, exclude: Iterable[Path] = ()) -> list[str]:
-        """What observing the spec now finds different (empty: the evidence holds): paths, ``env NAME``,
-        ``probe ARGV``, ``git ROOT``, ``outputs``, ``generation``."""
-        try:
-            now = self.latest = Observer(self.content_paths(), exclude).observe(self.spec)
-        except (OSError, TooManyRacyFiles) as error:
-            return [f"cannot observe: {error}"]
+    def changed_keys(self, exclude: Iterable[Path] = ()) -> list[bytes | str]:
+        """What observing the spec now finds different (empty: the evidence holds), as observation keys; the new
+        observation is kept as :attr:`latest`. Unobservable: ``OSError`` or :class:`TooManyRacyFiles`."""
+        now = self.latest = Observer(self.content_paths(), exclude).observe(self.spec)
         if now == self.seen:
             return []
-        keys = [key for key in self.seen.keys() | now.keys() if self.seen.get(key, now) != now.get(key, self)]
-        return sorted(os.fsdecode(key).strip("\0").replace("\0", " ") for key in keys)
+        return [key for key in self.seen.keys() | now.keys() if self.seen.get(key, now) != now.get(key, self)]
+
+    def changes(self, exclude: Iterable[Path] = ()) -> list[str]:
+        """:meth:`changed_keys` in words: paths, ``env NAME``, ``probe ARGV``, ``git ROOT``, ``outputs``,
+        ``generation``."""
+        try:
+            keys = self.changed_keys(exclude)
+        except (OSError, TooManyRacyFiles) as error:
+            return [f"cannot observe: {error}"]
+        return sorted(describe_key(key) for key in keys)
+
+    def changed_outputs(self) -> list[str]:
+        """The outputs whose ``lstat`` differs between the evidence and :attr:`latest`."""
+        assert self.latest is not None
+        then, now = self.seen.get(OUTPUTS, ()), self.latest.get(OUTPUTS, ())
+        return [path for path, old, new in zip(self.spec.outputs, then, now, strict=True) if old != new]
+
+
+def describe_key(key: bytes | str) -> str:
+    return os.fsdecode(key).strip("\0").replace("\0", " ")
 
 
 def _lstat_key(path: str) -> tuple[int, int, int, int, int] | None:

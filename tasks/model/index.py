@@ -35,6 +35,10 @@ class RecipeIndex:
             recipe = self._loaded[name] = self.cache.load(directory)
         return recipe
 
+    def loaded(self) -> list[Recipe]:
+        """The recipes read so far."""
+        return list(self._loaded.values())
+
     def loaded_dirs(self) -> list[Path]:
         """The directories of the recipes read so far: what the build depends on (besides discovery itself)."""
         return [recipe.dir for recipe in self._loaded.values()]

@@ -14,6 +14,7 @@ one task per recipe (``cook:<recipe>``, under the group ``cook``). The class say
 * ``outputs()``: what it writes; hashed, stamped and recorded after ``run()``.
 * ``run()``: the action. ``needed()`` false makes the stage a plain group of its dependencies in this build.
 * ``stamp_sources()``: the recipes whose sources the JSON stamp beside each output names (None: no stamp).
+* ``recipes(item)`` (recipe stages): the recipes whose directories its inputs read; the item's own by default.
 
 The declarations know nothing of doit: :mod:`tasks.cli.creators` makes doit's task creators from them, in the order
 of :data:`tasks.stages.STAGES`.
@@ -145,6 +146,14 @@ class RecipeStage(_Declaration, Generic[Item]):
 
     def stamp_sources(self, item: Item) -> list[Recipe] | None:
         return None
+
+    def recipes(self, item: Item) -> list[str]:
+        """The recipes whose directories the task's inputs may read: the item's own, and the one whose source it
+        builds (``same_as``). After an edit of their files the task is judged again (:mod:`tasks.engine.narrow`);
+        a single-task stage may read any recipe's, and is always judged."""
+        name = getattr(item, "recipe", str(item))
+        source = self.graph.same_as.get(name)
+        return [name] if source is None else [name, source]
 
     def run(self, item: Item) -> None:
         raise NotImplementedError(f"stage {self.name} has no action")
