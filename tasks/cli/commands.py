@@ -284,7 +284,7 @@ class Graph(_TaskCommand):
     def _execute(self, output_format, output, pos_args=None):
         from ..process import run
         from .creators import settings
-        from .loader import DEFAULT_TASKS
+        from .invocation import DEFAULT_TASKS
         tasks = self._closure(self.selected(pos_args or DEFAULT_TASKS))
         source = _dot(tasks, self.tracked())
         if output_format == "dot":

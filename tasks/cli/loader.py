@@ -39,54 +39,28 @@ from ..engine.evidence import (
 )
 from ..engine.narrow import Edit, NotNarrow, edit_of
 from ..errors import BuildError, display_path
-from ..hashing import hash_value
-from ..variables import (
-    NAMES,
-    PROJECT_DIR,
-    SettingsFileError,
-    build_dir,
-    path_problem,
-    root_dir,
-    saved_settings,
-    settings_file,
-)
+from ..variables import SettingsFileError, build_dir, root_dir, saved_settings
 from . import interrupt
+from .invocation import DEFAULT_TASKS, Invocation, VariableError, answered, resolve_variables
+from .invocation import tasks_text as _tasks
 
 interrupt.install()  # the earliest this project's code runs in a doit process: Ctrl-C from here on is one line
 
 EVIDENCE_KEPT = 16  # invocations remembered per build directory
 FROM_EVIDENCE = "up to date (evidence of the last run)"  # a task of a no-op, which its one line already reports
-DEFAULT_TASKS = ["image"]  # what a bare `doit` builds, as a bare `make` builds upstream's image
 CHECK_VARIABLE = "REDOX_CHECK"  # `full`: every task is checked after an edit, as before the narrowed check
 KNOWN_CURRENT = 0  # tasks a narrowed run knows current from the evidence, without loading them
 
 
 def variables() -> dict[str, str]:
-    """The settings of this doit invocation: the settings file's (``settings.toml``, see
-    :data:`tasks.variables.SETTINGS_FILE_NAME`), overridden by the command line's variables (an empty value: the
-    default). A variable the build does not read is an error (a typo such as ``confg=`` would otherwise be
-    ignored), with the nearest known name."""
-    import difflib
-
+    """The settings of this doit invocation (:func:`.invocation.resolve_variables` of doit's command-line
+    variables)."""
     from doit import doit_cmd
-    for name in doit_cmd._CMDLINE_VARS or {}:  # doit keeps every NAME=VALUE of the command line there
-        if name not in NAMES:
-            near = difflib.get_close_matches(name, NAMES, n=1)
-            hint = f"did you mean {near[0]}=? " if near else ""
-            raise InvalidDodoFile(f"unknown variable {name}= ({hint}the variables: {', '.join(NAMES)}; "
-                                  f"`doit help` says what each does)")
+    given = {name: value for name in doit_cmd._CMDLINE_VARS or {} if (value := get_var(name)) is not None}
     try:
-        saved = saved_settings()
-    except SettingsFileError as error:
+        return resolve_variables(given)
+    except VariableError as error:
         raise InvalidDodoFile(str(error)) from None
-    given = {name: value for name in NAMES if (value := get_var(name)) is not None}
-    values = {name: value for name, value in {**saved, **given}.items() if value != ""}
-    for name in saved.keys() - given.keys():
-        # A value saved long ago is the cause of what fails now: say so where it is, not only what it names.
-        if values.get(name) and (problem := path_problem(name, values[name], values)) is not None:
-            raise InvalidDodoFile(f"{settings_file()}: {name}: {values[name]!r}: {problem} (saved by `doit "
-                                  f"settings`; `doit settings {name}=` removes it)")
-    return values
 
 
 def saved_not_given(*names: str) -> list[str]:
@@ -121,35 +95,6 @@ def doit_config(build: Path, root: Path) -> dict:
         "default_tasks": DEFAULT_TASKS,
         "reporter": Reporter,
     }
-
-
-@dataclass
-class Invocation:
-    """One ``doit run``: its variables, targets and options that change which tasks are checked."""
-
-    targets: list[str]
-    variables: dict[str, str]
-    single: bool
-    dodo: Path
-
-    @property
-    def build(self) -> Path:
-        return build_dir(self.variables)
-
-    @property
-    def evidence_path(self) -> Path:
-        # root= and build= as the directories they name: `root=demo` and `root=$PWD/demo` are one invocation
-        where = {**self.variables, "root": str(root_dir(self.variables)), "build": str(self.build)}
-        key = hash_value([sorted(where.items()), self.targets, self.single, str(self.dodo), os.getcwd()])
-        return self.build / "cache" / "evidence" / f"{key}.marshal"
-
-    def input_spec(self) -> Spec:
-        """What loading the tasks reads, known before loading anything: the recipe files (wherever they are),
-        the configs, and the build system's own code."""
-        root = root_dir(self.variables)
-        return Spec(indexes=[str(root / "recipes")], zones=[str(root / "config")],
-                    code_zones=[str(PROJECT_DIR / "tasks")],
-                    files=[str(self.dodo), str(PROJECT_DIR / "pyproject.toml")])
 
 
 @dataclass
@@ -207,9 +152,7 @@ class Loader(DodoTaskLoader):
             evidence = Evidence.load(invocation.evidence_path)
             changes = None if evidence is None else _changes(evidence, invocation)
             if changes == []:
-                print(f"nothing changed since the last run of `{' '.join(invocation.targets)}`: "
-                      f"{_tasks(evidence.tasks)} up to date ({len(evidence.seen):,} inputs compared in "
-                      f"{(time.perf_counter() - started) * 1000:.0f} ms)")
+                answered(invocation, evidence, started)
                 return [Task(name, None, doc=FROM_EVIDENCE, uptodate=[True]) for name in invocation.targets]
             edit = _edit(evidence, changes) if changes else None
             if changes and edit is None:
@@ -287,10 +230,6 @@ def _narrow(creators, invocation: Invocation, evidence: Evidence, edit: Edit) ->
     loaded = creators.narrow(evidence.plan, invocation.targets, edit.candidates(evidence.plan))
     KNOWN_CURRENT = max(0, evidence.tasks - len(creators.ONLY))
     print(f"checking {len(loaded):,} of {_tasks(evidence.tasks)}: {_describe(edit.described)}")
-
-
-def _tasks(count: int) -> str:
-    return f"{count:,} task" if count == 1 else f"{count:,} tasks"
 
 
 def _describe(changes: list[str]) -> str:

@@ -1,6 +1,7 @@
 """``doit`` and ``rdoit``: doit's own entry point, and ``doit`` from anywhere in the project.
 
-``doit`` is stock doit's ``main`` behind two lines: Ctrl-C while Python still imports doit (the first 0.3 s) is the
+``doit`` is stock doit's ``main`` behind three lines: a no-op that the evidence answers is answered before doit is
+imported (:mod:`.invocation`); Ctrl-C while Python still imports doit (the first 0.3 s) is the
 one-line interrupt of :mod:`tasks.cli.interrupt`, not a traceback; and where there is no ``dodo.py`` to run (a
 subdirectory of the project, or anywhere else) and none is named with ``-f``, it is ``rdoit``: this project's
 build, not stock doit's "Could not find dodo file".
@@ -23,6 +24,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from ..variables import PROJECT_DIR, SETTINGS  # noqa: E402
+from .invocation import answer_before_doit  # noqa: E402
 
 PATH_VARIABLES = {setting.name for setting in SETTINGS if setting.kind == "path" and setting.name != "config"}
 PATH_OPTIONS = {"--image", "--kernel", "--initrd", "--firmware", "--output", "-o"}
@@ -48,13 +50,17 @@ def absolute(args: list[str], here: Path) -> list[str]:
 def doit() -> None:
     if not Path("dodo.py").exists() and not any(arg.startswith(("-f", "--file")) for arg in sys.argv[1:]):
         main()  # rdoit
+    elif answer_before_doit(sys.argv[1:]):
+        sys.exit(0)
     else:
         from doit.__main__ import main as stock_main
         sys.exit(stock_main())
 
 
 def main() -> None:
-    from doit.doit_cmd import DoitMain
     args = absolute(sys.argv[1:], Path.cwd())
     os.chdir(PROJECT_DIR)
+    if answer_before_doit(args):
+        sys.exit(0)
+    from doit.doit_cmd import DoitMain
     sys.exit(DoitMain().run(args))
