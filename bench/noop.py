@@ -7,7 +7,12 @@ then measures, in one run, round-robin:
 * ours: `doit pkg` with nothing to do (the content-hash engine checks every cook and pkg task);
 * ninja: a no-op `ninja` on an equivalent build.ninja (one edge per cook and per pkg, the same file inputs:
   recipe.toml and every source file, order-only deps between recipes as in our graph);
-* a plain Python os.scandir + lstat walk over the recipes (what any checker must at least do).
+* a plain Python os.scandir + lstat walk over the recipes (what any checker must at least do);
+* ours after an edit: one source file of a recipe nothing depends on gets a line, then `doit pkg` (its cook and
+  package run; every other task is known current from the evidence, tasks.engine.narrow);
+* ninja after the same edit (its two edges run).
+
+The children run with Python's bytecode cache on (PYTHONDONTWRITEBYTECODE removed), as on a user's machine.
 
 With ``--big-source git`` (or ``plain``) it also adds a recipe whose source is a generated tree of 50,000 files
 (bench/treehash.py's, symlinked as its ``source/``) under a second config, and times the same three with it: what
@@ -115,6 +120,8 @@ def main() -> None:
     args = parser.parse_args()
     root = PROJECT / "build" / "bench" / f"noop-{args.recipes}"
 
+    environment = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
     def doit(config: str) -> list[str]:
         return [str(Path(sys.executable).parent / "doit"), "-f", str(PROJECT / "dodo.py"), "pkg", f"root={root}",
                 f"config=config/{config}", f"target={host_triple()}"]
@@ -132,31 +139,62 @@ def main() -> None:
     # Twice: a build under one config changes the state, which voids the other's evidence until its next run.
     start = time.perf_counter()
     for config in [*configs.values(), *configs.values()]:
-        subprocess.run(doit(config), cwd=PROJECT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(doit(config), cwd=PROJECT, check=True, stdout=subprocess.DEVNULL, env=environment)
     subprocess.run(["ninja", "-C", str(root)], check=True, stdout=subprocess.DEVNULL)
     print(f"bringing {args.recipes} recipes up to date took {time.perf_counter() - start:.0f} s", flush=True)
     candidates = {}
     for label, config in configs.items():
         ninja_file_name = "build.ninja" if not label else f"big-{args.big_source}.ninja"
         candidates[f"ours: doit pkg (no-op){label}"] = lambda config=config: _check_noop(
-            subprocess.run(doit(config), cwd=PROJECT, capture_output=True, text=True))
+            subprocess.run(doit(config), cwd=PROJECT, capture_output=True, text=True, env=environment))
         candidates[f"ninja no-op{label}"] = lambda name=ninja_file_name: subprocess.run(
             ["ninja", "-C", str(root), "-f", name], check=True, capture_output=True)
         candidates[f"os.scandir+lstat walk{label}"] = lambda big=bool(label): (
             scandir_walk(root / "recipes"), big and scandir_walk((root / "recipes/big" / f"big-{args.big_source}"
                                                                   / "source").resolve()))
+    leaf = f"r{args.recipes - 1:04d}"  # the last recipe: nothing depends on it
+    edited = root / "recipes" / leaf[:3] / leaf / "source" / "f0.txt"
+
+    def ours() -> subprocess.CompletedProcess:
+        return subprocess.run(doit("bench.toml"), cwd=PROJECT, capture_output=True, text=True, env=environment)
+
+    def ninja() -> subprocess.CompletedProcess:
+        return subprocess.run(["ninja", "-C", str(root)], check=True, capture_output=True, text=True)
+
+    candidates["ours: doit pkg after a one-file edit"] = lambda: _check_edit(ours(), leaf)
+    candidates["ninja after the same edit"] = lambda: _check_ninja_edit(ninja(), leaf)
+    catch_up = {"ours: doit pkg after a one-file edit": ninja, "ninja after the same edit": ours}
     samples: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(args.repeat):  # round-robin: load from other work hits every candidate alike
+    for round_ in range(args.repeat):  # round-robin: load from other work hits every candidate alike
         for name, run in candidates.items():
+            if name in catch_up:
+                time.sleep(0.02)  # past the file system's clock tick: ninja sees no edit made in its build's tick
+                with open(edited, "a") as stream:
+                    stream.write(f"edit {round_}\n")
             start = time.perf_counter()
             run()
             samples[name].append(time.perf_counter() - start)
+            if name in catch_up:
+                catch_up[name]()  # the other builds the edit too, untimed: its next no-op is one
     ninja = statistics.median(samples["ninja no-op"])
     print(f"{args.recipes} recipes, {args.files} source files each; median of {args.repeat}; "
           f"load average {os.getloadavg()[0]:.1f}")
     for name, values in samples.items():
         median = statistics.median(values)
         print(f"  {name:52} {median * 1000:8.0f} ms   ({median / ninja:5.1f}x ninja)")
+
+
+def _check_edit(result: subprocess.CompletedProcess, leaf: str) -> None:
+    ran = {line[3:] for line in result.stdout.splitlines() if line.startswith(".  ")}
+    if result.returncode != 0 or ran != {f"cook:{leaf}", f"pkg:{leaf}"}:
+        sys.exit(f"the edit ran {sorted(ran)}\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    if not result.stdout.startswith("checking 3 of "):
+        print(f"  (the edit was not narrowed: {result.stdout.splitlines()[0]})", flush=True)
+
+
+def _check_ninja_edit(result: subprocess.CompletedProcess, leaf: str) -> None:
+    if f"out/cook-{leaf}" not in result.stdout:
+        sys.exit(f"ninja did not rebuild the edit: {result.stdout[-500:]}")
 
 
 def _check_noop(result: subprocess.CompletedProcess) -> None:

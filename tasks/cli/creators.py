@@ -63,7 +63,8 @@ def project() -> Project:
     gc.disable()
     chosen = None
     try:
-        loaded = Project.load(chosen := settings())
+        chosen = settings()
+        loaded = (KEPT_PROJECT and Project.restore(*KEPT_PROJECT, chosen)) or Project.load(chosen)
     except BuildError as error:
         if chosen is not None and error.path == chosen.config_file.resolve() and \
                 (saved := saved_not_given("config", "root")):
@@ -363,13 +364,18 @@ def _creator(make: Callable) -> Callable:
 
 ONLY: set[str] | None = None
 """The tasks this run loads when the check after an edit narrowed it (the others are current); None: every task."""
+KEPT_PROJECT: tuple[Path, str] | None = None
+"""The project kept by the run that left the evidence, and its digest: what the check after an edit takes instead of
+loading the recipes and the graph, which it knows unchanged."""
 
 
-def narrow(plan: Plan, targets: list[str], candidates: set[str]) -> list[str]:
+def narrow(plan: Plan, targets: list[str], candidates: set[str], kept_project: Path) -> list[str]:
     """Judge the candidates an edit may reach; load those found stale, what runs after them, and the targets
     (:data:`ONLY`). The other tasks' outputs are taken as recorded, as the no-op takes them. Returns the tasks
     loaded besides the targets, dependencies first."""
-    global ONLY
+    global ONLY, KEPT_PROJECT
+    if plan.project is not None:
+        KEPT_PROJECT = (kept_project, plan.project)
     engine().trust(set(plan.tracked) - candidates)
     tasks = {task.name: (stage, task) for stage_class in STAGES
              if not isinstance(stage := stage_of(stage_class), Stage) or stage.needed()

@@ -138,22 +138,45 @@ def plain_run(args: list[str]) -> Invocation | None:
         if dodo.is_file() else None
 
 
+@dataclass
+class Observed:
+    """What :func:`answer_before_doit` found when the evidence did not hold: the loader goes on from it instead of
+    observing everything again."""
+
+    evidence_path: Path
+    evidence: Evidence
+    changed: list[bytes | str]
+
+
+OBSERVED: Observed | None = None
+
+
 def answer_before_doit(args: list[str]) -> bool:
     """True when the evidence answered this command line, its line printed: doit need not run at all."""
+    global OBSERVED
     started = time.perf_counter()
     invocation = plain_run(args)
     if invocation is None:
         return False
     here = os.getcwd()
     os.chdir(invocation.dodo.parent)  # where doit runs the tasks, as the loader does
-    evidence = Evidence.load(invocation.evidence_path)
+    path = invocation.evidence_path
+    evidence = Evidence.load(path)
     try:
-        holds = evidence is not None and evidence.changed_keys(exclude=[invocation.build]) == []
+        changed = None if evidence is None else evidence.changed_keys(exclude=[invocation.build])
     except Exception:  # noqa: BLE001  (whatever it is, doit's loader meets it again and says it)
-        holds = False
-    if not holds:
+        changed = None
+    if changed != []:
+        OBSERVED = Observed(path, evidence, changed) if changed else None
         os.chdir(here)
         return False
     answered(invocation, evidence, started)
     sys.stdout.flush()
     return True
+
+
+def observed(invocation: Invocation) -> Observed | None:
+    """What :func:`answer_before_doit` observed of this invocation's evidence, once."""
+    global OBSERVED
+    found, OBSERVED = OBSERVED, None
+    return found if found is not None and found.evidence_path == invocation.evidence_path else None

@@ -30,18 +30,20 @@ from ..engine.evidence import (
     GENERATION,
     OUTPUTS,
     Evidence,
+    Listings,
     Observation,
     Observer,
     Plan,
     Spec,
     TooManyRacyFiles,
     describe_key,
+    plan_path,
 )
 from ..engine.narrow import Edit, NotNarrow, edit_of
 from ..errors import BuildError, display_path
 from ..variables import SettingsFileError, build_dir, root_dir, saved_settings
 from . import interrupt
-from .invocation import DEFAULT_TASKS, Invocation, VariableError, answered, resolve_variables
+from .invocation import DEFAULT_TASKS, Invocation, VariableError, answered, observed, resolve_variables
 from .invocation import tasks_text as _tasks
 
 interrupt.install()  # the earliest this project's code runs in a doit process: Ctrl-C from here on is one line
@@ -113,6 +115,8 @@ class Recording:
     plan: Plan | None = None  # a narrowed run's, from the evidence; else made from the tasks at the end
     tasks: int = 0  # how many tasks the evidence covers (a narrowed run: the previous evidence's count)
     task_deps: dict[str, list[str]] = field(default_factory=dict)  # doit's task_dep of every task loaded
+    listings: Listings = field(default_factory=dict)  # of the directories observed, for the next observation
+    plan_digest: str | None = None  # a narrowed run's plan is the evidence's, saved already
 
 
 RECORDING: Recording | None = None
@@ -149,8 +153,11 @@ class Loader(DodoTaskLoader):
         edit = evidence = None
         if invocation is not None:
             started = time.perf_counter()
-            evidence = Evidence.load(invocation.evidence_path)
-            changes = None if evidence is None else _changes(evidence, invocation)
+            if (before := observed(invocation)) is not None:  # the entry point observed it a moment ago
+                evidence, changes = before.evidence, before.changed
+            else:
+                evidence = Evidence.load(invocation.evidence_path)
+                changes = None if evidence is None else _changes(evidence, invocation)
             if changes == []:
                 answered(invocation, evidence, started)
                 return [Task(name, None, doc=FROM_EVIDENCE, uptodate=[True]) for name in invocation.targets]
@@ -227,7 +234,8 @@ def _narrow(creators, invocation: Invocation, evidence: Evidence, edit: Edit) ->
     """Load only what the edit reaches (:func:`tasks.cli.creators.narrow`), and say so."""
     global KNOWN_CURRENT
     assert evidence.plan is not None
-    loaded = creators.narrow(evidence.plan, invocation.targets, edit.candidates(evidence.plan))
+    loaded = creators.narrow(evidence.plan, invocation.targets, edit.candidates(evidence.plan),
+                             kept_project(invocation.evidence_path))
     KNOWN_CURRENT = max(0, evidence.tasks - len(creators.ONLY))
     print(f"checking {len(loaded):,} of {_tasks(evidence.tasks)}: {_describe(edit.described)}")
 
@@ -248,37 +256,45 @@ def _narrow_recording(invocation: Invocation, evidence: Evidence) -> Recording:
     assert evidence.latest is not None
     spec = replace(evidence.spec, outputs=list(evidence.spec.outputs))
     return Recording(invocation, spec, evidence.inputs_seen(spec) or {}, evidence,
-                     generation=evidence.latest[GENERATION] or 0, plan=evidence.plan, tasks=evidence.tasks)
+                     generation=evidence.latest[GENERATION] or 0, plan=evidence.plan, tasks=evidence.tasks,
+                     listings=evidence.latest_listings, plan_digest=evidence.plan_digest)
 
 
 def _start_recording(invocation: Invocation, previous: Evidence | None) -> Recording | None:
     """Observe the input directories now, before any task reads them."""
     spec = invocation.input_spec()
     seen: Observation = {}
-    observer = Observer(exclude=[invocation.build])
+    observer = Observer(exclude=[invocation.build], listings=_known_listings(previous))
     try:
         observer.singles(spec, seen)
         with ThreadPoolExecutor(max_workers=4) as pool:
             observer.directories(spec, seen, pool)
     except (OSError, TooManyRacyFiles):
         return None
-    return Recording(invocation, spec, seen, previous)
+    return Recording(invocation, spec, seen, previous, listings=observer.listings)
+
+
+def _known_listings(previous: Evidence | None) -> Listings:
+    if previous is None:
+        return {}
+    return previous.latest_listings or previous.listings
 
 
 def _add_build_inputs(recording: Recording) -> None:
     """What the tasks' signatures read besides the input directories, observed before any task is checked — or,
     when the inputs are those of the previous evidence, the observation its check just made (earlier still)."""
     from .creators import evidence_spec, state
-    observer = Observer(exclude=[recording.invocation.build])
+    observer = Observer(exclude=[recording.invocation.build], listings=_known_listings(recording.previous))
     try:
         extra = evidence_spec()
         spec = recording.spec.merged(extra)
         if recording.previous is not None and (seen := recording.previous.inputs_seen(spec)) is not None:
-            recording.seen = seen
+            recording.seen, recording.listings = seen, recording.previous.latest_listings
         else:
             with ThreadPoolExecutor(max_workers=4) as pool:
                 observer.directories(extra, recording.seen, pool)
             observer.singles(extra, recording.seen)
+            recording.listings.update(observer.listings)
         recording.generation = state().generation()
     except (BuildError, OSError, TooManyRacyFiles):  # no evidence then; the tasks say what is wrong, if anything
         recording.spoiled = True
@@ -427,8 +443,7 @@ def _failure_text(fail) -> str:
 def _leave_evidence(recording: Recording) -> None:
     """Keep the evidence when the run's only writes to the state were the tasks it ran, each recorded once, and
     every output is there."""
-    from ..atomic import write_atomically
-    from .creators import SIGNATURES, evidence_spec, plan, state
+    from .creators import SIGNATURES, context, evidence_spec, plan, state
     if recording.checked - recording.finished:  # the run stopped before it got to them
         return
     if not recording.spec.covers(evidence_spec()):  # the tasks read a recipe or file that was not observed
@@ -443,15 +458,23 @@ def _leave_evidence(recording: Recording) -> None:
     Observer().outcome(spec, recording.seen)
     if None in recording.seen[OUTPUTS] or recording.seen[GENERATION] != recording.generation + len(recording.executed):
         return
-    evidence = Evidence(spec, recording.seen, recording.tasks, recording.plan)
     path = recording.invocation.evidence_path
-    write_atomically(path, evidence.dump())
+    if recording.plan.project is None:  # kept once, by the full check that made the plan
+        recording.plan.project = context().project.save(kept_project(path))
+    Evidence(spec, recording.seen, recording.tasks, recording.plan, recording.listings,
+             plan_digest=recording.plan_digest).save(path)
     _forget_old_evidence(path.parent)
 
 
+def kept_project(evidence: Path) -> Path:
+    """Where the project loaded by the run that left ``evidence`` is kept."""
+    return evidence.parent.parent / "projects" / f"{evidence.stem}.pickle"
+
+
 def _forget_old_evidence(directory: Path) -> None:
-    """Keep the evidence of the most recent invocations only."""
+    """Keep the evidence of the most recent invocations only (and their projects)."""
     files = sorted(directory.iterdir(), key=lambda path: path.stat().st_mtime_ns if path.exists() else 0,
                    reverse=True)
     for path in files[EVIDENCE_KEPT:]:
-        path.unlink(missing_ok=True)
+        for kept in (path, kept_project(path), plan_path(path)):
+            kept.unlink(missing_ok=True)

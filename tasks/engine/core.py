@@ -32,6 +32,7 @@ class Engine:
         self.warn = warn
         self._verified: dict[str, tuple[tuple, list[str], str | None]] = {}
         self._warned: set[str] = set()
+        self._trusted: set[str] = set()
 
     def start_build(self, *, wait: bool = True, timeout: float | None = None) -> list[str]:
         """Take the build lock, then finish what a killed build had journalled (returns those tasks)."""
@@ -63,9 +64,7 @@ class Engine:
     def trust(self, tasks: Iterable[str]) -> None:
         """Take these tasks' outputs to hold what was recorded, without reading them: the no-op evidence saw them
         untouched since (the check after an edit, :mod:`.narrow`)."""
-        for task in tasks:
-            if (identity := self.state.recorded(task)) is not None:
-                self._verified[task] = (identity, [], identity[1])
+        self._trusted.update(tasks)
 
     def output_hash(self, task: str) -> str | None:
         """What the task's outputs hold now, as an output hash: its recorded one while they still hold what was
@@ -84,6 +83,10 @@ class Engine:
         known = self._verified.get(task)
         if known is not None and known[0] == identity:
             return known[1], known[2]
+        if task in self._trusted:
+            self._trusted.discard(task)  # once: a record written since is this run's own, and verified as usual
+            self._verified[task] = (identity, [], identity[1])
+            return [], identity[1]
         record = self.state.get(task)
         assert record is not None
         digests: list[str | None] = []

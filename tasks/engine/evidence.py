@@ -28,10 +28,11 @@ import os
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 
 from ..errors import BuildError
 from ..hashing import hash_bytes, hash_value
@@ -43,12 +44,11 @@ from .treehash import (
     parse_git_status,
     read_hash,
     run_git,
-    scan,
     stat_key,
     walk,
 )
 
-FORMAT = 2  # 2: the plan (what narrows the check after an edit)
+FORMAT = 2  # 2: the plan (what narrows the check after an edit, in a file of its own) and the listings
 RACY_READS = 256  # files read because their stat is too recent; beyond this no evidence is kept
 SOURCE_DIR = b"source"  # a recipe's source: hashed the git way when it is a work tree (tasks.model.recipe.SOURCE_DIR)
 RECIPE_FILE = b"recipe.toml"
@@ -99,13 +99,17 @@ class TooManyRacyFiles(Exception):
 class Observer:
     """Observes a spec, in parts or whole; ``by_content`` names files compared by content whatever their stat."""
 
-    def __init__(self, by_content: Iterable[bytes] = (), exclude: Iterable[Path] = ()):
+    def __init__(self, by_content: Iterable[bytes] = (), exclude: Iterable[Path] = (),
+                 listings: Listings | None = None):
         self.by_content = set(by_content)
         self.exclude = tuple(exclude)  # the build directory: what builds write is no input
         self.trust_before_ns = time.time_ns() - RACY_WINDOW_NS
         self.reads = 0
         self._exclusions = Exclusions(b"", self.exclude)  # only its directory test is used, which needs no root
         self._visited: set[bytes] = set()
+        self._known = listings or {}
+        self.listings: Listings = {}
+        """The directories this observer listed (or found as listed before), for the next one."""
 
     def observe(self, spec: Spec) -> Observation:
         """Everything; commands run in threads while this one walks the directories."""
@@ -154,7 +158,7 @@ class Observer:
         """What recipe discovery sees (tasks.model.index.discover): the directories down to the recipe directories
         (a new one, with a recipe or not, is a change) and each recipe file. A recipe directory that is also a zone
         is walked from the same listing (and taken off ``zones``)."""
-        for directory, entries, below in scan(top, missing_ok=True):
+        for directory, entries, below in self._scan(top):
             if entries is None:
                 seen[directory] = None
                 continue
@@ -172,7 +176,7 @@ class Observer:
               code: bool, entries: list[os.DirEntry] | None = None, source: bool = False) -> None:
         """``source``: ``top`` is a recipe's source, reached through a symlink (its real path names no recipe)."""
         trust_before_ns, by_content, exclusions = self.trust_before_ns, self.by_content, self._exclusions
-        for directory, listed, below in scan(top, entries, missing_ok=True):
+        for directory, listed, below in self._scan(top, entries):
             if listed is None:  # gone: that is what is observed
                 seen[directory] = None
                 continue
@@ -192,6 +196,41 @@ class Observer:
                         self._entry(entry.path, st, seen)
                     if entry.is_symlink():
                         self._link_target(entry.path, seen, statuses, pool, code)
+
+    def _scan(self, top: bytes, listing: list | None = None) -> Iterator[tuple[bytes, list | None, list[bytes]]]:
+        """:func:`treehash.scan`, but a directory unchanged since an earlier observer listed it is not listed again."""
+        stack = [top]
+        while stack:
+            directory = stack.pop()
+            below: list[bytes] = []
+            yield directory, self._list(directory) if listing is None else listing, below
+            stack += below
+            listing = None
+
+    def _list(self, directory: bytes) -> list | None:
+        """A directory's entries (None: gone, or no directory). Its entries change only with its mtime (or, by a
+        rename of it, its ctime and inode), so while those hold, and are older than the racy window, the names and
+        kinds an earlier listing found are its entries still: one ``stat`` instead of a listing."""
+        try:
+            st = os.stat(directory)  # as scandir, through a symlink
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not S_ISDIR(st.st_mode):
+            return None
+        identity = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+        trusted = st.st_mtime_ns < self.trust_before_ns > st.st_ctime_ns
+        known = self._known.get(directory)
+        if trusted and known is not None and known[0] == identity:
+            self.listings[directory] = known
+            return [Listed(directory, name, kind) for name, kind in known[1]]
+        try:
+            with os.scandir(directory) as entries:
+                listing = list(entries)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if trusted:
+            self.listings[directory] = (identity, tuple((entry.name, _kind(entry)) for entry in listing))
+        return listing
 
     def _link_target(self, link: bytes, seen: Observation, statuses: dict[bytes, Future], pool: ThreadPoolExecutor,
                      code: bool) -> None:
@@ -262,6 +301,48 @@ class Observer:
         return ("content", st.st_mode, read_hash(path, kind)[0])
 
 
+Listings = dict[bytes, tuple[tuple[int, int, int, int], tuple[tuple[bytes, str], ...]]]
+"""A directory → (its mtime, ctime, inode and device, its entries' names and kinds) when listed."""
+LINK, DIRECTORY, OTHER = "l", "d", "f"
+
+
+def _kind(entry: os.DirEntry) -> str:
+    return LINK if entry.is_symlink() else DIRECTORY if entry.is_dir(follow_symlinks=False) else OTHER
+
+
+class Listed:
+    """An entry of a directory known from an earlier listing, answering as the :class:`os.DirEntry` the walk uses:
+    its kind from the listing, its stat read once."""
+
+    __slots__ = ("name", "path", "_kind", "_lstat", "_stat")
+
+    def __init__(self, directory: bytes, name: bytes, kind: str):
+        self.name, self.path, self._kind = name, directory + b"/" + name, kind
+        self._lstat = self._stat = None
+
+    def is_symlink(self) -> bool:
+        return self._kind == LINK
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+        if self._kind != LINK or not follow_symlinks:
+            return self._kind == DIRECTORY
+        return os.path.isdir(self.path)
+
+    def is_file(self, *, follow_symlinks: bool = True) -> bool:
+        if self._kind != LINK or not follow_symlinks:
+            return self._kind == OTHER and S_ISREG(self.stat(follow_symlinks=False).st_mode)
+        return os.path.isfile(self.path)
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        if not follow_symlinks or self._kind != LINK:
+            if self._lstat is None:
+                self._lstat = os.lstat(self.path)
+            return self._lstat
+        if self._stat is None:
+            self._stat = os.stat(self.path)
+        return self._stat
+
+
 def _is_source_dir(directory: bytes) -> bool:
     """A recipe's ``source/``: named so, beside a recipe file."""
     return os.path.basename(directory) == SOURCE_DIR and os.path.isfile(
@@ -322,6 +403,8 @@ class Plan:
     """The tasks the engine judges, in the order of :attr:`Spec.outputs`."""
     owners: list[str] = field(default_factory=list)
     """The task of each observed output (parallel to :attr:`Spec.outputs`)."""
+    project: str | None = None
+    """The digest of the loaded project kept beside the evidence (:meth:`tasks.model.project.Project.save`)."""
 
 
 @dataclass
@@ -332,9 +415,15 @@ class Evidence:
     seen: Observation
     tasks: int
     plan: Plan | None = None
+    """Read by :meth:`load_plan` (a file of its own: a no-op never needs it)."""
+    listings: Listings = field(default_factory=dict)
+    """The directories listed by the observation: the next one lists only those that changed."""
     latest: Observation | None = None
     """What :meth:`changes` observed: taken before anything read it, so a run that then finds its spec unchanged can
     keep it as its own observation of the inputs instead of observing them again."""
+    latest_listings: Listings = field(default_factory=dict)
+    plan_digest: str | None = None
+    path: Path | None = None
 
     def inputs_seen(self, spec: Spec) -> Observation | None:
         """The latest observation of the inputs, when ``spec`` asks for the same inputs (its outputs aside)."""
@@ -345,24 +434,43 @@ class Evidence:
     def content_paths(self) -> list[bytes]:
         return [path for path, value in self.seen.items() if isinstance(value, tuple) and value[:1] == ("content",)]
 
-    def dump(self) -> bytes:
-        plan = None if self.plan is None else dict(self.plan.__dict__)
-        return marshal.dumps((FORMAT, self.spec.as_data(), self.seen, self.tasks, plan))
+    def save(self, path: Path) -> None:
+        """The evidence at ``path``, and its plan (unless the one it was loaded with) in a file beside it."""
+        from ..atomic import write_atomically  # here: the module a no-op imports does without it
+        if self.plan is not None and self.plan_digest is None:
+            data = marshal.dumps(dict(self.plan.__dict__))
+            write_atomically(plan_path(path), data)
+            self.plan_digest = hash_bytes(data)
+        write_atomically(path, marshal.dumps((FORMAT, self.spec.as_data(), self.seen, self.tasks, self.listings,
+                                              self.plan_digest)))
 
     @classmethod
     def load(cls, path: Path) -> Evidence | None:
         try:
-            version, spec, seen, tasks, plan = marshal.loads(path.read_bytes())
+            version, spec, seen, tasks, listings, digest = marshal.loads(path.read_bytes())
             if version != FORMAT:
                 return None
-            return cls(Spec(**spec), seen, tasks, None if plan is None else Plan(**plan))
+            return cls(Spec(**spec), seen, tasks, listings=listings, plan_digest=digest, path=path)
         except (OSError, EOFError, ValueError, TypeError):  # none yet, or unreadable: the run takes the long way
             return None
+
+    def load_plan(self) -> Plan | None:
+        """The plan saved with this evidence, if it is still the one (None: none, or another run's since)."""
+        if self.plan is None and self.path is not None and self.plan_digest is not None:
+            try:
+                data = plan_path(self.path).read_bytes()
+                if hash_bytes(data) == self.plan_digest:
+                    self.plan = Plan(**marshal.loads(data))
+            except (OSError, EOFError, ValueError, TypeError):
+                pass
+        return self.plan
 
     def changed_keys(self, exclude: Iterable[Path] = ()) -> list[bytes | str]:
         """What observing the spec now finds different (empty: the evidence holds), as observation keys; the new
         observation is kept as :attr:`latest`. Unobservable: ``OSError`` or :class:`TooManyRacyFiles`."""
-        now = self.latest = Observer(self.content_paths(), exclude).observe(self.spec)
+        observer = Observer(self.content_paths(), exclude, self.listings)
+        now = self.latest = observer.observe(self.spec)
+        self.latest_listings = observer.listings
         if now == self.seen:
             return []
         return [key for key in self.seen.keys() | now.keys() if self.seen.get(key, now) != now.get(key, self)]
@@ -381,6 +489,10 @@ class Evidence:
         assert self.latest is not None
         then, now = self.seen.get(OUTPUTS, ()), self.latest.get(OUTPUTS, ())
         return [path for path, old, new in zip(self.spec.outputs, then, now, strict=True) if old != new]
+
+
+def plan_path(evidence: Path) -> Path:
+    return evidence.parent.parent / "plans" / evidence.name
 
 
 def describe_key(key: bytes | str) -> str:

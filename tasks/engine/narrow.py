@@ -44,7 +44,7 @@ class NotNarrow(Exception):
 
 def edit_of(evidence: Evidence, keys: Iterable[bytes | str]) -> Edit:
     """Each changed key attributed to its owner, or :class:`NotNarrow` naming the first that has none."""
-    plan = evidence.plan
+    plan = evidence.load_plan()
     if plan is None:
         raise NotNarrow("the evidence has no plan")
     recipes: set[str] = set()

@@ -36,7 +36,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomic import write_atomically
 from ..errors import CommandError, InputError
 from ..hashing import CHUNK, hash_bytes, hash_value, new_hasher
 from ..process import child_env
@@ -287,6 +286,7 @@ class _TreeCache:
 
     def save(self) -> None:
         if self.changed:
+            from ..atomic import write_atomically  # here: the no-op's imports do without it
             write_atomically(self.path, marshal.dumps((self.stats, self.walk_digest, self.git_digests)))
             self.changed = False
 
@@ -495,6 +495,7 @@ class ManifestStore:
         if path.exists():
             os.utime(path)  # recently seen again: kept longer
             return
+        from ..atomic import write_atomically  # here: the no-op's imports do without it
         write_atomically(path, marshal.dumps((root, manifest)))
         kept = sorted(self.directory.glob("*.marshal"), key=lambda known: known.stat().st_mtime_ns)
         for old in kept[:-MANIFESTS_KEPT]:
@@ -529,6 +530,7 @@ class _BlobCache:
             return cls(path, {})
 
     def save(self) -> None:
+        from ..atomic import write_atomically  # here: the no-op's imports do without it
         write_atomically(self.path, marshal.dumps(self.hashes))
 
 

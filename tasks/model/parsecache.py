@@ -37,6 +37,10 @@ class RecipeCache:
         self._changed = True
         return recipe
 
+    def __getstate__(self) -> dict:
+        """Pickled with its project (:meth:`tasks.model.project.Project.save`): the path alone, as an empty cache."""
+        return {"path": self.path, "_entries": {}, "_changed": False}
+
     def save(self) -> None:
         if self.path is None or not self._changed:
             return

@@ -1,10 +1,13 @@
 """Everything a build needs to know, loaded once: settings, the merged config, the recipes, the graph."""
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import write_atomically
 from ..errors import InputError
+from ..hashing import hash_bytes
 from ..settings import Settings
 from .config import Config, load_config
 from .graph import Graph, Step, graph_for_config
@@ -27,6 +30,23 @@ class Project:
         graph = graph_for_config(index, config, prebuilt=_prebuilt_lookup(settings))
         index.cache.save()
         return cls(settings, config, index, graph)
+
+    def save(self, path: Path) -> str:
+        """Kept for the check after an edit, which takes it instead of loading the recipes and the graph when
+        neither can have changed (:meth:`restore`); returns the digest that names this copy."""
+        data = pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        write_atomically(path, data)
+        return hash_bytes(data)
+
+    @classmethod
+    def restore(cls, path: Path, digest: str, settings: Settings) -> "Project | None":
+        """The project :meth:`save` kept as ``digest``, if it is there and of these settings (None: load it)."""
+        try:
+            data = path.read_bytes()
+            kept = pickle.loads(data) if hash_bytes(data) == digest else None
+        except (OSError, pickle.PickleError, EOFError, ValueError, TypeError, AttributeError, ImportError):
+            return None
+        return kept if isinstance(kept, cls) and kept.settings == settings else None
 
     @property
     def warnings(self) -> list[str]:
