@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,25 @@ def test_evidence_holds_while_nothing_changes(zone, trusted):
 @pytest.mark.parametrize("change", CHANGES.keys())
 def test_every_kind_of_change_is_seen(zone, trusted, change):
     evidence = evidence_of(Spec(zones=[str(zone)]))
+    CHANGES[change](zone)
+    assert evidence.changes() != []
+
+
+@pytest.mark.parametrize("change", CHANGES.keys())
+def test_every_kind_of_change_is_seen_by_an_observer_that_knows_the_listings(zone, monkeypatch, change):
+    """A directory whose stat is unchanged is not listed again (Observer._list): its entries come from the previous
+    listing. Every change is still seen (a short racy window, waited out, so that the listings are trusted)."""
+    monkeypatch.setattr(evidence_module, "RACY_WINDOW_NS", 50_000_000)
+    time.sleep(0.1)
+    spec = Spec(indexes=[str(zone)], zones=[str(zone)])
+    first = Observer()
+    evidence = Evidence(spec, first.observe(spec), tasks=1, listings=first.listings)
+    assert bytes(zone / "plain/source") in evidence.listings  # trusted, so kept
+    listed, scandir = [], os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: listed.append(path) or scandir(path))
+    again = Observer(listings=evidence.listings)
+    assert again.observe(spec) == evidence.seen and again.listings == evidence.listings
+    assert bytes(zone / "plain/source") not in listed and bytes(zone) not in listed  # known, not listed again
     CHANGES[change](zone)
     assert evidence.changes() != []
 

@@ -162,18 +162,18 @@ class Observer:
             if entries is None:
                 seen[directory] = None
                 continue
-            recipe = next((entry for entry in entries if entry.name == RECIPE_FILE and entry.is_file()), None)
-            if recipe is None:
+            recipe = next((path for name, path, kind in entries if name == RECIPE_FILE and kind != DIRECTORY), None)
+            if recipe is None or not _is_file(st := _stat_or_none(recipe)):
                 seen[directory] = "directory"
-                below.extend(entry.path for entry in entries if entry.is_dir(follow_symlinks=False))
+                below.extend(path for _, path, kind in entries if kind == DIRECTORY)
                 continue
-            self._entry(recipe.path, recipe.stat(), seen)  # through a symlink, as the parser reads it
+            self._entry(recipe, st, seen)  # through a symlink, as the parser reads it
             if directory in zones:
                 del zones[directory]
                 self._walk(directory, seen, statuses, pool, code=False, entries=entries)
 
     def _walk(self, top: bytes, seen: Observation, statuses: dict[bytes, Future], pool: ThreadPoolExecutor, *,
-              code: bool, entries: list[os.DirEntry] | None = None, source: bool = False) -> None:
+              code: bool, entries: list[Entry] | None = None, source: bool = False) -> None:
         """``source``: ``top`` is a recipe's source, reached through a symlink (its real path names no recipe)."""
         trust_before_ns, by_content, exclusions = self.trust_before_ns, self.by_content, self._exclusions
         for directory, listed, below in self._scan(top, entries):
@@ -183,22 +183,23 @@ class Observer:
             if _is_git_source(directory, listed, source and directory == top):
                 statuses[directory] = pool.submit(run_git, directory, *GIT_STATUS)  # pruned: git status says it
                 continue
-            for entry in listed:  # the hot loop of a no-op: _entry inlined for files with a trusted stat
-                if entry.is_dir(follow_symlinks=False):
-                    if not exclusions.directory(entry.path, entry.name) and not (
-                            code and entry.name == b"__pycache__"):
-                        below.append(entry.path)
-                elif entry.name != b".git":
-                    st = entry.stat(follow_symlinks=False)
-                    if st.st_mtime_ns < trust_before_ns > st.st_ctime_ns and entry.path not in by_content:
-                        seen[entry.path] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+            for name, path, kind in listed:  # the hot loop of a no-op: _entry inlined for files with a trusted stat
+                if kind == DIRECTORY:
+                    if not exclusions.directory(path, name) and not (code and name == b"__pycache__"):
+                        below.append(path)
+                elif name != b".git" and not (kind == OTHER and path in seen):  # (a recipe file: seen by _index)
+                    st = os.lstat(path)
+                    if st.st_mtime_ns < trust_before_ns > st.st_ctime_ns and path not in by_content:
+                        seen[path] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
                     else:
-                        self._entry(entry.path, st, seen)
-                    if entry.is_symlink():
-                        self._link_target(entry.path, seen, statuses, pool, code)
+                        self._entry(path, st, seen)
+                    if kind == LINK:
+                        self._link_target(path, seen, statuses, pool, code)
 
-    def _scan(self, top: bytes, listing: list | None = None) -> Iterator[tuple[bytes, list | None, list[bytes]]]:
-        """:func:`treehash.scan`, but a directory unchanged since an earlier observer listed it is not listed again."""
+    def _scan(self, top: bytes, listing: list[Entry] | None = None
+              ) -> Iterator[tuple[bytes, list[Entry] | None, list[bytes]]]:
+        """:func:`treehash.scan`, but a directory unchanged since an earlier observer listed it is not listed again,
+        and its entries are (name, path, kind)."""
         stack = [top]
         while stack:
             directory = stack.pop()
@@ -207,7 +208,7 @@ class Observer:
             stack += below
             listing = None
 
-    def _list(self, directory: bytes) -> list | None:
+    def _list(self, directory: bytes) -> list[Entry] | None:
         """A directory's entries (None: gone, or no directory). Its entries change only with its mtime (or, by a
         rename of it, its ctime and inode), so while those hold, and are older than the racy window, the names and
         kinds an earlier listing found are its entries still: one ``stat`` instead of a listing."""
@@ -220,17 +221,16 @@ class Observer:
         identity = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
         trusted = st.st_mtime_ns < self.trust_before_ns > st.st_ctime_ns
         known = self._known.get(directory)
-        if trusted and known is not None and known[0] == identity:
-            self.listings[directory] = known
-            return [Listed(directory, name, kind) for name, kind in known[1]]
-        try:
-            with os.scandir(directory) as entries:
-                listing = list(entries)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        if not (trusted and known is not None and known[0] == identity):
+            try:
+                with os.scandir(directory) as entries:
+                    known = (identity, tuple((entry.name, _kind(entry)) for entry in entries))
+            except (FileNotFoundError, NotADirectoryError):
+                return None
         if trusted:
-            self.listings[directory] = (identity, tuple((entry.name, _kind(entry)) for entry in listing))
-        return listing
+            self.listings[directory] = known
+        prefix = directory + b"/"
+        return [(name, prefix + name, kind) for name, kind in known[1]]
 
     def _link_target(self, link: bytes, seen: Observation, statuses: dict[bytes, Future], pool: ThreadPoolExecutor,
                      code: bool) -> None:
@@ -304,43 +304,22 @@ class Observer:
 Listings = dict[bytes, tuple[tuple[int, int, int, int], tuple[tuple[bytes, str], ...]]]
 """A directory → (its mtime, ctime, inode and device, its entries' names and kinds) when listed."""
 LINK, DIRECTORY, OTHER = "l", "d", "f"
+Entry = tuple[bytes, bytes, str]  # a directory entry: name, path, kind
 
 
 def _kind(entry: os.DirEntry) -> str:
     return LINK if entry.is_symlink() else DIRECTORY if entry.is_dir(follow_symlinks=False) else OTHER
 
 
-class Listed:
-    """An entry of a directory known from an earlier listing, answering as the :class:`os.DirEntry` the walk uses:
-    its kind from the listing, its stat read once."""
+def _stat_or_none(path: bytes) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
-    __slots__ = ("name", "path", "_kind", "_lstat", "_stat")
 
-    def __init__(self, directory: bytes, name: bytes, kind: str):
-        self.name, self.path, self._kind = name, directory + b"/" + name, kind
-        self._lstat = self._stat = None
-
-    def is_symlink(self) -> bool:
-        return self._kind == LINK
-
-    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
-        if self._kind != LINK or not follow_symlinks:
-            return self._kind == DIRECTORY
-        return os.path.isdir(self.path)
-
-    def is_file(self, *, follow_symlinks: bool = True) -> bool:
-        if self._kind != LINK or not follow_symlinks:
-            return self._kind == OTHER and S_ISREG(self.stat(follow_symlinks=False).st_mode)
-        return os.path.isfile(self.path)
-
-    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
-        if not follow_symlinks or self._kind != LINK:
-            if self._lstat is None:
-                self._lstat = os.lstat(self.path)
-            return self._lstat
-        if self._stat is None:
-            self._stat = os.stat(self.path)
-        return self._stat
+def _is_file(st: os.stat_result | None) -> bool:
+    return st is not None and S_ISREG(st.st_mode)
 
 
 def _is_source_dir(directory: bytes) -> bool:
@@ -349,10 +328,10 @@ def _is_source_dir(directory: bytes) -> bool:
         os.path.join(os.path.dirname(directory), RECIPE_FILE))
 
 
-def _is_git_source(directory: bytes, entries: list[os.DirEntry], linked_source: bool = False) -> bool:
+def _is_git_source(directory: bytes, entries: list[Entry], linked_source: bool = False) -> bool:
     """A recipe's ``source/`` (or, ``linked_source``, the directory a recipe's source link leads to) that the
     engine hashes the git way (tasks.engine.treehash.is_git_tree)."""
-    names = {entry.name for entry in entries}
+    names = {name for name, _, _ in entries}
     return (b".git" in names and b".gitmodules" not in names
             and (linked_source or _is_source_dir(directory)))
 
