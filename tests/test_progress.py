@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 
 import pytest
@@ -166,3 +167,15 @@ def test_only_the_last_runs_are_kept(tmp_path):
     kept = sorted(path.name for path in (tmp_path / "logs" / "cook-x").iterdir())
     assert len(kept) == KEPT and kept[-1] == f"2026{KEPT + 2:04d}.log"
     assert last_line(stable) == f"# run {KEPT + 2}"
+
+
+def test_a_reader_that_goes_away_stops_the_output_not_the_build(tree):
+    """`doit pkg | head -1`: the first line is read, the pipe closes, and the build goes on to the end, unseen (no
+    BrokenPipeError traceback, status 0), so that the next run has nothing to do."""
+    command = " ".join(shlex.quote(arg) for arg in doit_command(tree, "pkg"))
+    errors = shlex.quote(str(tree / "err.txt"))
+    result = subprocess.run(["bash", "-c", f"set -o pipefail; {command} 2>{errors} | head -1"], cwd=PROJECT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.count("\n") == 1, (tree / "err.txt").read_text()
+    assert "Traceback" not in (tree / "err.txt").read_text() and "BrokenPipe" not in (tree / "err.txt").read_text()
+    assert "nothing changed since the last run" in piped(tree).stdout

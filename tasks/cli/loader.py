@@ -45,6 +45,7 @@ from ..variables import SettingsFileError, build_dir, root_dir, saved_settings
 from . import interrupt
 from .invocation import DEFAULT_TASKS, Invocation, VariableError, answered, observed, resolve_variables
 from .invocation import tasks_text as _tasks
+from .progress import write_line
 
 interrupt.install()  # the earliest this project's code runs in a doit process: Ctrl-C from here on is one line
 
@@ -391,7 +392,7 @@ class Reporter(ConsoleReporter):
         if self._progress is not None:
             self._progress.write(text.rstrip("\n"))
         else:
-            super().write(text)
+            write_line(self.outstream, text.rstrip("\n"))
 
     def complete_run(self):
         if self._progress is not None:
@@ -401,12 +402,12 @@ class Reporter(ConsoleReporter):
             left = self._total - self._ran - len(self._failed) - self._not_run - self._current_work
             not_started = f"{left:,} not started (the build stopped at the failure; --continue builds what does " \
                           f"not need it), " if left > 0 else ""
-            self.outstream.write(f"{_tasks(len(self._failed))} failed ({', '.join(self._failed)}), {not_run}"
-                                 f"{not_started}{self._ran:,} run, {self._up_to_date:,} up to date\n")
+            write_line(self.outstream, f"{_tasks(len(self._failed))} failed ({', '.join(self._failed)}), {not_run}"
+                                       f"{not_started}{self._ran:,} run, {self._up_to_date:,} up to date")
         elif self._up_to_date + KNOWN_CURRENT > len(self._asked_for):
-            self.outstream.write(f"{_tasks(self._ran)} run, {self._up_to_date + KNOWN_CURRENT:,} up to date\n")
+            write_line(self.outstream, f"{_tasks(self._ran)} run, {self._up_to_date + KNOWN_CURRENT:,} up to date")
         for message in self.runtime_errors:
-            self.outstream.write(f"ERROR: {message.rstrip()}\n")
+            write_line(self.outstream, f"ERROR: {message.rstrip()}")
         if RECORDING is not None and not RECORDING.spoiled:
             try:
                 _leave_evidence(RECORDING)

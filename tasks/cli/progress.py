@@ -21,6 +21,16 @@ from ..logs import last_telling_line
 REFRESHES_PER_SECOND = 4
 
 
+def write_line(stream: TextIO, text: str) -> None:
+    """``text`` and a newline, flushed. When whoever read the output is gone (``doit image | head``), the build goes
+    on unseen: the stream is pointed at /dev/null, so that no later write (nor Python's at exit) raises."""
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
 def human_duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
@@ -61,8 +71,7 @@ class Lines:
         """One more task found up to date (counted, not shown)."""
 
     def write(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        write_line(self.stream, text)
 
     def close(self) -> None:
         pass
