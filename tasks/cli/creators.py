@@ -119,7 +119,7 @@ class Planned:
     work_dirs: Callable[[], list[Path]]
     stamp_sources: Callable[[], list[Recipe] | None]
     run: Callable[[], None]
-    recipes: Callable[[], list[str]] | None  # whose directories it reads (None: a single-task stage, any)
+    recipes: Callable[[], list[str] | None]  # whose directories it reads (None: any)
 
 
 def planned(stage: Stage | RecipeStage, only: Container[str] | None = None) -> Iterator[Planned]:
@@ -134,7 +134,7 @@ def planned(stage: Stage | RecipeStage, only: Container[str] | None = None) -> I
                               partial(stage.recipes, item))
     elif only is None or stage.name in only:
         yield Planned(stage.name, None, stage.summary(), stage.deps(), stage.inputs, stage.outputs,
-                      stage.work_dirs, stage.stamp_sources, stage.run, None)
+                      stage.work_dirs, stage.stamp_sources, stage.run, stage.recipes)
 
 
 def signature(stage: Stage | RecipeStage, task: Planned) -> Signature:
@@ -155,8 +155,12 @@ def code_graph() -> CodeGraph:
     return CodeGraph(TASKS_DIR, cache=settings().build / "cache" / "code-graph.marshal")
 
 
-@functools.cache
 def stage_of(stage_class: type[Stage] | type[RecipeStage]) -> Stage | RecipeStage:
+    """The stage's one instance in this build (made with, and kept by, its context)."""
+    return context().shared(_new_stage, stage_class)
+
+
+def _new_stage(stage_class: type[Stage] | type[RecipeStage]) -> Stage | RecipeStage:
     return stage_class(context())
 
 
@@ -395,8 +399,11 @@ def narrow(plan: Plan, targets: list[str], candidates: set[str], kept_project: P
 def plan(task_deps: dict[str, list[str]], tracked_tasks: list[str]) -> Plan:
     """What the evidence keeps for the check after an edit: ``task_deps`` is doit's, of every task."""
     readers: dict[str, list[str]] = {}
+    anything: list[str] = []
     for name, task in PLANNED.items():
-        for recipe in task.recipes() if task.recipes is not None else ():
+        if (recipes := task.recipes()) is None:
+            anything.append(name)
+        for recipe in recipes or ():
             readers.setdefault(recipe, []).append(name)
     zones: dict[bytes, list[str]] = {}
     for recipe in context().project.index.loaded():
@@ -405,7 +412,7 @@ def plan(task_deps: dict[str, list[str]], tracked_tasks: list[str]) -> Plan:
             zones.setdefault(os.fsencode(os.path.realpath(recipe.source_dir)), []).append(recipe.name)
     owners = [task for task in tracked_tasks for _ in state().outputs([task])]
     return Plan(deps=task_deps, readers=readers, zones=zones, tracked=tracked_tasks, owners=owners,
-                pipeline=[name for name, task in PLANNED.items() if task.recipes is None])
+                pipeline=anything)
 
 
 # --- what the no-op evidence observes ------------------------------------------------------------------------------

@@ -456,7 +456,10 @@ def _leave_evidence(recording: Recording) -> None:
         tracked = sorted(recording.checked & SIGNATURES.keys())
         spec.outputs = state().outputs(tracked)
         recording.plan, recording.tasks = plan(recording.task_deps, tracked), len(recording.checked)
-    Observer().outcome(spec, recording.seen)
+        Observer().outcome(spec, recording.seen)
+    else:  # narrowed: what the run wrote is observed again, the rest is as observed when it began
+        written = {index for index, owner in enumerate(recording.plan.owners) if owner in recording.executed}
+        Observer().outcome(spec, recording.seen, recording.previous.latest[OUTPUTS], written)
     if None in recording.seen[OUTPUTS] or recording.seen[GENERATION] != recording.generation + len(recording.executed):
         return
     path = recording.invocation.evidence_path

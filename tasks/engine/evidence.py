@@ -28,7 +28,7 @@ import os
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -146,9 +146,16 @@ class Observer:
             self._file(os.fsencode(path), seen)
         seen.update({f"\0env\0{name}": os.environ.get(name) for name in spec.env})
 
-    def outcome(self, spec: Spec, seen: Observation) -> None:
-        """What the run left: each output's stat, and the state's generation."""
-        seen[OUTPUTS] = tuple(_lstat_key(path) for path in spec.outputs)
+    def outcome(self, spec: Spec, seen: Observation, earlier: tuple | None = None,
+                written: Container[int] = ()) -> None:
+        """What the run left: each output's stat, and the state's generation. Given what was observed of the outputs
+        ``earlier``, only the outputs at the indexes ``written`` are observed again (the others are as they were
+        before anything read them)."""
+        if earlier is None:
+            seen[OUTPUTS] = tuple(_lstat_key(path) for path in spec.outputs)
+        else:
+            seen[OUTPUTS] = tuple(_lstat_key(path) if index in written else key
+                                  for index, (path, key) in enumerate(zip(spec.outputs, earlier, strict=True)))
         seen[GENERATION] = None if spec.state is None else read_generation(Path(spec.state))
 
     # --- walking ---------------------------------------------------------------------------------------------
@@ -372,12 +379,12 @@ class Plan:
     deps: dict[str, list[str]] = field(default_factory=dict)
     """Every task → the tasks it runs after (doit's ``task_dep``; a group's are its members)."""
     readers: dict[str, list[str]] = field(default_factory=dict)
-    """A recipe → the tasks of recipe stages whose inputs read its directory (its own, and those built from its
-    source by ``same_as``)."""
+    """A recipe → the tasks whose inputs read its directory (its own, those built from its source by ``same_as``,
+    and the single-task stages that say so: the initfs reads base's)."""
     zones: dict[bytes, list[str]] = field(default_factory=dict)
     """A recipe's directory, and the real directory its ``source`` links to → the recipes."""
     pipeline: list[str] = field(default_factory=list)
-    """The tasks of single-task stages: they may read any recipe's files (an initfs reads base's ``init.rc``)."""
+    """The tasks that may read any recipe's files (of a stage that does not say which: judged after every edit)."""
     tracked: list[str] = field(default_factory=list)
     """The tasks the engine judges, in the order of :attr:`Spec.outputs`."""
     owners: list[str] = field(default_factory=list)

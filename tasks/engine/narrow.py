@@ -4,8 +4,8 @@ The evidence of the last run (:mod:`.evidence`) says *what* changed since; its :
 tasks read each recipe's directory, which task wrote each output, and which task runs after which. An edit of files
 inside recipes (a source, a patch, a script's file) or of outputs (gone, or written by hand) reaches:
 
-* the *candidates*: the recipe-stage tasks that read the edited recipes, the tasks whose outputs changed, and every
-  task of a single-task stage (they may read any recipe's files); only these are judged;
+* the *candidates*: the tasks that read the edited recipes (each stage's ``recipes()``), the tasks whose outputs
+  changed, and the tasks of any stage that does not say which recipes it reads; only these are judged;
 * what runs after a candidate found stale, within what the targets need: it reads that task's new output, so it
   is loaded and judged by the build as usual, after it (where the output came out the same, early cutoff stops it).
 

@@ -16,5 +16,8 @@ class Base(Stage):
     def needed(self) -> bool:
         return False
 
+    def recipes(self) -> list[str]:
+        return []
+
     def deps(self) -> list[Dep]:
         return [Dep("relibc"), *([Dep(task_name("cook", BASE))] if BASE in self.graph.steps else [])]

@@ -46,6 +46,10 @@ class HostTools(Stage):
         for name in hosttools.OWN:
             hosttools.ensure_own(name, log=self.layout.log(self.name))
 
+    def recipes(self) -> list[str]:
+        """The recipes of the tools, whose sources it builds when the graph has them."""
+        return self.with_sources([name for name in HOST_TOOLS if Node(name) in self.graph.steps])
+
     def _source(self, name: str) -> Path | None:
         """The tree's own source of a host tool, when it builds every binary the project runs; None: the pinned
         release from crates.io."""

@@ -28,6 +28,9 @@ class Image(Stage):
     def revision(self) -> TreeRevision:
         return self.ctx.shared(TreeRevision, self.settings.root)
 
+    def recipes(self) -> list[str]:
+        return []  # the packages by their output hashes; the config, the overlay and the key are no recipe's
+
     def deps(self) -> list[Dep]:
         packages = [Dep(task_name("pkg", step.node)) for step in self.graph.image_steps() if not step.node.host]
         return [Dep("initfs"), Dep("host-tools"), *packages]

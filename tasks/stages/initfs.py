@@ -41,6 +41,10 @@ class Initfs(Stage):
     def revision(self) -> TreeRevision:
         return self.ctx.shared(TreeRevision, self.settings.root)
 
+    def recipes(self) -> list[str]:
+        """base-initfs's and base's: their sources' ``init.rc``, ``initfs.toml`` and the initfs crate's layout."""
+        return self.with_sources([node.recipe for node in self.sources])
+
     def deps(self) -> list[Dep]:
         return [Dep("base", order_only=True), *(Dep(task_name("cook", node)) for node in self.sources)]
 

@@ -13,6 +13,9 @@ class Qcow2(Stage):
 
     name = "qcow2"
 
+    def recipes(self) -> list[str]:
+        return []
+
     def deps(self) -> list[Dep]:
         return [Dep("image")]
 

@@ -26,6 +26,9 @@ class Relibc(Stage):
     def needed(self) -> bool:
         return RELIBC in self.graph.steps and not self.toolchain.host_only
 
+    def recipes(self) -> list[str]:
+        return []  # relibc's own files are cook:relibc's: this reads its stage, by its output hash
+
     def deps(self) -> list[Dep]:
         cook = [Dep(task_name("cook", RELIBC))] if RELIBC in self.graph.steps else []
         return [Dep("toolchain", order_only=True), *cook]  # the toolchain: by its fingerprint

@@ -14,7 +14,8 @@ one task per recipe (``cook:<recipe>``, under the group ``cook``). The class say
 * ``outputs()``: what it writes; hashed, stamped and recorded after ``run()``.
 * ``run()``: the action. ``needed()`` false makes the stage a plain group of its dependencies in this build.
 * ``stamp_sources()``: the recipes whose sources the JSON stamp beside each output names (None: no stamp).
-* ``recipes(item)`` (recipe stages): the recipes whose directories its inputs read; the item's own by default.
+* ``recipes()``: the recipes whose directories its inputs read (a recipe stage's: the item's own by default; a
+  single-task stage's: None, any, unless it says), so that an edit inside a recipe judges only the tasks that read it.
 
 The declarations know nothing of doit: :mod:`tasks.cli.creators` makes doit's task creators from them, in the order
 of :data:`tasks.stages.STAGES`.
@@ -89,6 +90,10 @@ class _Declaration:
         self.layout = ctx.layout
         self.graph = ctx.graph
 
+    def with_sources(self, names: list[str]) -> list[str]:
+        """``names`` and the recipes whose sources they build from (``same_as``)."""
+        return [*names, *(source for name in names if (source := self.graph.same_as.get(name)) is not None)]
+
     @classmethod
     def summary(cls) -> str:
         """The first line of the class's docstring: what ``doit list`` says of the stage."""
@@ -116,6 +121,11 @@ class Stage(_Declaration):
         return []
 
     def stamp_sources(self) -> list[Recipe] | None:
+        return None
+
+    def recipes(self) -> list[str] | None:
+        """The recipes whose directories the task's inputs read (see :meth:`RecipeStage.recipes`); None: it may read
+        any recipe's, and is judged after every edit inside recipes."""
         return None
 
     def run(self) -> None:
@@ -149,11 +159,8 @@ class RecipeStage(_Declaration, Generic[Item]):
 
     def recipes(self, item: Item) -> list[str]:
         """The recipes whose directories the task's inputs may read: the item's own, and the one whose source it
-        builds (``same_as``). After an edit of their files the task is judged again (:mod:`tasks.engine.narrow`);
-        a single-task stage may read any recipe's, and is always judged."""
-        name = getattr(item, "recipe", str(item))
-        source = self.graph.same_as.get(name)
-        return [name] if source is None else [name, source]
+        builds (``same_as``). After an edit of their files the task is judged again (:mod:`tasks.engine.narrow`)."""
+        return self.with_sources([getattr(item, "recipe", str(item))])
 
     def run(self, item: Item) -> None:
         raise NotImplementedError(f"stage {self.name} has no action")

@@ -21,6 +21,9 @@ class Toolchain(Stage):
     def toolchain(self) -> SelectedToolchain:
         return self.ctx.shared(SelectedToolchain, self.layout)
 
+    def recipes(self) -> list[str]:
+        return []  # its fingerprint: the compiler and the target specs, never a recipe's files
+
     def inputs(self) -> dict[str, str]:
         return {"toolchain": self.toolchain.fingerprint}
 
