@@ -78,8 +78,11 @@ def code(tmp_path_factory) -> Path:
     return copy
 
 
+ENVIRONMENT: dict[str, str] = {}  # what the environment case sets for every later run
+
+
 def doit(code: Path, root: Path, *args: str, full: bool = False) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(code), "REDOX_CHECK": "full" if full else ""}
+    env = {**os.environ, **ENVIRONMENT, "PYTHONPATH": str(code), "REDOX_CHECK": "full" if full else ""}
     result = subprocess.run([str(Path(sys.executable).parent / "doit"), "-f", str(code / "dodo.py"), *args,
                              f"root={root}", "config=config/c.toml", f"target={host_triple()}"],
                             cwd=code, capture_output=True, text=True, env=env, timeout=300)
@@ -139,11 +142,13 @@ CASES: dict[str, tuple[Change, str]] = {
     "a new recipe": (lambda root, code: (root / "recipes/quiet/q9").mkdir() or (
         root / "recipes/quiet/q9/recipe.toml").write_text(PLAIN.format(name="q9")), FULL),
     "the build system's code": (lambda root, code: append(code / "tasks/stages/pkg.py", "# an edit\n"), FULL),
+    "the environment": (lambda root, code: ENVIRONMENT.update(RUSTFLAGS="-C opt-level=1"), FULL),  # other's output
 }
 
 
 @pytest.mark.slow
 def test_the_narrowed_check_rebuilds_exactly_what_the_full_check_rebuilds(tmp_path, code):
+    ENVIRONMENT.clear()
     narrowed, full = make(tmp_path / "narrowed"), make(tmp_path / "full")
     for root in (narrowed, full):
         doit(code, root, "pkg")
@@ -151,7 +156,7 @@ def test_the_narrowed_check_rebuilds_exactly_what_the_full_check_rebuilds(tmp_pa
         assert ANSWERED in doit(code, root, "pkg").stdout
     for case, (change, mode) in CASES.items():
         change(narrowed, code)
-        if case != "the build system's code":  # one copy of the code for both
+        if case not in ("the build system's code", "the environment"):  # one copy of the code, one environment
             change(full, code)
         first = doit(code, narrowed, "pkg")
         assert mode_of(first.stdout) in mode.split("|"), f"{case}: {first.stdout}"
@@ -163,6 +168,7 @@ def test_the_narrowed_check_rebuilds_exactly_what_the_full_check_rebuilds(tmp_pa
             assert ANSWERED in doit(code, root, "pkg").stdout, f"{case}: no evidence left"
         linked = "usr/share/linked/out"  # at the end of the chain: lib, app, linked
         assert (stage_dir(narrowed, "linked") / linked).read_text() == (stage_dir(full, "linked") / linked).read_text()
+    ENVIRONMENT.clear()
 
 
 def test_a_source_edit_loads_only_its_tasks_and_what_needs_them(tmp_path, code):
