@@ -195,8 +195,7 @@ PLAN = Plan(deps={"pkg": ["pkg:a", "pkg:b"], "pkg:a": ["cook:a"], "pkg:b": ["coo
                   "cook:b": ["cook:a", "toolchain"], "toolchain": []},
             readers={"a": ["cook:a", "pkg:a"], "b": ["cook:b", "pkg:b"]},
             zones={b"/t/recipes/a": ["a"], b"/t/recipes/b": ["b"], b"/elsewhere/b-source": ["b"]},
-            pipeline=["toolchain"], tracked=["cook:a", "cook:b", "pkg:a", "pkg:b", "toolchain"],
-            owners=["cook:a", "cook:b", "pkg:a", "pkg:b"])
+            pipeline=["toolchain"], owners=["cook:a", "cook:b", "pkg:a", "pkg:b"])
 
 
 def evidence(changed_outputs: tuple[str, ...] = ()) -> Evidence:

@@ -380,7 +380,7 @@ def narrow(plan: Plan, targets: list[str], candidates: set[str], kept_project: P
     global ONLY, KEPT_PROJECT
     if plan.project is not None:
         KEPT_PROJECT = (kept_project, plan.project)
-    engine().trust(set(plan.tracked) - candidates)
+    engine().trust(set(plan.owners) - candidates)
     tasks = {task.name: (stage, task) for stage_class in STAGES
              if not isinstance(stage := stage_of(stage_class), Stage) or stage.needed()
              for task in planned(stage, candidates)}
@@ -396,8 +396,9 @@ def narrow(plan: Plan, targets: list[str], candidates: set[str], kept_project: P
     return loaded
 
 
-def plan(task_deps: dict[str, list[str]], tracked_tasks: list[str]) -> Plan:
-    """What the evidence keeps for the check after an edit: ``task_deps`` is doit's, of every task."""
+def plan(task_deps: dict[str, list[str]], outputs: dict[str, list[str]]) -> Plan:
+    """What the evidence keeps for the check after an edit: ``task_deps`` is doit's, of every task; ``outputs``, each
+    tracked task's recorded outputs, in the order the evidence observes them."""
     readers: dict[str, list[str]] = {}
     anything: list[str] = []
     for name, task in PLANNED.items():
@@ -410,9 +411,8 @@ def plan(task_deps: dict[str, list[str]], tracked_tasks: list[str]) -> Plan:
         zones.setdefault(os.fsencode(recipe.dir), []).append(recipe.name)
         if recipe.source_dir.is_symlink():  # observed by its real path
             zones.setdefault(os.fsencode(os.path.realpath(recipe.source_dir)), []).append(recipe.name)
-    owners = [task for task in tracked_tasks for _ in state().outputs([task])]
-    return Plan(deps=task_deps, readers=readers, zones=zones, tracked=tracked_tasks, owners=owners,
-                pipeline=anything)
+    owners = [task for task, paths in outputs.items() for _ in paths]
+    return Plan(deps=task_deps, readers=readers, zones=zones, owners=owners, pipeline=anything)
 
 
 # --- what the no-op evidence observes ------------------------------------------------------------------------------

@@ -33,10 +33,9 @@ from ..engine.evidence import (
     Listings,
     Observation,
     Observer,
-    Plan,
     Spec,
     TooManyRacyFiles,
-    describe_key,
+    described,
     plan_path,
 )
 from ..engine.narrow import Edit, NotNarrow, edit_of
@@ -113,11 +112,9 @@ class Recording:
     executed: set[str] = field(default_factory=set)
     finished: set[str] = field(default_factory=set)  # found current, or run with success
     spoiled: bool = False
-    plan: Plan | None = None  # a narrowed run's, from the evidence; else made from the tasks at the end
-    tasks: int = 0  # how many tasks the evidence covers (a narrowed run: the previous evidence's count)
+    narrowed: bool = False  # the check after an edit: the previous evidence's spec, plan and count go on
     task_deps: dict[str, list[str]] = field(default_factory=dict)  # doit's task_dep of every task loaded
     listings: Listings = field(default_factory=dict)  # of the directories observed, for the next observation
-    plan_digest: str | None = None  # a narrowed run's plan is the evidence's, saved already
 
 
 RECORDING: Recording | None = None
@@ -158,13 +155,13 @@ class Loader(DodoTaskLoader):
                 evidence, changes = before.evidence, before.changed
             else:
                 evidence = Evidence.load(invocation.evidence_path)
-                changes = None if evidence is None else _changes(evidence, invocation)
+                changes = None if evidence is None else evidence.changed_or_why(exclude=[invocation.build])
             if changes == []:
                 answered(invocation, evidence, started)
                 return [Task(name, None, doc=FROM_EVIDENCE, uptodate=[True]) for name in invocation.targets]
             edit = _edit(evidence, changes) if changes else None
             if changes and edit is None:
-                print(f"checking every task: {_describe(_described(changes))}")
+                print(f"checking every task: {_describe(described(changes))}")
             RECORDING = _start_recording(invocation, evidence) if edit is None else _narrow_recording(invocation,
                                                                                                     evidence)
         super().setup(self._options)
@@ -175,7 +172,7 @@ class Loader(DodoTaskLoader):
         tasks = creators.in_order(super().load_tasks(cmd, pos_args))
         if cmd.get_name() == "run":
             _check_targets(pos_args, tasks)
-        if RECORDING is not None and RECORDING.plan is None:
+        if RECORDING is not None and not RECORDING.narrowed:
             _add_build_inputs(RECORDING)
         return tasks
 
@@ -206,18 +203,6 @@ def _check_targets(targets: list[str], tasks: list[Task]) -> None:
         if not target.startswith("-") and "*" not in target and target not in names:
             raise InvalidCommand(f"no task {target!r}{did_you_mean(target, names)}; `doit list` shows the stages, "
                                  "`doit list --all` every task")
-
-
-def _changes(evidence: Evidence, invocation: Invocation) -> list[bytes | str] | str:
-    """The evidence's changed keys; a string when the inputs cannot be observed (why)."""
-    try:
-        return evidence.changed_keys(exclude=[invocation.build])
-    except (OSError, TooManyRacyFiles) as error:
-        return f"cannot observe: {error}"
-
-
-def _described(changes: list[bytes | str] | str) -> list[str]:
-    return [changes] if isinstance(changes, str) else sorted(describe_key(key) for key in changes)
 
 
 def _edit(evidence: Evidence, changes: list[bytes | str] | str) -> Edit | None:
@@ -257,8 +242,7 @@ def _narrow_recording(invocation: Invocation, evidence: Evidence) -> Recording:
     assert evidence.latest is not None
     spec = replace(evidence.spec, outputs=list(evidence.spec.outputs))
     return Recording(invocation, spec, evidence.inputs_seen(spec) or {}, evidence,
-                     generation=evidence.latest[GENERATION] or 0, plan=evidence.plan, tasks=evidence.tasks,
-                     listings=evidence.latest_listings, plan_digest=evidence.plan_digest)
+                     generation=evidence.latest[GENERATION] or 0, narrowed=True, listings=evidence.latest_listings)
 
 
 def _start_recording(invocation: Invocation, previous: Evidence | None) -> Recording | None:
@@ -451,22 +435,21 @@ def _leave_evidence(recording: Recording) -> None:
         return
     if recording.executed - SIGNATURES.keys():  # a task the engine does not judge is never known current
         return
-    spec = recording.spec
-    if recording.plan is None:  # every task was checked: the plan is made from them
-        tracked = sorted(recording.checked & SIGNATURES.keys())
-        spec.outputs = state().outputs(tracked)
-        recording.plan, recording.tasks = plan(recording.task_deps, tracked), len(recording.checked)
+    spec, previous, path = recording.spec, recording.previous, recording.invocation.evidence_path
+    if recording.narrowed:  # what the run wrote is observed again, the rest is as observed when it began
+        made, tasks, digest = previous.plan, previous.tasks, previous.plan_digest
+        written = {index for index, owner in enumerate(made.owners) if owner in recording.executed}
+        Observer().outcome(spec, recording.seen, previous.latest[OUTPUTS], written)
+    else:  # every task was checked: the plan is made from them
+        outputs = {task: state().outputs([task]) for task in sorted(recording.checked & SIGNATURES.keys())}
+        spec.outputs = [output for paths in outputs.values() for output in paths]
+        made, tasks, digest = plan(recording.task_deps, outputs), len(recording.checked), None
         Observer().outcome(spec, recording.seen)
-    else:  # narrowed: what the run wrote is observed again, the rest is as observed when it began
-        written = {index for index, owner in enumerate(recording.plan.owners) if owner in recording.executed}
-        Observer().outcome(spec, recording.seen, recording.previous.latest[OUTPUTS], written)
     if None in recording.seen[OUTPUTS] or recording.seen[GENERATION] != recording.generation + len(recording.executed):
         return
-    path = recording.invocation.evidence_path
-    if recording.plan.project is None:  # kept once, by the full check that made the plan
-        recording.plan.project = context().project.save(kept_project(path))
-    Evidence(spec, recording.seen, recording.tasks, recording.plan, recording.listings,
-             plan_digest=recording.plan_digest).save(path)
+    if made.project is None:  # kept once, by the full check that made the plan
+        made.project = context().project.save(kept_project(path))
+    Evidence(spec, recording.seen, tasks, made, recording.listings, plan_digest=digest).save(path)
     _forget_old_evidence(path.parent)
 
 

@@ -44,6 +44,7 @@ from .treehash import (
     parse_git_status,
     read_hash,
     run_git,
+    scan,
     stat_key,
     walk,
 )
@@ -205,15 +206,9 @@ class Observer:
 
     def _scan(self, top: bytes, listing: list[Entry] | None = None
               ) -> Iterator[tuple[bytes, list[Entry] | None, list[bytes]]]:
-        """:func:`treehash.scan`, but a directory unchanged since an earlier observer listed it is not listed again,
-        and its entries are (name, path, kind)."""
-        stack = [top]
-        while stack:
-            directory = stack.pop()
-            below: list[bytes] = []
-            yield directory, self._list(directory) if listing is None else listing, below
-            stack += below
-            listing = None
+        """:func:`treehash.scan` with :meth:`_list`: entries as (name, path, kind), a directory unchanged since an
+        earlier observer listed it not listed again."""
+        return scan(top, listing, lister=self._list)
 
     def _list(self, directory: bytes) -> list[Entry] | None:
         """A directory's entries (None: gone, or no directory). Its entries change only with its mtime (or, by a
@@ -385,8 +380,6 @@ class Plan:
     """A recipe's directory, and the real directory its ``source`` links to → the recipes."""
     pipeline: list[str] = field(default_factory=list)
     """The tasks that may read any recipe's files (of a stage that does not say which: judged after every edit)."""
-    tracked: list[str] = field(default_factory=list)
-    """The tasks the engine judges, in the order of :attr:`Spec.outputs`."""
     owners: list[str] = field(default_factory=list)
     """The task of each observed output (parallel to :attr:`Spec.outputs`)."""
     project: str | None = None
@@ -461,14 +454,16 @@ class Evidence:
             return []
         return [key for key in self.seen.keys() | now.keys() if self.seen.get(key, now) != now.get(key, self)]
 
-    def changes(self, exclude: Iterable[Path] = ()) -> list[str]:
-        """:meth:`changed_keys` in words: paths, ``env NAME``, ``probe ARGV``, ``git ROOT``, ``outputs``,
-        ``generation``."""
+    def changed_or_why(self, exclude: Iterable[Path] = ()) -> list[bytes | str] | str:
+        """:meth:`changed_keys`, or why the inputs cannot be observed (``cannot observe: …``)."""
         try:
-            keys = self.changed_keys(exclude)
+            return self.changed_keys(exclude)
         except (OSError, TooManyRacyFiles) as error:
-            return [f"cannot observe: {error}"]
-        return sorted(describe_key(key) for key in keys)
+            return f"cannot observe: {error}"
+
+    def changes(self, exclude: Iterable[Path] = ()) -> list[str]:
+        """:meth:`changed_or_why` in words."""
+        return described(self.changed_or_why(exclude))
 
     def changed_outputs(self) -> list[str]:
         """The outputs whose ``lstat`` differs between the evidence and :attr:`latest`."""
@@ -479,6 +474,12 @@ class Evidence:
 
 def plan_path(evidence: Path) -> Path:
     return evidence.parent.parent / "plans" / evidence.name
+
+
+def described(changes: list[bytes | str] | str) -> list[str]:
+    """Changed keys in words, sorted: paths, ``env NAME``, ``probe ARGV``, ``git ROOT``, ``outputs``, ``generation``
+    (or the one reason they could not be observed)."""
+    return [changes] if isinstance(changes, str) else sorted(describe_key(key) for key in changes)
 
 
 def describe_key(key: bytes | str) -> str:

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .evidence import GENERATION, OUTPUTS, RECIPE_FILE, Evidence, Plan, describe_key
+from .evidence import GENERATION, OUTPUTS, RECIPE_FILE, Evidence, Plan, describe_key, described
 
 GIT = "\0git\0"
 LINK_TARGET = b"\0target"
@@ -49,20 +49,20 @@ def edit_of(evidence: Evidence, keys: Iterable[bytes | str]) -> Edit:
         raise NotNarrow("the evidence has no plan")
     recipes: set[str] = set()
     outputs: set[str] = set()
-    described = sorted(describe_key(key) for key in keys if key != OUTPUTS)
+    changes = described([key for key in keys if key != OUTPUTS])
     for key in sorted(keys, key=describe_key):
         if key == OUTPUTS:
             owner = dict(zip(evidence.spec.outputs, plan.owners, strict=True))
             changed = evidence.changed_outputs()
             outputs.update(owner[path] for path in changed)
-            described += changed
+            changes += changed
         elif key == GENERATION:
             raise NotNarrow("the build state (another command built, cleaned or forgot tasks)")
         elif not (owners := _owners(plan, key)):
             raise NotNarrow(describe_key(key))
         else:
             recipes.update(owners)
-    return Edit(recipes, outputs, described)
+    return Edit(recipes, outputs, changes)
 
 
 def _owners(plan: Plan, key: bytes | str) -> list[str]:

@@ -31,7 +31,7 @@ import os
 import stat
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,30 +149,36 @@ def _is_cargo_target(path: bytes) -> bool:
     return os.path.exists(path + b"/CACHEDIR.TAG") or os.path.exists(path + b"/.rustc_info.json")
 
 
-def scan(top: bytes, listing: list[os.DirEntry] | None = None, *,
-         missing_ok: bool = False) -> Iterator[tuple[bytes, list[os.DirEntry] | None, list[bytes]]]:
-    """The directory walk that the tree hash and the no-op evidence share: depth first, one ``os.scandir`` per
-    directory, yielding ``(path, entries, below)`` for ``top`` and then for each directory the consumer chose.
+def scan(top: bytes, listing: list | None = None, *, missing_ok: bool = False,
+         lister: Callable[[bytes], list | None] | None = None) -> Iterator[tuple[bytes, list | None, list[bytes]]]:
+    """The directory walk that the tree hash and the no-op evidence share: depth first, one listing per directory
+    (``os.scandir``'s entries, or what ``lister`` gives), yielding ``(path, entries, below)`` for ``top`` and then
+    for each directory the consumer chose.
 
     What to do with each entry is the consumer's (the per-file work stays in its own loop): it appends to ``below``
     the paths of the subdirectories to go into (``entry.path``; what it leaves out is pruned), and those are walked
     next, the last appended first. ``listing``: ``top``'s entries, when the consumer has already listed it. With
     ``missing_ok`` a directory that is gone (or no longer a directory) is yielded with ``entries`` None; without,
-    the error is raised."""
+    the error is raised (a ``lister`` answers None itself)."""
     stack = [top]
     while stack:
         directory = stack.pop()
         if listing is None:
-            try:
-                with os.scandir(directory) as entries:
-                    listing = list(entries)
-            except (FileNotFoundError, NotADirectoryError):
-                if not missing_ok:
-                    raise
+            listing = lister(directory) if lister is not None else _scandir(directory, missing_ok)
         below: list[bytes] = []
         yield directory, listing, below
         stack += below
         listing = None
+
+
+def _scandir(directory: bytes, missing_ok: bool) -> list[os.DirEntry] | None:
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except (FileNotFoundError, NotADirectoryError):
+        if not missing_ok:
+            raise
+        return None
 
 
 GITIGNORE = b".gitignore"

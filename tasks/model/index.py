@@ -41,7 +41,7 @@ class RecipeIndex:
 
     def loaded_dirs(self) -> list[Path]:
         """The directories of the recipes read so far: what the build depends on (besides discovery itself)."""
-        return [recipe.dir for recipe in self._loaded.values()]
+        return [recipe.dir for recipe in self.loaded()]
 
     def name_of_dir(self, directory: Path) -> str | None:
         """The recipe name of a directory (for ``same_as``), if it is the recipe of that name."""
