@@ -99,7 +99,11 @@ class Layout:
 
     def package_files(self, name: str) -> list[Path]:
         """The files of package ``name`` in the repository that exist (a meta-package has no ``.pkgar``)."""
-        return [path for suffix in (".toml", ".pkgar") if (path := self.repo_dir / f"{name}{suffix}").exists()]
+        return [path for path in self.package_paths(name) if path.exists()]
+
+    def package_paths(self, name: str) -> list[Path]:
+        """Where the files of package ``name`` go in the repository, whether they exist or not."""
+        return [self.repo_dir / f"{name}{suffix}" for suffix in (".toml", ".pkgar")]
 
     # --- initfs and images ---------------------------------------------------------------------------------------
 

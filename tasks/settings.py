@@ -9,7 +9,16 @@ import platform
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import ByteSize, ConfigDict, Field, NonNegativeInt, ValidationError, create_model, model_validator
+from pydantic import (
+    ByteSize,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from .errors import InputError
 from .variables import NAMES, SETTING, SETTINGS, Setting, build_dir, config_file, root_dir
@@ -56,6 +65,14 @@ class Settings(_Declared):
         return {**values, "root": root, "config": config if config.is_absolute() else root / config,
                 "build": build_dir(values)}
 
+    @field_validator("cache")
+    @classmethod
+    def _cache_url(cls, url: str | None) -> str | None:
+        from .cache.store import check_url
+        if url is not None and (problem := check_url(url)) is not None:
+            raise ValueError(problem)
+        return url
+
     @classmethod
     def from_vars(cls, variables: dict[str, str]) -> Settings:
         try:
@@ -63,7 +80,8 @@ class Settings(_Declared):
         except ValidationError as error:
             problem = error.errors()[0]
             name = ".".join(str(part) for part in problem["loc"])
-            raise InputError(f"{problem['msg']} (got {problem['input']!r})", key=name) from None
+            shown = "" if name == "cache" else f" (got {problem['input']!r})"  # a URL may carry credentials
+            raise InputError(f"{problem['msg']}{shown}", key=name) from None
 
     @property
     def config_file(self) -> Path:
@@ -81,6 +99,13 @@ class Settings(_Declared):
         name = "package-server.pub.toml"
         per_arch = self.root / "config" / self.arch / name
         return per_arch if per_arch.exists() else self.root / "config" / name
+
+    @property
+    def cache_keys_dir(self) -> Path:
+        """The public keys whose cache entries are accepted (``*.pub.toml``): ``config/<arch>/cache-keys/``, else
+        ``config/cache-keys/``."""
+        per_arch = self.root / "config" / self.arch / "cache-keys"
+        return per_arch if per_arch.is_dir() else self.root / "config" / "cache-keys"
 
     @property
     def prebuilt_dir(self) -> Path:

@@ -86,6 +86,14 @@ SETTINGS: tuple[Setting, ...] = (
             "taken prebuilt (rule binary) are downloaded from, once, into a per-user cache; verified against the key "
             "pinned in config/<arch>/package-server.pub.toml (or config/package-server.pub.toml) [default: none: "
             "they come from prebuilt=DIR]", metavar="URL"),
+    Setting("cache", "text", None,
+            "a build cache shared by machines: s3://BUCKET/PREFIX (credentials, endpoint and region from "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION) or file:///DIR; a task whose "
+            "signature has an entry signed by a key pinned in config/<arch>/cache-keys/ (or config/cache-keys/) "
+            "takes its outputs from it instead of running [default: none]", metavar="URL"),
+    Setting("cache_upload", "choice", "no",
+            "whether tasks run here are uploaded to the cache, signed with this build's key (CI: yes; a laptop "
+            "that only reads: no)", metavar="yes|no", choices=("yes", "no")),
     Setting("overlay", "path", None,
             "a directory whose files land in the image over the packages, with their modes (owners: its "
             "owners.toml) [default: <config>.overlay beside the config, e.g. config/aarch64/desktop.overlay]",

@@ -21,6 +21,7 @@ from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from doit.exceptions import InvalidCommand, InvalidDodoFile, TaskFailed
 from doit.task import Task
@@ -42,6 +43,9 @@ from ..stages.stage import NONE, Context, Dep, task_name
 from ..toolchain.selected import SelectedToolchain
 from ..variables import settings_file
 from .loader import saved_not_given, variables
+
+if TYPE_CHECKING:
+    from ..cache.tasks import TaskCache
 
 TASKS_DIR = PROJECT_DIR / "tasks"
 # Variables signatures read through a path or a command (the no-op evidence compares them), besides the stages' own.
@@ -120,6 +124,9 @@ class Planned:
     stamp_sources: Callable[[], list[Recipe] | None]
     run: Callable[[], None]
     recipes: Callable[[], list[str] | None]  # whose directories it reads (None: any)
+    cached: bool  # its outputs may come from the shared cache
+    possible_outputs: Callable[[], list[Path]]  # where an output taken from the cache may go
+    place: Callable[[Path, Path], None]  # puts it there
 
 
 def planned(stage: Stage | RecipeStage, only: Container[str] | None = None) -> Iterator[Planned]:
@@ -131,10 +138,12 @@ def planned(stage: Stage | RecipeStage, only: Container[str] | None = None) -> I
                 yield Planned(name, str(item), stage.describe(item), stage.deps(item), partial(stage.inputs, item),
                               partial(stage.outputs, item), partial(stage.work_dirs, item),
                               partial(stage.stamp_sources, item), partial(stage.run, item),
-                              partial(stage.recipes, item))
+                              partial(stage.recipes, item), stage.cached,
+                              partial(stage.possible_outputs, item), stage.place)
     elif only is None or stage.name in only:
         yield Planned(stage.name, None, stage.summary(), stage.deps(), stage.inputs, stage.outputs,
-                      stage.work_dirs, stage.stamp_sources, stage.run, stage.recipes)
+                      stage.work_dirs, stage.stamp_sources, stage.run, stage.recipes, stage.cached,
+                      stage.possible_outputs, stage.place)
 
 
 def signature(stage: Stage | RecipeStage, task: Planned) -> Signature:
@@ -202,21 +211,60 @@ def tracked(task: Planned, signature_now: Callable[[], Signature]) -> dict:
             aside = _set_stamps_aside(task.outputs())
             started = time.monotonic()
             try:
-                task.run()
+                restored = task.cached and _from_cache(task, before)
+                if not restored:
+                    task.run()
             except BaseException:
                 _restore_stamps(aside)
                 raise
             duration = time.monotonic() - started
-            left, accept = _inputs_left(task.name, before, signature_now(), previous)
+            left, accept = (None, False) if restored else _inputs_left(task.name, before, signature_now(), previous)
             engine().publisher.adopt(task.name, before, task.outputs(), _stamp_context(task.stamp_sources()),
-                                     left=left, accept_left=accept, duration=duration)
+                                     left=left, accept_left=accept, duration=None if restored else duration)
             for _, set_aside in aside:
                 set_aside.unlink(missing_ok=True)
+            if task.cached and not restored and left is None:
+                _to_cache(task.name, before)
         except BuildError as error:
             return TaskFailed(str(error))
         return None
     run.__name__ = task.name.replace(":", "_").replace("-", "_")
     return {"actions": [run], "uptodate": [check]}
+
+
+# --- the shared cache (tasks.cache) --------------------------------------------------------------------------------
+
+
+@functools.cache
+def task_cache() -> TaskCache | None:
+    """The shared cache of ``cache=``, made in the process that runs the first task asking for it (never before
+    ``doit -n`` forks its workers); None without the setting."""
+    chosen = settings()
+    if chosen.cache is None:
+        return None
+    from ..cache.store import Store
+    from ..cache.tasks import Keys, TaskCache
+    from ..formats.pkgkeys import ensure_keys
+    keys = Keys.pinned(chosen.cache_keys_dir, signer=partial(ensure_keys, context().layout.key_dir))
+    return TaskCache(Store(chosen.cache), chosen.build, keys, upload=chosen.cache_upload == "yes",
+                     warn=engine().warn)
+
+
+def _from_cache(task: Planned, signature: Signature) -> bool:
+    """The task's outputs put in place from the shared cache, when it holds them for this signature."""
+    cache = task_cache()
+    if cache is None or not cache.restore(task.name, signature.digest, task.possible_outputs(), task.place):
+        return False
+    print(f"{task.name}: taken from the cache ({cache.store.url})")
+    return True
+
+
+def _to_cache(task: str, signature: Signature) -> None:
+    """What the task just recorded, uploaded for other machines (``cache_upload=yes``)."""
+    cache, record = task_cache(), state().get(task)
+    if cache is not None and record is not None:
+        cache.upload(task, signature.digest, dict(signature.components), record.output_hash,
+                     [Path(output) for output in record.outputs], list(record.digests))
 
 
 def _log_header(task: str, signature: Signature) -> list[str]:

@@ -28,6 +28,7 @@ class Cook(RecipeStage[Node]):
     """Build recipes into their stage with the cookbook environment (cook:<recipe>, cook:host:<recipe>)"""
 
     name = "cook"
+    cached = True
     env = COOK_ENV
     data = ("templates/cookbook_prelude.sh.j2", "templates/cookbook_redoxer")
 

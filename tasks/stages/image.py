@@ -22,6 +22,7 @@ class Image(Stage):
     """Assemble the disk image from the config with the upstream installer (no FUSE)"""
 
     name = "image"
+    cached = True
     data = ("templates/stamps",)
 
     @property
@@ -66,6 +67,11 @@ class Image(Stage):
 
     def stamp_sources(self) -> list[Recipe]:
         return []
+
+    def place(self, unpacked: Path, final: Path) -> None:
+        """The previous image stays as ``.bak``, as after a build here."""
+        from ..image.backups import install_with_backups
+        install_with_backups(unpacked, final, self.settings.backups)
 
     def run(self) -> None:
         from ..formats.repo import write_index

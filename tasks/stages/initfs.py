@@ -30,6 +30,7 @@ class Initfs(Stage):
     """Pack the initfs: bootstrap, daemons, init.rc; size and header checked"""
 
     name = "initfs"
+    cached = True
     data = ("templates/initfs",)
 
     @property
@@ -64,6 +65,9 @@ class Initfs(Stage):
 
     def outputs(self) -> list[Path]:
         return [self.layout.initfs_image, *self.layout.package_files(INITFS_PACKAGE)]
+
+    def possible_outputs(self) -> list[Path]:
+        return [self.layout.initfs_image, *self.layout.package_paths(INITFS_PACKAGE)]
 
     def work_dirs(self) -> list[Path]:
         return [self.layout.initfs_tree, self.layout.initfs_package_stage]

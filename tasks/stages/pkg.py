@@ -20,6 +20,7 @@ class Package(RecipeStage[Node]):
     """Package recipe stages as signed pkgar files in the local repository (pkg:<recipe>)"""
 
     name = "pkg"
+    cached = True
 
     def items(self) -> list[Node]:
         return [node for node in self.graph.steps if not node.host]
@@ -38,6 +39,10 @@ class Package(RecipeStage[Node]):
     def outputs(self, node: Node) -> list[Path]:
         recipe = self.graph.steps[node].recipe
         return [path for name in self._package_names(recipe) for path in self.layout.package_files(name)]
+
+    def possible_outputs(self, node: Node) -> list[Path]:
+        recipe = self.graph.steps[node].recipe
+        return [path for name in self._package_names(recipe) for path in self.layout.package_paths(name)]
 
     def stamp_sources(self, node: Node) -> list[Recipe]:
         return [self.graph.steps[node].recipe]

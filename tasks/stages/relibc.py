@@ -17,6 +17,7 @@ class Relibc(Stage):
     """Build relibc and assemble the sysroot every userspace build links against"""
 
     name = "relibc"
+    cached = True
     data = ("cookbook/unwind_stubs",)
 
     @property

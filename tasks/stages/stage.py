@@ -14,6 +14,8 @@ one task per recipe (``cook:<recipe>``, under the group ``cook``). The class say
 * ``outputs()``: what it writes; hashed, stamped and recorded after ``run()``.
 * ``run()``: the action. ``needed()`` false makes the stage a plain group of its dependencies in this build.
 * ``stamp_sources()``: the recipes whose sources the JSON stamp beside each output names (None: no stamp).
+* ``cached``: its outputs are what its signature fully determines, so a shared cache (``cache=``,
+  :mod:`tasks.cache`) may hold them for other machines; ``place()`` puts one taken from there where it belongs.
 * ``recipes()``: the recipes whose directories its inputs read (a recipe stage's: the item's own by default; a
   single-task stage's: None, any, unless it says), so that an edit inside a recipe judges only the tasks that read it.
 
@@ -26,6 +28,8 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+
+from ..atomic import move_into_place
 
 if TYPE_CHECKING:
     from ..engine.treehash import TreeHasher
@@ -83,12 +87,18 @@ class _Declaration:
     """Files and directories under ``tasks/`` that the stage reads and no import names (templates)."""
     env: ClassVar[tuple[str, ...]] = ()
     """Environment variables the stage's output depends on (an explicit allow-list)."""
+    cached: ClassVar[bool] = False
+    """Its outputs may come from the shared cache: the signature determines them, nothing of this host does."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.settings = ctx.settings
         self.layout = ctx.layout
         self.graph = ctx.graph
+
+    def place(self, unpacked: Path, final: Path) -> None:
+        """Put an output taken from the shared cache in place, as the task's own run would."""
+        move_into_place(unpacked, final)
 
     def with_sources(self, names: list[str]) -> list[str]:
         """``names`` and the recipes whose sources they build from (``same_as``)."""
@@ -114,6 +124,11 @@ class Stage(_Declaration):
 
     def outputs(self) -> list[Path]:
         return []
+
+    def possible_outputs(self) -> list[Path]:
+        """Every output the task may write, where :meth:`outputs` names those that exist (a package's ``.pkgar``):
+        an output taken from the shared cache must be one of them."""
+        return self.outputs()
 
     def work_dirs(self) -> list[Path]:
         """Where the task works besides its outputs (build trees, caches of its own): ``doit clean`` removes them
@@ -149,6 +164,10 @@ class RecipeStage(_Declaration, Generic[Item]):
 
     def outputs(self, item: Item) -> list[Path]:
         return []
+
+    def possible_outputs(self, item: Item) -> list[Path]:
+        """As :meth:`Stage.possible_outputs`, per item."""
+        return self.outputs(item)
 
     def work_dirs(self, item: Item) -> list[Path]:
         """As :meth:`Stage.work_dirs`, per item."""

@@ -40,6 +40,8 @@ PINNED: dict[str, HostTool] = {
     "redoxfs": HostTool("redoxfs", "0.8.6", ("redoxfs", "redoxfs-ar", "redoxfs-mkfs")),
     # relibc's C headers are generated from its Rust sources (its Makefile's `headers`; relibc's CI installs it).
     "cbindgen": HostTool("cbindgen", "0.29.4", ("cbindgen",)),
+    # An S3 store (Rust, geo-distributed): the real server the shared cache's tests (tests/garage.py) talk to.
+    "garage": HostTool("garage", "2.5.0", ("garage",)),
 }
 
 # The pinned tools every target recipe's script finds on PATH, as upstream's build container has them.

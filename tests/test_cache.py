@@ -1,0 +1,239 @@
+"""The shared build cache (tasks/cache) against a real Garage on 127.0.0.1 (tests/garage.py), and a shared directory.
+
+"CI" builds the demo with ``cache_upload=yes`` and a key that writes; "a developer" (another build directory, another
+HOME, a key that only reads) builds the same commit of the tree: every cook, package, the initfs and the image come
+from the cache, and the image is the same bytes. What a reader gets is checked against a manifest signed by a key the
+tree pins: a tampered, truncated, unsigned or wrongly signed entry is refused once and the task runs here. A store that
+is down, or refuses to be written, costs a warning, never the build.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tasks.formats.pkgkeys import ensure_keys, generate, write_key_files
+from tasks.toolchain import hosttools
+from tasks.variables import PROJECT_DIR
+from tests.conftest import run_doit
+from tests.garage import Garage, free_port
+
+DEMO = ("config=config/aarch64/demo.toml", "toolchain=host")
+KEY_DIR = Path("cookbook/build")  # the build's package key, inside its build directory
+COOKED = ("cook:kernel", "cook:bootloader", "cook:base-initfs", "cook:hello")
+PACKAGED = ("pkg:kernel", "pkg:bootloader", "pkg:base-initfs", "pkg:hello")
+IMAGE = "aarch64/demo.img"
+
+
+@pytest.fixture(scope="module")
+def garage(tmp_path_factory: pytest.TempPathFactory):
+    binary = hosttools.ensure("garage", PROJECT_DIR / "build") / "garage"
+    store = Garage.start(binary, tmp_path_factory.mktemp("garage"))
+    yield store
+    store.stop()
+
+
+class Team:
+    """A tree under git (every machine builds one commit of it) whose config pins CI's cache key; CI's build
+    directory holds that key, which also signs the packages: the team's package key, which every machine has."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.tree = root / "tree"
+        shutil.copytree(PROJECT_DIR / "demo", self.tree, ignore=shutil.ignore_patterns("build"))
+        self.ci = root / "ci"
+        ensure_keys(self.ci / KEY_DIR)
+        (self.tree / "config" / "cache-keys").mkdir()
+        shutil.copy(self.ci / KEY_DIR / "id_ed25519.pub.toml", self.tree / "config" / "cache-keys" / "ci.pub.toml")
+        for argv in (["init", "-q"], ["add", "-A"], ["-c", "user.name=ci", "-c", "user.email=ci@example.org",
+                                                      "commit", "-qm", "tree"]):
+            subprocess.run(["git", *argv], cwd=self.tree, check=True)
+
+    def machine(self, name: str) -> Path:
+        """A new build directory with the team's package key."""
+        build = self.root / name
+        shutil.copytree(self.ci / KEY_DIR, build / KEY_DIR)
+        return build
+
+    def build(self, build: Path, *variables: str, env: dict | None = None, target: str = "image"):
+        return run_doit(target, f"root={self.tree}", f"build={build}", *DEMO, *variables, env=env, timeout=600)
+
+
+def events(build: Path) -> dict[str, str]:
+    """Each task's last outcome with the cache in this build directory."""
+    lines = (build / "cache" / "task-cache.jsonl").read_text().splitlines()
+    return {event["task"]: event["event"] for event in map(json.loads, lines) if event["task"]}
+
+
+def another_home(root: Path) -> dict[str, str]:
+    """Another user's HOME; the host tools and cargo as installed for this one (they are not under test)."""
+    import os
+    home = root / "home"
+    home.mkdir(exist_ok=True)
+    tools = str(hosttools.install_root("x").parent)
+    cargo_home = os.environ.get("CARGO_HOME", str(Path.home() / ".cargo"))
+    rustup = os.environ.get("RUSTUP_HOME", str(Path.home() / ".rustup"))
+    return {"HOME": str(home), "REDOX_HOST_TOOLS": tools, "CARGO_HOME": cargo_home, "RUSTUP_HOME": rustup}
+
+
+@pytest.fixture(scope="module")
+def published(garage: Garage, tmp_path_factory: pytest.TempPathFactory) -> Team:
+    """CI has built the demo and uploaded it to the bucket."""
+    team = Team(tmp_path_factory.mktemp("team"))
+    url = f"cache=s3://{garage.bucket}/team"
+    done = team.build(team.ci, url, "cache_upload=yes", env=garage.env(garage.writer))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert events(team.ci) == dict.fromkeys(events(team.ci), "uploaded") and "image" in events(team.ci)
+    return team
+
+
+def test_another_machine_builds_the_demo_from_the_cache_with_no_cook_or_package_run(garage, published, tmp_path):
+    developer = published.machine("developer")
+    env = {**garage.env(garage.reader), **another_home(tmp_path)}
+    done = published.build(developer, f"cache=s3://{garage.bucket}/team", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    outcome = events(developer)
+    assert {task: outcome[task] for task in (*COOKED, *PACKAGED, "initfs", "image")} == \
+        dict.fromkeys((*COOKED, *PACKAGED, "initfs", "image"), "hit")
+    for task in (*COOKED, *PACKAGED):
+        assert f"{task}: taken from the cache (s3://cache/team)" in done.stdout
+    assert (developer / IMAGE).read_bytes() == (published.ci / IMAGE).read_bytes()
+    assert "warning" not in done.stderr, done.stderr
+    # Published as if run: stamped and recorded, so the next run is a no-op, which never asks the store (it is
+    # unreachable now, and nothing says so).
+    assert json.loads((developer / f"{IMAGE}.stamp.json").read_text())["task"] == "image"
+    again = published.build(developer, f"cache=s3://{garage.bucket}/team",
+                            env={**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"})
+    assert again.returncode == 0 and "up to date" in again.stdout and "cache" not in again.stderr, again
+
+
+def test_a_reader_that_asks_to_upload_is_told_once_and_builds(garage, published, tmp_path):
+    """A developer's key may only read: the upload is refused by the store, said once, and the build succeeds."""
+    developer = published.machine("writer-without-rights")
+    done = published.build(developer, f"cache=s3://{garage.bucket}/other-prefix", "cache_upload=yes",
+                           env={**garage.env(garage.reader), **another_home(tmp_path)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.count("cache:") == 1 and "cannot upload to s3://cache/other-prefix" in done.stderr, \
+        done.stderr
+    assert (developer / IMAGE).is_file()
+
+
+def test_a_store_that_is_down_costs_a_warning_not_the_build(published, tmp_path):
+    developer = published.machine("offline")
+    env = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "garage",
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    done = published.build(developer, "cache=s3://cache/team", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.count("cannot be reached") == 1, done.stderr
+    assert "taken from the cache" not in done.stdout
+    assert (developer / IMAGE).is_file()
+
+
+def test_an_unchanged_output_hits_downstream_although_its_inputs_differ(garage, published, tmp_path):
+    """Hash equivalence: a file of hello's source that its build ignores makes cook:hello run here, but its output
+    is CI's, so the package (whose signature names that output's hash) comes from the cache."""
+    notes = published.root / "equivalent"
+    shutil.copytree(published.tree, notes)
+    (notes / "recipes" / "hello" / "source" / "NOTES.md").write_text("a note no build reads\n")
+    developer = published.machine("equivalent-build")
+    env = {**garage.env(garage.reader), **another_home(tmp_path)}
+    done = run_doit("image", f"root={notes}", f"build={developer}", *DEMO, f"cache=s3://{garage.bucket}/team",
+                    env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    outcome = events(developer)
+    assert outcome["cook:hello"] == "miss" and outcome["pkg:hello"] == "hit", outcome
+
+
+# --- trust: against a shared directory (file://), whose entries a test can reach and spoil --------------------------
+
+@pytest.fixture
+def shared_dir(tmp_path: Path) -> tuple[Team, Path]:
+    """CI has uploaded the demo into a shared directory."""
+    team = Team(tmp_path / "team")
+    store = tmp_path / "store"
+    done = team.build(team.ci, f"cache=file://{store}", "cache_upload=yes", target="pkg")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return team, store
+
+
+def _hello_entry(store: Path) -> Path:
+    return next((store / "entries" / "cook" / "hello").glob("*.json"))
+
+
+def _blob(store: Path, entry: Path) -> Path:
+    return store / "blobs" / json.loads(entry.read_text())["manifest"]["outputs"][0]["blob"]
+
+
+def _truncate(store: Path) -> None:
+    blob = _blob(store, _hello_entry(store))
+    blob.write_bytes(blob.read_bytes()[:100])
+
+
+def _tamper(store: Path) -> None:
+    """Another output packed under the blob's name (what an attacker with write access to the store can do)."""
+    from tasks.cache.entry import pack
+    blob = _blob(store, _hello_entry(store))
+    fake = store.parent / "fake"
+    fake.write_text("#!/bin/sh\necho owned\n")
+    pack(fake, store.parent / "fake.tar.gz")
+    shutil.copy(store.parent / "fake.tar.gz", blob)
+
+
+def _edit_manifest(store: Path) -> None:
+    entry = _hello_entry(store)
+    document = json.loads(entry.read_text())
+    document["manifest"]["outputs"][0]["size"] += 1
+    entry.write_text(json.dumps(document))
+
+
+def _unsign(store: Path) -> None:
+    entry = _hello_entry(store)
+    document = json.loads(entry.read_text())
+    entry.write_text(json.dumps(document["manifest"]))
+
+
+def _sign_with_another_key(store: Path) -> None:
+    from tasks.cache.entry import Manifest, signed
+    entry = _hello_entry(store)
+    manifest = Manifest.model_validate(json.loads(entry.read_text())["manifest"])
+    entry.write_bytes(signed(manifest, generate()))
+
+
+@pytest.mark.parametrize("spoil", [_truncate, _tamper, _edit_manifest, _unsign, _sign_with_another_key])
+def test_a_spoiled_entry_is_refused_once_and_the_task_runs_here(shared_dir, spoil, tmp_path):
+    team, store = shared_dir
+    spoil(store)
+    developer = team.machine("developer")
+    done = team.build(developer, f"cache=file://{store}", target="pkg")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.count("the entry of cook:hello is refused") == 1, done.stderr
+    outcome = events(developer)
+    assert outcome["cook:hello"] == "refused" and outcome["cook:kernel"] == "hit", outcome
+    hello = developer / "x86_64-unknown-linux-gnu" / "recipes" / "hello" / "stage" / "usr" / "bin" / "hello"
+    assert hello.is_file() and b"owned" not in hello.read_bytes()
+    assert not list((developer / "cache" / "restoring").iterdir())  # nothing left half-unpacked
+
+
+def test_a_key_the_tree_does_not_pin_never_uploads(tmp_path):
+    """A build whose key is not pinned would write entries no reader accepts: it says so once, and uploads none."""
+    team = Team(tmp_path / "team")
+    stranger = tmp_path / "stranger"
+    write_key_files(generate(), stranger / KEY_DIR / "id_ed25519.pub.toml", stranger / KEY_DIR / "id_ed25519.toml")
+    store = tmp_path / "store"
+    done = team.build(stranger, f"cache=file://{store}", "cache_upload=yes", target="pkg")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.count("is not pinned in") == 1, done.stderr
+    assert not (store / "entries").exists()
+
+
+@pytest.mark.parametrize(("url", "reason"), [("http://bucket/x", "not s3://BUCKET/PREFIX or file:///DIR"),
+                                             ("s3://key:secret@bucket/x", "credentials do not belong in the URL"),
+                                             ("file://relative/dir", "file:// needs an absolute path")])
+def test_a_cache_url_that_cannot_serve_is_refused_naming_the_setting(url, reason, tmp_path):
+    done = run_doit("list", f"root={PROJECT_DIR / 'demo'}", f"build={tmp_path}", *DEMO, f"cache={url}")
+    assert done.returncode != 0
+    assert "cache" in done.stderr and reason in done.stderr, done.stderr
+    assert "secret" not in done.stderr  # credentials are never echoed
