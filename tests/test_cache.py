@@ -9,8 +9,11 @@ is down, or refuses to be written, costs a warning, never the build.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -237,3 +240,59 @@ def test_a_cache_url_that_cannot_serve_is_refused_naming_the_setting(url, reason
     assert done.returncode != 0
     assert "cache" in done.stderr and reason in done.stderr, done.stderr
     assert "secret" not in done.stderr  # credentials are never echoed
+
+
+def test_the_cache_commands_say_what_it_served_whether_it_holds_and_prune_it(shared_dir):
+    team, store = shared_dir
+    developer = team.machine("developer")
+    url = f"cache=file://{store}"
+    done = team.build(developer, url, target="pkg")
+    assert "9 tasks run (8 from the cache)," in done.stdout, done.stdout
+
+    def cache(*args: str):
+        return run_doit("cache", *args, f"root={team.tree}", f"build={developer}", *DEMO, url)
+
+    stats = cache("stats")
+    assert stats.returncode == 0 and "tasks taken from it: 8, not in it: 0, refused: 0" in stats.stdout, stats
+    verify = cache("verify")
+    assert verify.returncode == 0 and verify.stdout.count(": ok") == 8, verify
+    _truncate(store)
+    verify = cache("verify")
+    assert verify.returncode == 1 and "cook:hello: refused: its blob for" in verify.stdout, verify
+    assert cache("prune", "--older-than=1d").stdout.strip() == "removed 0 entries and 0 blobs older than 1d"
+    old = 1_600_000_000  # everything but the two kernel entries, blobs too: those the kernel entries name stay
+    for path in store.rglob("*"):
+        if path.is_file() and "kernel" not in str(path):
+            os.utime(path, (old, old))
+    pruned = cache("prune", "--older-than=30d")
+    assert pruned.returncode == 0 and "removed 6 entries and 8 blobs" in pruned.stdout, pruned
+    assert [path.parent.name for path in (store / "entries").rglob("*.json")] == ["kernel", "kernel"]
+    assert cache("verify").stdout.count(": ok") == 2  # what was kept still holds: its blobs were kept
+    assert "a number and a unit" in cache("prune", "--older-than=soon").stderr
+
+
+def test_a_three_node_cluster_serves_a_build_while_a_node_is_killed(tmp_path):
+    """Replication factor 3: with one node killed -9 in the middle of the developer's build, every task still
+    comes from the cache (reads need two of the three)."""
+    binary = hosttools.ensure("garage", PROJECT_DIR / "build") / "garage"
+    cluster = Garage.start(binary, tmp_path / "cluster", nodes=3)
+    try:
+        team = Team(tmp_path / "team")
+        url = f"cache=s3://{cluster.bucket}/team"
+        done = team.build(team.ci, url, "cache_upload=yes", env=cluster.env(cluster.writer), target="pkg")
+        assert done.returncode == 0, done.stdout + done.stderr
+        developer = team.machine("developer")
+        argv = [str(Path(sys.executable).parent / "doit"), "-f", str(PROJECT_DIR / "dodo.py"), "pkg",
+                f"root={team.tree}", f"build={developer}", *DEMO, url]
+        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, **cluster.env(cluster.reader)})
+        events_file = developer / "cache" / "task-cache.jsonl"
+        deadline = time.monotonic() + 120
+        while not (events_file.exists() and events_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        cluster.stop(2)
+        out, err = child.communicate(timeout=600)
+        assert child.returncode == 0, out + err
+        assert events(developer) == dict.fromkeys((*COOKED, *PACKAGED), "hit"), (events(developer), err)
+    finally:
+        cluster.stop()

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,6 +141,43 @@ class TaskCache:
             self.store.put(blob_name(blake), blob)
         return Output(path=relative, digest=digest, blob=blake, size=size)
 
+    # --- looking after it (doit cache) -----------------------------------------------------------------------------
+
+    def verify(self, task: str, signature: str) -> str:
+        """What the store holds for the task's signature: ``ok``, ``none``, or why it is refused (each blob is
+        downloaded and checked as a build would, and nothing is put in place)."""
+        try:
+            manifest = accepted(self.store.get(entry_name(task, signature)), self.keys.trusted, task, signature)
+            with self._scratch() as scratch:
+                for index, output in enumerate(manifest.outputs):
+                    self._fetch(output, scratch / str(index))
+        except Missing:
+            return "none"
+        except Refused as error:
+            return f"refused: {error}"
+        return "ok"
+
+    def prune(self, older_than: timedelta) -> tuple[int, int]:
+        """Remove the entries last written longer ago than ``older_than``, then the blobs as old that no entry left
+        names (a younger blob may belong to an entry being written); returns (entries, blobs) removed."""
+        limit = datetime.now(UTC) - older_than
+        kept: set[str] = set()
+        entries = blobs = 0
+        for listed in self.store.list("entries"):
+            if listed.modified < limit:
+                self.store.delete(listed.key)
+                entries += 1
+                continue
+            try:
+                kept.update(output["blob"] for output in json.loads(self.store.get(listed.key))["manifest"]["outputs"])
+            except (ValueError, KeyError, TypeError, Missing):
+                continue  # not an entry a reader would take: it keeps nothing
+        for listed in self.store.list("blobs"):
+            if listed.modified < limit and listed.key.removeprefix("blobs/") not in kept:
+                self.store.delete(listed.key)
+                blobs += 1
+        return entries, blobs
+
     # --- helpers ---------------------------------------------------------------------------------------------------
 
     def _relative(self, outputs: list[Path]) -> list[str] | None:
@@ -176,16 +214,31 @@ class TaskCache:
 def counted(events: Path) -> dict[str, int]:
     """How often each outcome happened, from the events file."""
     counts = dict.fromkeys(EVENTS, 0)
+    for event in _read(events):
+        counts[event["event"]] += 1
+    return counts
+
+
+def hits_since(events: Path, moment: float) -> int:
+    """How many tasks the cache served since ``moment`` (a time.time())."""
+    return sum(1 for event in _read(events) if event["event"] == "hit" and event["time"] >= moment)
+
+
+def _read(events: Path) -> list[dict]:
+    """The events file's lines (one cut short by a kill is left out)."""
     try:
         lines = events.read_text().splitlines()
     except FileNotFoundError:
-        return counts
+        return []
+    read = []
     for line in lines:
         try:
-            counts[json.loads(line)["event"]] += 1
-        except (ValueError, KeyError):
+            event = json.loads(line)
+        except ValueError:
             continue
-    return counts
+        if isinstance(event, dict) and event.get("event") in EVENTS and isinstance(event.get("time"), float | int):
+            read.append(event)
+    return read
 
 
 def _alive(pid: int) -> bool:

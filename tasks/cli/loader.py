@@ -302,6 +302,7 @@ class Reporter(ConsoleReporter):
         self._settled = 0  # tasks with actions found up to date before the progress display was made
         self._failed: list[str] = []
         self._not_run = 0  # left out by `--continue` because a task they need failed
+        self._started = time.time()  # the shared cache's hits since then were this run's
         self._progress = None
         self._total = _count_work(tasks, selected_tasks or DEFAULT_TASKS)
         if RECORDING is not None:
@@ -372,6 +373,15 @@ class Reporter(ConsoleReporter):
         self._spoil()
         super().runtime_error(msg)
 
+    def _from_cache(self) -> str:
+        """`` (3 from the cache)`` when the shared cache served tasks of this run (doit -n's workers too)."""
+        if not self._ran:
+            return ""
+        from ..cache.tasks import hits_since
+        from .creators import task_cache
+        hits = hits_since(cache.events, self._started) if (cache := task_cache()) is not None else 0
+        return f" ({hits:,} from the cache)" if hits else ""
+
     def write(self, text):
         if self._progress is not None:
             self._progress.write(text.rstrip("\n"))
@@ -388,8 +398,9 @@ class Reporter(ConsoleReporter):
                           f"not need it), " if left > 0 else ""
             write_line(self.outstream, f"{_tasks(len(self._failed))} failed ({', '.join(self._failed)}), {not_run}"
                                        f"{not_started}{self._ran:,} run, {self._up_to_date:,} up to date")
-        elif self._up_to_date + KNOWN_CURRENT > len(self._asked_for):
-            write_line(self.outstream, f"{_tasks(self._ran)} run, {self._up_to_date + KNOWN_CURRENT:,} up to date")
+        elif (from_cache := self._from_cache()) or self._up_to_date + KNOWN_CURRENT > len(self._asked_for):
+            write_line(self.outstream, f"{_tasks(self._ran)} run{from_cache}, "
+                                       f"{self._up_to_date + KNOWN_CURRENT:,} up to date")
         for message in self.runtime_errors:
             write_line(self.outstream, f"ERROR: {message.rstrip()}")
         if RECORDING is not None and not RECORDING.spoiled:
