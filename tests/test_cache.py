@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -296,3 +298,39 @@ def test_a_three_node_cluster_serves_a_build_while_a_node_is_killed(tmp_path):
         assert events(developer) == dict.fromkeys((*COOKED, *PACKAGED), "hit"), (events(developer), err)
     finally:
         cluster.stop()
+
+
+def test_kill_9_while_taking_from_the_cache_leaves_nothing_half_published(shared_dir):
+    """Builds taking everything from the cache are killed -9 after a random number of hits: after each kill every
+    task's record still describes what its outputs hold, and the build that then finishes has CI's bytes."""
+    from tasks.engine import Engine
+    team, store = shared_dir
+    rng = random.Random(22)
+    recorded: list[int] = []  # how many of the tasks had a record when each build was killed
+    repo = Path("cookbook/repo/aarch64-unknown-redox")
+    for attempt in range(5):
+        developer = team.machine(f"developer-{attempt}")
+        argv = [str(Path(sys.executable).parent / "doit"), "-f", str(PROJECT_DIR / "dodo.py"), "pkg",
+                f"root={team.tree}", f"build={developer}", *DEMO, f"cache=file://{store}"]
+        child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)})
+        events_file, hits = developer / "cache" / "task-cache.jsonl", rng.randint(1, 7)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and child.poll() is None and \
+                (not events_file.exists() or events_file.read_text().count("\n") < hits):
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.02))  # inside the next task's restore, or between two
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        engine = Engine(developer)
+        engine.start_build()  # finishes a journalled publication, as the next build would
+        for task in (*COOKED, *PACKAGED):
+            assert engine.state.get(task) is None or not engine.changed_outputs(task), task
+        recorded.append(sum(engine.state.get(task) is not None for task in (*COOKED, *PACKAGED)))
+        engine.end_build()
+        done = team.build(developer, f"cache=file://{store}", target="pkg")
+        assert done.returncode == 0, done.stdout + done.stderr
+        for name in ("hello.pkgar", "kernel.pkgar", "bootloader.pkgar", "base-initfs.toml"):
+            assert (developer / repo / name).read_bytes() == (team.ci / repo / name).read_bytes(), name
+        assert not list((developer / "cache" / "restoring").iterdir())
+    assert all(0 < count < 8 for count in recorded), recorded  # every kill came in the middle of the build
