@@ -9,6 +9,7 @@ recipes as they are).
 """
 from __future__ import annotations
 
+import json
 import re
 import select
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from tasks.formats.pkgkeys import ensure_keys
 from tasks.hashing import hash_file
 from tasks.image.files import ImageFiles
 from tasks.image.installer import verify_image
@@ -43,10 +45,17 @@ BUILD_TIMEOUT = 1500  # a cold build compiles core three times and std twice: ab
 @dataclass(frozen=True)
 class Fork:
     tree: Path
+    elsewhere: Path | None = None  # another build directory of the tree ("another machine"), which only reads
+    # the shared cache that the tree's own build fills
 
     @property
     def build(self) -> Path:
-        return self.tree / "build"
+        return self.elsewhere or self.tree / "build"
+
+    @property
+    def cache(self) -> tuple[str, ...]:
+        store = f"cache=file://{self.tree.parent / 'cache'}"
+        return (store,) if self.elsewhere else (store, "cache_upload=yes")
 
     def stage(self, recipe: str) -> Path:
         return self.build / TARGET / "recipes" / recipe / "stage"
@@ -63,8 +72,8 @@ class Fork:
         return self.build / "aarch64/initfs.img"
 
     def doit(self, *args: str):
-        result = run_doit(*args, f"root={self.tree}", "config=config/aarch64/fork.toml", "rust=/usr",
-                          "backend=llvm", f"bootloader={self.tree / 'BOOTAA64.EFI'}",
+        result = run_doit(*args, f"root={self.tree}", f"build={self.build}", "config=config/aarch64/fork.toml",
+                          "rust=/usr", "backend=llvm", f"bootloader={self.tree / 'BOOTAA64.EFI'}", *self.cache,
                           env={"SOURCE_DATE_EPOCH": str(EPOCH)}, timeout=BUILD_TIMEOUT)
         assert result.returncode == 0, result.stdout + result.stderr
         return result
@@ -90,6 +99,10 @@ def assemble_tree(tree: Path) -> Fork:
     shutil.copytree(FIXTURE / "recipes", tree / "recipes", dirs_exist_ok=True)
     shutil.copytree(FIXTURE / "config", tree / "config")
     (tree / "BOOTAA64.EFI").write_bytes(b"MZ the fixture's UEFI loader\n")
+    # The build's key signs its packages and its cache entries; the tree pins it for the cache's readers.
+    ensure_keys(tree / "build" / "cookbook" / "build")
+    (tree / "config" / "cache-keys").mkdir()
+    shutil.copy(tree / "build" / "cookbook" / "build" / "id_ed25519.pub.toml", tree / "config" / "cache-keys")
     return Fork(tree)
 
 
@@ -124,7 +137,6 @@ def test_the_kernel_is_an_aarch64_executable_entered_where_its_linker_script_say
 
 
 def test_the_kernel_spec_is_soft_float_with_the_detected_abi(fork: Fork) -> None:
-    import json
     spec = json.loads((fork.build / "aarch64/aarch64-unknown-none.json").read_text())
     assert (spec["abi"], spec["rustc-abi"]) == ("softfloat", "softfloat") and "-neon" in spec["features"]
 
@@ -171,6 +183,20 @@ def test_base_initfs_compiles_nothing_base_compiled(fork: Fork) -> None:
     base, initfs = compiled("base"), compiled("base-initfs")
     assert any(name.startswith("std ") for name in base | initfs)  # -Zbuild-std compiled std once, in one of them
     assert not base & initfs
+
+
+def test_another_build_directory_takes_every_cook_from_the_cache_and_makes_the_same_bytes(fork: Fork) -> None:
+    """The shared cache (tasks/cache): the tree's build filled it; a new build directory with the team's package
+    key compiles nothing, and every artifact it makes is byte for byte the first build's."""
+    other = Fork(fork.tree, elsewhere=fork.tree.parent / "another-machine")
+    shutil.copytree(fork.build / "cookbook" / "build", other.build / "cookbook" / "build")
+    ran = other.qcow2()
+    outcome = {event["task"]: event["event"] for event in
+               map(json.loads, (other.build / "cache" / "task-cache.jsonl").read_text().splitlines())}
+    cached = {task for task in ran if task.startswith(("cook:", "pkg:")) or task in ("relibc", "initfs", "image")}
+    assert {task: outcome.get(task) for task in cached} == dict.fromkeys(cached, "hit")
+    assert {"cook:kernel", "cook:relibc", "cook:base", "relibc", "image"} <= cached
+    assert other.artifacts() == fork.artifacts()
 
 
 @pytest.fixture(scope="module")
