@@ -334,3 +334,35 @@ def test_kill_9_while_taking_from_the_cache_leaves_nothing_half_published(shared
             assert (developer / repo / name).read_bytes() == (team.ci / repo / name).read_bytes(), name
         assert not list((developer / "cache" / "restoring").iterdir())
     assert all(0 < count < 8 for count in recorded), recorded  # every kill came in the middle of the build
+
+
+@pytest.mark.parametrize("kind", ["hard link out", "symlink then through it", "absolute name"])
+def test_a_blob_never_writes_outside_where_it_is_unpacked(kind, tmp_path):
+    """Even a blob whose manifest a pinned key signed (a leaked key) is unpacked inside its scratch directory only."""
+    import io
+    import tarfile
+
+    from tasks.cache.entry import Refused, unpack
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    blob = tmp_path / "blob.tar.gz"
+    with tarfile.open(blob, "w:gz") as archive:
+        def add(name: str, **fields) -> None:
+            info = tarfile.TarInfo(name)
+            data = fields.pop("data", b"")
+            for field, value in fields.items():
+                setattr(info, field, value)
+            info.size = len(data) if info.type == tarfile.REGTYPE else 0
+            archive.addfile(info, io.BytesIO(data))
+        add("output", type=tarfile.DIRTYPE, mode=0o755)
+        if kind == "hard link out":
+            add("output/link", type=tarfile.LNKTYPE, linkname=str(victim))
+        elif kind == "symlink then through it":
+            add("output/up", type=tarfile.SYMTYPE, linkname=str(tmp_path))
+            add("output/up/victim", data=b"owned\n")
+        else:
+            add(str(victim), data=b"owned\n")
+    (tmp_path / "into").mkdir()
+    with pytest.raises(Refused):
+        unpack(blob, tmp_path / "into")
+    assert victim.read_text() == "untouched\n"

@@ -109,9 +109,11 @@ def blob_digest(path: Path) -> str:
 
 def unpack(blob: Path, into: Path) -> Path:
     """Unpack a blob into the empty directory ``into``; the output's path there. Nothing is written outside
-    ``into`` (tarfile's ``tar`` filter: no absolute names, no ``..``, no writing through a link), but each member
-    keeps its full mode, which an output's digest counts."""
+    ``into`` (tarfile's ``tar`` filter: no absolute names, no ``..``, no writing through a link; and no hard link,
+    device or FIFO, which no output holds), but each member keeps its full mode, which an output's digest counts."""
     def keep_mode(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo:
+        if not (member.isreg() or member.isdir() or member.issym()):
+            raise Refused(f"a blob holds {member.name}, neither a file, a directory nor a symlink")
         checked = tarfile.tar_filter(member, destination)
         return checked.replace(mode=member.mode, deep=False) if member.isreg() or member.isdir() else checked
     try:
