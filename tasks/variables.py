@@ -94,6 +94,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache_upload", "choice", "no",
             "whether tasks run here are uploaded to the cache, signed with this build's key (CI: yes; a laptop "
             "that only reads: no)", metavar="yes|no", choices=("yes", "no")),
+    Setting("cache_rustc", "choice", "no",
+            "whether the cooks' cargo builds compile through sccache, storing in the cache of cache= (its prefix "
+            "rustc/), so that a recipe that changed recompiles only its changed library crates, on every machine "
+            "(not a build with the Cranelift backend, which sccache cannot wrap)", metavar="yes|no",
+            choices=("yes", "no")),
     Setting("overlay", "path", None,
             "a directory whose files land in the image over the packages, with their modes (owners: its "
             "owners.toml) [default: <config>.overlay beside the config, e.g. config/aarch64/desktop.overlay]",

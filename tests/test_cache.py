@@ -70,7 +70,8 @@ class Team:
 def events(build: Path) -> dict[str, str]:
     """Each task's last outcome with the cache in this build directory."""
     lines = (build / "cache" / "task-cache.jsonl").read_text().splitlines()
-    return {event["task"]: event["event"] for event in map(json.loads, lines) if event["task"]}
+    return {event["task"]: event["event"] for event in map(json.loads, lines)
+            if event["task"] and event["event"] != "rustc"}
 
 
 def another_home(root: Path) -> dict[str, str]:
@@ -366,3 +367,53 @@ def test_a_blob_never_writes_outside_where_it_is_unpacked(kind, tmp_path):
     with pytest.raises(Refused):
         unpack(blob, tmp_path / "into")
     assert victim.read_text() == "untouched\n"
+
+
+GREET = {  # a cargo recipe whose program uses a library crate of its own: sccache caches library crates
+    "recipe.toml": '[build]\ntemplate = "cargo"\n\n[package]\nversion = "0.1.0"\n',
+    "source/Cargo.toml": '[package]\nname = "greet"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                         '[dependencies]\ngreetlib = { path = "greetlib" }\n',
+    "source/src/main.rs": 'fn main() {\n    println!("{}", greetlib::greeting());\n}\n',
+    "source/greetlib/Cargo.toml": '[package]\nname = "greetlib"\nversion = "0.1.0"\nedition = "2021"\n',
+    "source/greetlib/src/lib.rs": 'pub fn greeting() -> &\'static str {\n    "hello from a library crate"\n}\n',
+}
+
+
+def test_with_cache_rustc_another_machine_recompiles_only_the_crate_that_changed(tmp_path):
+    """cache_rustc=yes: CI's cook of greet leaves its library crate in the cache's rustc/ (sccache). Another machine
+    with the same layout (sccache keys Rust compilations by absolute paths: the tree and the build directory where
+    CI's were, CI's build directory gone), whose checkout changed greet's main.rs, misses the task cache for
+    cook:greet and runs it; its library crate comes from sccache: one hit, no miss (a binary crate is linked, never
+    cached)."""
+    team = Team(tmp_path / "team")
+    for name, text in GREET.items():
+        (team.tree / "recipes" / "greet" / name).parent.mkdir(parents=True, exist_ok=True)
+        (team.tree / "recipes" / "greet" / name).write_text(text)
+    config = team.tree / "config" / "aarch64" / "demo.toml"
+    config.write_text(config.read_text().replace("hello = {}\n", "hello = {}\ngreet = {}\n"))
+    settings = (f"cache=file://{tmp_path / 'store'}", "cache_rustc=yes")
+    quick = {"SCCACHE_IDLE_TIMEOUT": "20"}  # the servers this test starts leave soon after it
+    done = team.build(team.ci, *settings, "cache_upload=yes", target="cook:greet", env=quick)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _rustc(team.ci) == (0, 1)  # greetlib compiled, and kept
+
+    shutil.copytree(team.ci / KEY_DIR, tmp_path / "team-key")
+    shutil.rmtree(team.ci)
+    shutil.copytree(tmp_path / "team-key", team.ci / KEY_DIR)
+    main = team.tree / "recipes" / "greet" / "source" / "src" / "main.rs"
+    main.write_text(main.read_text().replace("println!", "eprintln!"))
+    done = team.build(team.ci, *settings, target="cook:greet", env=quick)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert events(team.ci)["cook:greet"] == "miss"
+    assert _rustc(team.ci) == (1, 0)
+    stats = run_doit("cache", "stats", f"root={team.tree}", f"build={team.ci}", *DEMO, *settings)
+    assert "compilations (sccache): 1 hits, 0 misses" in stats.stdout, stats
+
+
+def _rustc(build: Path) -> tuple[int, int]:
+    """sccache's (hits, misses) of cook:greet in this build directory."""
+    lines = (build / "cache" / "task-cache.jsonl").read_text().splitlines()
+    counted = [(event["hits"], event["misses"]) for event in map(json.loads, lines)
+               if event["event"] == "rustc" and event["task"] == "cook:greet"]
+    assert len(counted) == 1, lines
+    return counted[0]

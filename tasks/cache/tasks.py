@@ -5,7 +5,7 @@ manifest (the blob's BLAKE3, then the unpacked output's digest), and only then p
 any moment before leaves the previous outputs untouched, and the caller records the task as if it had run.
 :meth:`TaskCache.upload` keeps a task's outputs after it ran. Neither ever fails a build: the store down, slow or
 full is said once and the cache is left alone for the rest of the run; a refused entry is said once and the task
-runs here. Every outcome is a line of ``<build>/cache/task-cache.jsonl``, which ``doit cache stats`` counts.
+runs here. Every outcome is an event (:mod:`.events`), which ``doit cache stats`` counts.
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,12 +22,12 @@ from typing import TYPE_CHECKING
 
 from ..engine.publish import output_digest
 from .entry import Manifest, Output, Refused, accepted, blob_digest, blob_name, entry_name, pack, signed, unpack
+from .events import events_file, note
 from .store import Missing, Store, Unavailable
 
 if TYPE_CHECKING:
     from ..formats.pkgkeys import KeyPair
 
-EVENTS = ("hit", "miss", "refused", "uploaded", "unavailable")
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class TaskCache:
         self.upload_wanted = upload
         self.warn = warn
         self.scratch = build_dir / "cache" / "restoring"
-        self.events = build_dir / "cache" / "task-cache.jsonl"
+        self.events = events_file(build_dir)
         self._down = False
 
     # --- reading ---------------------------------------------------------------------------------------------------
@@ -205,40 +204,7 @@ class TaskCache:
         self.warn(f"cache: {self.store.url} cannot be reached ({error}); building without it")
 
     def _note(self, event: str, task: str) -> None:
-        self.events.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"time": round(time.time(), 3), "event": event, "task": task}) + "\n"
-        with self.events.open("a") as log:  # one short append: whole lines even from doit -n's workers
-            log.write(line)
-
-
-def counted(events: Path) -> dict[str, int]:
-    """How often each outcome happened, from the events file."""
-    counts = dict.fromkeys(EVENTS, 0)
-    for event in _read(events):
-        counts[event["event"]] += 1
-    return counts
-
-
-def hits_since(events: Path, moment: float) -> int:
-    """How many tasks the cache served since ``moment`` (a time.time())."""
-    return sum(1 for event in _read(events) if event["event"] == "hit" and event["time"] >= moment)
-
-
-def _read(events: Path) -> list[dict]:
-    """The events file's lines (one cut short by a kill is left out)."""
-    try:
-        lines = events.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    read = []
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and event.get("event") in EVENTS and isinstance(event.get("time"), float | int):
-            read.append(event)
-    return read
+        note(self.events, event, task)
 
 
 def _alive(pid: int) -> bool:

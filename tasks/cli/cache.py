@@ -43,11 +43,12 @@ class Cache(BuildCommand):
 
 
 def _stats(cache, build) -> int:
-    from ..cache.tasks import counted
+    from ..cache.events import counted
     counts = counted(cache.events)
     print(f"cache {cache.store.url}, as {build} used it:")
     print(f"  tasks taken from it: {counts['hit']}, not in it: {counts['miss']}, refused: {counts['refused']}, "
           f"uploaded: {counts['uploaded']}; the store unreachable: {counts['unavailable']} times")
+    print(f"  compilations (sccache): {counts['rustc-hits']} hits, {counts['rustc-misses']} misses")
     return 0
 
 

@@ -377,7 +377,7 @@ class Reporter(ConsoleReporter):
         """`` (3 from the cache)`` when the shared cache served tasks of this run (doit -n's workers too)."""
         if not self._ran:
             return ""
-        from ..cache.tasks import hits_since
+        from ..cache.events import hits_since
         from .creators import task_cache
         hits = hits_since(cache.events, self._started) if (cache := task_cache()) is not None else 0
         return f" ({hits:,} from the cache)" if hits else ""

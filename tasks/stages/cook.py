@@ -104,11 +104,26 @@ class Cook(RecipeStage[Node]):
         if self._compiled_for_target(step):
             cargo = cargo.with_path([hosttools.ensure(name, self.settings.build, log=paths.log)
                                      for name in hosttools.COOKBOOK])
+        rustc = self._rustc_cache(cargo, paths.log)
+        if rustc is not None:
+            cargo = cargo.with_wrapper(rustc.wrapper_env())
         cook(step.recipe, paths, remote=self._prebuilt_stage, request=CookRequest(
             cargo=cargo,
             options=ScriptOptions(target=self.layout.triple(node), offline=offline(), jobs=os.cpu_count() or 1),
             dependency_stages=[*deps, self.layout.sysroot] if self._needs_sysroot(step) else deps,
             host_dependency_stages=host_deps, template=step.template))
+        if rustc is not None:
+            rustc.count(task_name("cook", node))
+
+    def _rustc_cache(self, cargo, log: Path):
+        """sccache for this cook's compilations (``cache_rustc=yes``), when the build can be wrapped."""
+        from ..cache.rustc import RustcCache
+        settings = self.settings
+        if settings.cache is None or settings.cache_rustc != "yes":
+            return None
+        sccache = hosttools.ensure("sccache", settings.build, log=log) / "sccache"
+        rustc = RustcCache(sccache, settings.cache, settings.build, settings.cache_upload == "yes")
+        return rustc if rustc.wraps(cargo.set.get("RUSTFLAGS", "")) else None
 
     def _cargo_target(self, step: Step) -> Path | None:
         """For a recipe that builds another's source (``same_as``), that recipe's cargo target directory."""

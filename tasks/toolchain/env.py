@@ -87,6 +87,10 @@ class CargoBuild:
         path = self.set.get("PATH") or os.environ.get("PATH", os.defpath)
         return replace(self, set={**self.set, "PATH": os.pathsep.join([*map(str, directories), path])})
 
+    def with_wrapper(self, env: Mapping[str, str]) -> "CargoBuild":
+        """The same build with a compiler wrapper (``RUSTC_WRAPPER`` and its configuration in ``env``)."""
+        return replace(self, set={**self.set, **env}, unset=tuple(name for name in self.unset if name not in env))
+
     def cargo_argv(self, subcommand: str, *args: str) -> list[str]:
         return ["cargo", subcommand, "--target", self.target, *self.cargo_flags, *args]
 

@@ -42,6 +42,8 @@ PINNED: dict[str, HostTool] = {
     "redoxfs": HostTool("redoxfs", "0.8.6", ("redoxfs", "redoxfs-ar", "redoxfs-mkfs")),
     # relibc's C headers are generated from its Rust sources (its Makefile's `headers`; relibc's CI installs it).
     "cbindgen": HostTool("cbindgen", "0.29.4", ("cbindgen",)),
+    # The compile-level cache of cache_rustc=yes (tasks/cache/rustc.py): cargo's RUSTC_WRAPPER in the cooks.
+    "sccache": HostTool("sccache", "0.19.0", ("sccache",)),
     # An S3 store (Rust, geo-distributed): the real server the shared cache's tests (tests/garage.py) talk to.
     # Built at opt-level 1: about half the compile time of a ~20-minute build, and the tests move kilobytes.
     "garage": HostTool("garage", "2.5.0", ("garage",), opt_level="1"),
