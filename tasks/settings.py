@@ -81,7 +81,8 @@ class Settings(_Declared):
             problem = error.errors()[0]
             name = ".".join(str(part) for part in problem["loc"])
             shown = "" if name == "cache" else f" (got {problem['input']!r})"  # a URL may carry credentials
-            raise InputError(f"{problem['msg']}{shown}", key=name) from None
+            reason = problem["msg"].removeprefix("Value error, ")  # pydantic's prefix to a validator's own words
+            raise InputError(f"{reason}{shown}", key=name) from None
 
     @property
     def config_file(self) -> Path:

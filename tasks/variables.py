@@ -97,7 +97,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache_rustc", "choice", "no",
             "whether the cooks' cargo builds compile through sccache, storing in the cache of cache= (its prefix "
             "rustc/), so that a recipe that changed recompiles only its changed library crates, on every machine "
-            "(not a build with the Cranelift backend, which sccache cannot wrap)", metavar="yes|no",
+            "whose tree and build directory are at the same paths (sccache keys Rust by absolute paths); not a "
+            "build with the Cranelift backend, which sccache cannot wrap", metavar="yes|no",
             choices=("yes", "no")),
     Setting("overlay", "path", None,
             "a directory whose files land in the image over the packages, with their modes (owners: its "
