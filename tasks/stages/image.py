@@ -38,7 +38,8 @@ class Image(Stage):
 
     def inputs(self) -> dict[str, str]:
         inputs = {
-            "config": hash_value([[str(path), hash_file(path)] for path in self.ctx.project.config.sources]),
+            # each file by its name in the tree: a checkout elsewhere (another machine's) signs the same
+            "config": hash_value([[self._in_tree(path), hash_file(path)] for path in self.ctx.project.config.sources]),
             "settings": hash_value([self.settings.target, self.settings.boot_dir]),
             "stamp": hash_value(self.revision.stamp.identity()),
             "key": self.ctx.shared(public_key_digest, self.layout.key_dir),
@@ -47,6 +48,10 @@ class Image(Stage):
         }
         self._keep_manifests(inputs)
         return inputs
+
+    def _in_tree(self, path: Path) -> str:
+        root = self.settings.root
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
     def _keep_manifests(self, inputs: dict[str, str]) -> None:
         """What the config and overlay digests stand for, kept as the tree hasher keeps a tree's, so that
@@ -69,9 +74,11 @@ class Image(Stage):
         return []
 
     def place(self, unpacked: Path, final: Path) -> None:
-        """The previous image stays as ``.bak``, as after a build here."""
+        """As after a build here: the previous image stays as ``.bak``, and the repository has its index."""
+        from ..formats.repo import write_index
         from ..image.backups import install_with_backups
         install_with_backups(unpacked, final, self.settings.backups)
+        write_index(self.layout.repo_dir)
 
     def run(self) -> None:
         from ..formats.repo import write_index

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..hashing import hash_file, hash_text, hash_value
+from ..hashing import hash_text, hash_value
 from ..process import run
 from ..settings import PROJECT_DIR, host_triple
 
@@ -76,11 +76,14 @@ class SelectedToolchain:
     def spec_digests(self) -> dict[str, str]:
         """Each target spec's content hash: the file's, or before the toolchain stage has written it, the hash of
         what it will write — the same value, so that the fingerprint is one before and after (and an edited file
-        still counts)."""
+        still counts). The spec names this build's sysroot by absolute path, which tells the linker where to look
+        and is no part of what it links: the hash is of the text with that path as ``$SYSROOT``, so that a build
+        directory elsewhere (another machine's, and the shared cache's entries) has the same fingerprint."""
         from .specs import render_spec
-        return {path.name: hash_file(path) if path.is_file() else
-                hash_text(render_spec(kind, self.settings.arch, self.layout.sysroot, self.spec_fields.get(kind, {})))
-                for kind, path in self.specs().items()}
+        texts = {path.name: path.read_text() if path.is_file() else
+                 render_spec(kind, self.settings.arch, self.layout.sysroot, self.spec_fields.get(kind, {}))
+                 for kind, path in self.specs().items()}
+        return {name: hash_text(text.replace(str(self.layout.sysroot), "$SYSROOT")) for name, text in texts.items()}
 
     def strip_tool(self) -> Path | None:
         """The toolchain's llvm-strip; for host builds the system's strip (none: binaries are copied as they are)."""
