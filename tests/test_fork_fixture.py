@@ -39,6 +39,7 @@ TARGET = "aarch64-unknown-redox"
 EPOCH = 1_700_000_000
 KERNEL_ENTRY = 0x4008_0000  # the fixture's linkers/aarch64.ld
 KERNEL_LINE = b"fixture kernel: hello from aarch64"
+KEY_DIR = Path("cookbook/build")  # the build's package key, which also signs its cache entries
 BUILD_TIMEOUT = 1500  # a cold build compiles core three times and std twice: about 5 minutes on 2 cores
 
 
@@ -100,9 +101,9 @@ def assemble_tree(tree: Path) -> Fork:
     shutil.copytree(FIXTURE / "config", tree / "config")
     (tree / "BOOTAA64.EFI").write_bytes(b"MZ the fixture's UEFI loader\n")
     # The build's key signs its packages and its cache entries; the tree pins it for the cache's readers.
-    ensure_keys(tree / "build" / "cookbook" / "build")
+    ensure_keys(tree / "build" / KEY_DIR)
     (tree / "config" / "cache-keys").mkdir()
-    shutil.copy(tree / "build" / "cookbook" / "build" / "id_ed25519.pub.toml", tree / "config" / "cache-keys")
+    shutil.copy(tree / "build" / KEY_DIR / "id_ed25519.pub.toml", tree / "config" / "cache-keys")
     return Fork(tree)
 
 
@@ -189,7 +190,7 @@ def test_another_build_directory_takes_every_cook_from_the_cache_and_makes_the_s
     """The shared cache (tasks/cache): the tree's build filled it; a new build directory with the team's package
     key compiles nothing, and every artifact it makes is byte for byte the first build's."""
     other = Fork(fork.tree, elsewhere=fork.tree.parent / "another-machine")
-    shutil.copytree(fork.build / "cookbook" / "build", other.build / "cookbook" / "build")
+    shutil.copytree(fork.build / KEY_DIR, other.build / KEY_DIR)
     ran = other.qcow2()
     outcome = {event["task"]: event["event"] for event in
                map(json.loads, (other.build / "cache" / "task-cache.jsonl").read_text().splitlines())}
