@@ -288,7 +288,7 @@ def test_a_three_node_cluster_serves_a_build_while_a_node_is_killed(tmp_path):
         argv = [str(Path(sys.executable).parent / "doit"), "-f", str(PROJECT_DIR / "dodo.py"), "pkg",
                 f"root={team.tree}", f"build={developer}", *DEMO, url]
         child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env={**os.environ, **cluster.env(cluster.reader)})
+                                 env={**os.environ, "PYTHONPATH": str(PROJECT_DIR), **cluster.env(cluster.reader)})
         events_file = developer / "cache" / "task-cache.jsonl"
         deadline = time.monotonic() + 120
         while not (events_file.exists() and events_file.read_text()) and time.monotonic() < deadline:
@@ -417,3 +417,49 @@ def _rustc(build: Path) -> tuple[int, int]:
                if event["event"] == "rustc" and event["task"] == "cook:greet"]
     assert len(counted) == 1, lines
     return counted[0]
+
+
+def test_a_store_that_stops_answering_is_given_up_in_seconds_not_the_build(published, tmp_path):
+    """A server that takes connections and never answers (a stuck proxy, a store under load): the first request
+    times out, is said once, and the build goes on without the cache (the run's own timeout would end a hang)."""
+    import socket
+    import threading
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: [held.append(server.accept()[0]) for _ in range(64)], daemon=True).start()
+    env = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "garage",
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.getsockname()[1]}"}
+    developer = published.machine("behind-a-stuck-store")
+    done = run_doit("pkg", f"root={published.tree}", f"build={developer}", *DEMO, "cache=s3://cache/team", env=env,
+                    timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.count("cannot be reached") == 1, done.stderr
+    assert held  # the requests did reach the server that never answered
+    server.close()
+
+
+def test_two_machines_uploading_the_same_entries_at_once_leave_valid_entries(garage, published, tmp_path):
+    """Two CI runners build the same commit and upload at once, to a fresh prefix: every entry a reader then checks
+    holds (blobs are written before the manifest that names them; either whole manifest is valid)."""
+    url = f"cache=s3://{garage.bucket}/race"
+    runners = [published.machine(f"runner-{index}") for index in range(2)]
+    argv = [str(Path(sys.executable).parent / "doit"), "-f", str(PROJECT_DIR / "dodo.py"), "pkg",
+            f"root={published.tree}", *DEMO, url, "cache_upload=yes"]
+    children = [subprocess.Popen([*argv, f"build={runner}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_DIR),
+                                                 **garage.env(garage.writer)}) for runner in runners]
+    for child in children:
+        output, _ = child.communicate(timeout=300)
+        assert child.returncode == 0, output
+    uploaded = [events(runner) for runner in runners]
+    for task in (*COOKED, *PACKAGED):  # one runner or both (the later one finds the entry there and leaves it)
+        assert "uploaded" in {outcome.get(task) for outcome in uploaded}, (task, uploaded)
+    reader = published.machine("reader")
+    done = published.build(reader, url, target="pkg", env=garage.env(garage.reader))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert events(reader) == dict.fromkeys((*COOKED, *PACKAGED), "hit"), events(reader)
+    verify = run_doit("cache", "verify", f"root={published.tree}", f"build={reader}", *DEMO, url,
+                      env=garage.env(garage.reader))
+    assert verify.returncode == 0 and verify.stdout.count(": ok") == 8, verify.stdout + verify.stderr

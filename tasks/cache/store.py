@@ -13,7 +13,10 @@ from urllib.parse import urlsplit
 from ..errors import InputError
 
 CONNECT_TIMEOUT = "3s"
-REQUEST_TIMEOUT = "300s"  # one request, a large output's download included
+# A request's whole time: a manifest or a listing is small, so a store that stops answering is given up in seconds;
+# a blob may be hundreds of megabytes.
+SMALL_TIMEOUT = "10s"
+BULK_TIMEOUT = "600s"
 RETRIES = {"max_retries": 2, "retry_timeout": timedelta(seconds=10),
            "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=1), "base": 2}}
 S3_ENVIRONMENT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
@@ -59,7 +62,10 @@ class Store:
         self.url = url
         parts = urlsplit(url)
         self.prefix = parts.path.strip("/") if parts.scheme == "s3" else ""
-        self._store = _s3(parts.hostname or "") if parts.scheme == "s3" else _directory(Path(parts.path))
+        if parts.scheme == "s3":
+            self._small, self._bulk = _s3(parts.hostname or "", SMALL_TIMEOUT), _s3(parts.hostname or "", BULK_TIMEOUT)
+        else:
+            self._small = self._bulk = _directory(Path(parts.path))
 
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
@@ -67,7 +73,7 @@ class Store:
     def get(self, name: str) -> bytes:
         import obstore
         try:
-            return bytes(obstore.get(self._store, self.key(name)).bytes())
+            return bytes(obstore.get(self._small, self.key(name)).bytes())
         except FileNotFoundError:
             raise Missing(name) from None
         except Exception as error:  # obstore's errors: network, permissions, the server's
@@ -78,7 +84,7 @@ class Store:
         import obstore
         try:
             with path.open("xb") as out:
-                for chunk in obstore.get(self._store, self.key(name)):
+                for chunk in obstore.get(self._bulk, self.key(name)):
                     out.write(chunk)
         except FileNotFoundError:
             raise Missing(name) from None
@@ -88,14 +94,14 @@ class Store:
     def put(self, name: str, data: bytes | Path) -> None:
         import obstore
         try:
-            obstore.put(self._store, self.key(name), data)
+            obstore.put(self._bulk if isinstance(data, Path) else self._small, self.key(name), data)
         except Exception as error:
             raise Unavailable(_reason(error)) from None
 
     def exists(self, name: str) -> bool:
         import obstore
         try:
-            obstore.head(self._store, self.key(name))
+            obstore.head(self._small, self.key(name))
         except FileNotFoundError:
             return False
         except Exception as error:
@@ -105,7 +111,7 @@ class Store:
     def list(self, under: str) -> Iterator[Listed]:
         import obstore
         try:
-            for chunk in obstore.list(self._store, self.key(under)):
+            for chunk in obstore.list(self._small, self.key(under)):
                 for meta in chunk:
                     key = meta["path"].removeprefix(f"{self.prefix}/") if self.prefix else meta["path"]
                     yield Listed(key, meta["size"], meta["last_modified"].astimezone(UTC))
@@ -115,15 +121,15 @@ class Store:
     def delete(self, name: str) -> None:
         import obstore
         try:
-            obstore.delete(self._store, self.key(name))
+            obstore.delete(self._small, self.key(name))
         except Exception as error:
             raise Unavailable(_reason(error)) from None
 
 
-def _s3(bucket: str):
+def _s3(bucket: str, timeout: str):
     from obstore.store import S3Store
     env = {name: value for name in S3_ENVIRONMENT if (value := os.environ.get(name))}
-    options = {"connect_timeout": CONNECT_TIMEOUT, "timeout": REQUEST_TIMEOUT,
+    options = {"connect_timeout": CONNECT_TIMEOUT, "timeout": timeout,
                "allow_http": env.get("AWS_ENDPOINT_URL", "").startswith("http://")}
     config = {"access_key_id": env.get("AWS_ACCESS_KEY_ID"), "secret_access_key": env.get("AWS_SECRET_ACCESS_KEY"),
               "token": env.get("AWS_SESSION_TOKEN"), "endpoint": env.get("AWS_ENDPOINT_URL"),
