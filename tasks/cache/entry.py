@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..hashing import canonical_json
+from ..hashing import blake3_file, canonical_json
 
 if TYPE_CHECKING:
     from ..formats.pkgkeys import KeyPair
@@ -98,13 +98,7 @@ def pack(output: Path, blob: Path) -> tuple[str, int]:
     """Pack one output (file, symlink or tree) into ``blob``; its BLAKE3 and size."""
     with tarfile.open(blob, "w:gz", compresslevel=1, format=tarfile.PAX_FORMAT) as archive:
         archive.add(output, arcname=MEMBER, recursive=True)
-    return blob_digest(blob), blob.stat().st_size
-
-
-def blob_digest(path: Path) -> str:
-    import blake3
-    return blake3.blake3(max_threads=blake3.blake3.AUTO).update_mmap(path).hexdigest() \
-        if path.stat().st_size else blake3.blake3().hexdigest()
+    return blake3_file(blob), blob.stat().st_size
 
 
 def unpack(blob: Path, into: Path) -> Path:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..engine.publish import output_digest
-from .entry import Manifest, Output, Refused, accepted, blob_digest, blob_name, entry_name, pack, signed, unpack
+from ..hashing import blake3_file
+from .entry import Manifest, Output, Refused, accepted, blob_name, entry_name, pack, signed, unpack
 from .events import events_file, note
 from .store import Missing, Store, Unavailable
 
@@ -96,7 +97,7 @@ class TaskCache:
             self.store.download(blob_name(output.blob), blob)
         except Missing:
             raise Refused(f"its blob for {output.path} is missing from the store") from None
-        if blob.stat().st_size != output.size or blob_digest(blob) != output.blob:
+        if blob.stat().st_size != output.size or blake3_file(blob) != output.blob:
             raise Refused(f"its blob for {output.path} is not what the manifest names (tampered or truncated)")
         unpacked = unpack(blob, into / "tree")
         blob.unlink()

@@ -12,22 +12,12 @@ import urllib.request
 from http.client import HTTPException
 from pathlib import Path
 
-import blake3
-
 from ..atomic import atomic_path
 from ..errors import FormatError, InputError
-from ..hashing import hash_text
+from ..hashing import blake3_file, hash_text
 
 CHUNK = 1 << 20
 DOWNLOAD_TIMEOUT = 60
-
-
-def blake3_file(path: Path) -> str:
-    hasher = blake3.blake3()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def cached_tar_path(cache_dir: Path, url: str, expected: str | None) -> Path:
