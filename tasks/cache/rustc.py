@@ -20,6 +20,7 @@ from ..errors import CommandError
 from ..hashing import hash_value
 from ..process import run
 from .events import events_file, note
+from .store import s3_region
 
 
 class RustcCache:
@@ -60,7 +61,7 @@ def _configuration(url: str, build_dir: Path, upload: bool) -> dict[str, str]:
         return {**env, "SCCACHE_DIR": str(Path(parts.path) / "rustc"), "SCCACHE_LOCAL_RW_MODE": mode}
     prefix = "/".join(part for part in (parts.path.strip("/"), "rustc") if part) + "/"
     env |= {"SCCACHE_BUCKET": parts.hostname or "", "SCCACHE_S3_KEY_PREFIX": prefix, "SCCACHE_S3_RW_MODE": mode,
-            "SCCACHE_REGION": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
+            "SCCACHE_REGION": s3_region()}
     if endpoint := os.environ.get("AWS_ENDPOINT_URL"):
         env |= {"SCCACHE_ENDPOINT": endpoint, "SCCACHE_S3_USE_SSL": "true" if endpoint.startswith("https") else "false"}
     return env

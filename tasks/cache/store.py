@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,8 +20,7 @@ SMALL_TIMEOUT = "10s"
 BULK_TIMEOUT = "600s"
 RETRIES = {"max_retries": 2, "retry_timeout": timedelta(seconds=10),
            "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=1), "base": 2}}
-S3_ENVIRONMENT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
-                  "AWS_REGION", "AWS_DEFAULT_REGION")
+S3_ENVIRONMENT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
 
 
 class Unavailable(Exception):
@@ -72,58 +72,59 @@ class Store:
 
     def get(self, name: str) -> bytes:
         import obstore
-        try:
+        with _answer(name):
             return bytes(obstore.get(self._small, self.key(name)).bytes())
-        except FileNotFoundError:
-            raise Missing(name) from None
-        except Exception as error:  # obstore's errors: network, permissions, the server's
-            raise Unavailable(_reason(error)) from None
 
     def download(self, name: str, path: Path) -> None:
         """The object into the new file ``path``, streamed."""
         import obstore
-        try:
-            with path.open("xb") as out:
-                for chunk in obstore.get(self._bulk, self.key(name)):
-                    out.write(chunk)
-        except FileNotFoundError:
-            raise Missing(name) from None
-        except Exception as error:
-            raise Unavailable(_reason(error)) from None
+        with _answer(name), path.open("xb") as out:
+            for chunk in obstore.get(self._bulk, self.key(name)):
+                out.write(chunk)
 
     def put(self, name: str, data: bytes | Path) -> None:
         import obstore
-        try:
+        with _answer(name):
             obstore.put(self._bulk if isinstance(data, Path) else self._small, self.key(name), data)
-        except Exception as error:
-            raise Unavailable(_reason(error)) from None
 
     def exists(self, name: str) -> bool:
         import obstore
         try:
-            obstore.head(self._small, self.key(name))
-        except FileNotFoundError:
+            with _answer(name):
+                obstore.head(self._small, self.key(name))
+        except Missing:
             return False
-        except Exception as error:
-            raise Unavailable(_reason(error)) from None
         return True
 
     def list(self, under: str) -> Iterator[Listed]:
         import obstore
-        try:
+        with _answer(under):
             for chunk in obstore.list(self._small, self.key(under)):
                 for meta in chunk:
                     key = meta["path"].removeprefix(f"{self.prefix}/") if self.prefix else meta["path"]
                     yield Listed(key, meta["size"], meta["last_modified"].astimezone(UTC))
-        except Exception as error:
-            raise Unavailable(_reason(error)) from None
 
     def delete(self, name: str) -> None:
         import obstore
-        try:
+        with _answer(name):
             obstore.delete(self._small, self.key(name))
-        except Exception as error:
-            raise Unavailable(_reason(error)) from None
+
+
+@contextmanager
+def _answer(name: str) -> Iterator[None]:
+    """obstore's errors as the store's: no such object is :class:`Missing`; anything else (the network, the
+    permissions, the server) :class:`Unavailable`."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise Missing(name) from None
+    except Exception as error:
+        raise Unavailable(_reason(error)) from None
+
+
+def s3_region() -> str:
+    """The S3 region of the standard environment (``us-east-1`` when it names none, as the AWS tools take it)."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 def _s3(bucket: str, timeout: str):
@@ -133,7 +134,7 @@ def _s3(bucket: str, timeout: str):
                "allow_http": env.get("AWS_ENDPOINT_URL", "").startswith("http://")}
     config = {"access_key_id": env.get("AWS_ACCESS_KEY_ID"), "secret_access_key": env.get("AWS_SECRET_ACCESS_KEY"),
               "token": env.get("AWS_SESSION_TOKEN"), "endpoint": env.get("AWS_ENDPOINT_URL"),
-              "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"}
+              "region": s3_region()}
     # path-style requests (endpoint/bucket/key): what Garage, MinIO and Ceph answer without DNS of their own
     return S3Store(bucket, virtual_hosted_style_request=False, client_options=options, retry_config=RETRIES,
                    **{name: value for name, value in config.items() if value is not None})

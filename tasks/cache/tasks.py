@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
+
 from ..engine.publish import output_digest
 from ..hashing import blake3_file
 from .entry import Manifest, Output, Refused, accepted, blob_name, entry_name, pack, signed, unpack
@@ -28,7 +30,6 @@ from .store import Missing, Store, Unavailable
 
 if TYPE_CHECKING:
     from ..formats.pkgkeys import KeyPair
-
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,11 @@ class TaskCache:
         if self._down or relative is None:
             return False
         try:
-            manifest = accepted(self.store.get(entry_name(task, signature)), self.keys.trusted, task, signature)
+            manifest = self._manifest(task, signature)
             if strays := [output.path for output in manifest.outputs if output.path not in relative]:
                 raise Refused(f"it names outputs this task does not write here: {', '.join(strays)}")
             with self._scratch() as scratch:
-                unpacked = [self._fetch(output, scratch / str(index)) for index, output in enumerate(manifest.outputs)]
+                unpacked = self._fetch_all(manifest, scratch)
                 for path, output in zip(unpacked, manifest.outputs, strict=True):
                     final = possible[relative.index(output.path)]
                     final.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +89,14 @@ class TaskCache:
             return False
         self._note("hit", task)
         return True
+
+    def _manifest(self, task: str, signature: str) -> Manifest:
+        """The manifest of the task's entry for this signature, accepted (:func:`.entry.accepted`)."""
+        return accepted(self.store.get(entry_name(task, signature)), self.keys.trusted, task, signature)
+
+    def _fetch_all(self, manifest: Manifest, scratch: Path) -> list[Path]:
+        """Every output of the entry, downloaded and checked, under ``scratch``."""
+        return [self._fetch(output, scratch / str(index)) for index, output in enumerate(manifest.outputs)]
 
     def _fetch(self, output: Output, into: Path) -> Path:
         """One output, downloaded and unpacked under ``into`` and checked against the manifest."""
@@ -147,10 +156,9 @@ class TaskCache:
         """What the store holds for the task's signature: ``ok``, ``none``, or why it is refused (each blob is
         downloaded and checked as a build would, and nothing is put in place)."""
         try:
-            manifest = accepted(self.store.get(entry_name(task, signature)), self.keys.trusted, task, signature)
+            manifest = self._manifest(task, signature)
             with self._scratch() as scratch:
-                for index, output in enumerate(manifest.outputs):
-                    self._fetch(output, scratch / str(index))
+                self._fetch_all(manifest, scratch)
         except Missing:
             return "none"
         except Refused as error:
@@ -194,7 +202,7 @@ class TaskCache:
         self.scratch.mkdir(parents=True, exist_ok=True)
         for left in self.scratch.iterdir():
             pid = left.name.split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not psutil.pid_exists(int(pid)):
                 shutil.rmtree(left, ignore_errors=True)
         with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", dir=self.scratch) as directory:
             yield Path(directory)
@@ -206,13 +214,3 @@ class TaskCache:
 
     def _note(self, event: str, task: str) -> None:
         note(self.events, event, task)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

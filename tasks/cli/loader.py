@@ -377,9 +377,10 @@ class Reporter(ConsoleReporter):
         """`` (3 from the cache)`` when the shared cache served tasks of this run (doit -n's workers too)."""
         if not self._ran:
             return ""
-        from ..cache.events import hits_since
-        from .creators import task_cache
-        hits = hits_since(cache.events, self._started) if (cache := task_cache()) is not None else 0
+        from ..cache.events import events_file, hits_since
+        from .creators import settings
+        chosen = settings()
+        hits = hits_since(events_file(chosen.build), self._started) if chosen.cache is not None else 0
         return f" ({hits:,} from the cache)" if hits else ""
 
     def write(self, text):

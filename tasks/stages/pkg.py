@@ -37,8 +37,7 @@ class Package(RecipeStage[Node]):
                 "key": self.ctx.shared(public_key_digest, self.layout.key_dir), "target": self.settings.target}
 
     def outputs(self, node: Node) -> list[Path]:
-        recipe = self.graph.steps[node].recipe
-        return [path for name in self._package_names(recipe) for path in self.layout.package_files(name)]
+        return [path for path in self.possible_outputs(node) if path.exists()]
 
     def possible_outputs(self, node: Node) -> list[Path]:
         recipe = self.graph.steps[node].recipe
