@@ -274,6 +274,16 @@ def test_the_cache_commands_say_what_it_served_whether_it_holds_and_prune_it(sha
     assert "a number and a unit" in cache("prune", "--older-than=soon").stderr
 
 
+@pytest.mark.parametrize("action", [("verify",), ("prune", "--older-than=1d")])
+def test_a_cache_command_on_a_store_that_is_down_says_so_in_one_line(published, action):
+    dead = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "garage",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    done = run_doit("cache", *action, f"root={published.tree}", f"build={published.ci}", *DEMO,
+                    "cache=s3://cache/team", env=dead)
+    assert done.returncode != 0
+    assert "cache: s3://cache/team cannot be reached" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 def test_a_three_node_cluster_serves_a_build_while_a_node_is_killed(tmp_path):
     """Replication factor 3: with one node killed -9 in the middle of the developer's build, every task still
     comes from the cache (reads need two of the three)."""

@@ -173,8 +173,7 @@ class TaskCache:
         entries = blobs = 0
         for listed in self.store.list("entries"):
             if listed.modified < limit:
-                self.store.delete(listed.key)
-                entries += 1
+                entries += self._delete(listed.key)
                 continue
             try:
                 kept.update(output["blob"] for output in json.loads(self.store.get(listed.key))["manifest"]["outputs"])
@@ -182,9 +181,16 @@ class TaskCache:
                 continue  # not an entry a reader would take: it keeps nothing
         for listed in self.store.list("blobs"):
             if listed.modified < limit and listed.key.removeprefix("blobs/") not in kept:
-                self.store.delete(listed.key)
-                blobs += 1
+                blobs += self._delete(listed.key)
         return entries, blobs
+
+    def _delete(self, name: str) -> bool:
+        """Remove an object; False when it was gone already (another prune got there first)."""
+        try:
+            self.store.delete(name)
+        except Missing:
+            return False
+        return True
 
     # --- helpers ---------------------------------------------------------------------------------------------------
 

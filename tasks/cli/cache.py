@@ -37,9 +37,11 @@ class Cache(BuildCommand):
                                  "cache=… keeps it)")
         if action == "stats":
             return _stats(cache, settings().build)
-        if action == "verify":
-            return _verify(cache)
-        return _prune(cache, older_than)
+        from ..cache.store import Unavailable
+        try:
+            return _verify(cache) if action == "verify" else _prune(cache, older_than)
+        except Unavailable as error:
+            raise InvalidCommand(f"cache: {cache.store.url} cannot be reached ({error})") from None
 
 
 def _stats(cache, build) -> int:
