@@ -6,12 +6,14 @@ where one is.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import PurePath
-from typing import Any
 
 import xxhash
+
+TYPE_CHECKING = False  # typing's, without importing typing: the no-op imports this module
+if TYPE_CHECKING:
+    from typing import Any
 
 CHUNK = 1 << 20
 
@@ -45,6 +47,7 @@ def blake3_file(path: str | os.PathLike[str]) -> str:
 
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: equal values give equal text, whatever their key order."""
+    import json  # here: the no-op imports this module and never calls this
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default)
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import shlex
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # here: loading the tasks (the check after an edit) renders nothing
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
                                      undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     environment.filters["shquote"] = lambda value: shlex.quote(str(value))

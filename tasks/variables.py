@@ -8,27 +8,22 @@ anything heavier is imported.
 from __future__ import annotations
 
 import os
-import textwrap
+from collections import namedtuple
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    kind: str
-    """How the value is read: ``path``, ``text``, ``count`` (a whole number ≥ 0), ``size`` (bytes, or ``128MiB``),
-    ``posix-path`` (a path inside the image), ``choice`` (one of :attr:`choices`)."""
-    default: str | int | None
-    """None: none, or one computed from other settings (the help says which)."""
-    help: str
-    metavar: str = "VALUE"
-    choices: tuple[str, ...] = ()
-    sticks: bool = True
-    """False for an argument of one command (``image=`` of ``inspect``): never written to the settings file."""
+class Setting(namedtuple("Setting", "name kind default help metavar choices sticks",
+                         defaults=("VALUE", (), True))):
+    """One variable. ``kind``: how the value is read: ``path``, ``text``, ``count`` (a whole number ≥ 0), ``size``
+    (bytes, or ``128MiB``), ``posix-path`` (a path inside the image), ``choice`` (one of ``choices``). ``default``:
+    None for none, or one computed from other settings (the help says which). ``sticks``: False for an argument of
+    one command (``image=`` of ``inspect``), never written to the settings file. A named tuple, not a dataclass:
+    the no-op imports this module, and ``dataclasses`` would cost it more than its stats."""
+
+    __slots__ = ()
 
     @property
     def usage(self) -> str:
@@ -200,6 +195,7 @@ def path_problem(name: str, value: str, values: Mapping[str, str]) -> str | None
 
 def help_lines(width: int = 100) -> list[str]:
     """Each setting's usage and help, aligned and wrapped, as ``doit help`` shows them."""
+    import textwrap
     column = 2 + max(len(setting.usage) for setting in SETTINGS) + 2
     return [textwrap.fill(setting.described, width, initial_indent=f"  {setting.usage:<{column - 4}}  ",
                           subsequent_indent=" " * column) for setting in SETTINGS]

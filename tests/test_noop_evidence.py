@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from tasks.engine import Signature, StateStore
-from tasks.engine import evidence as evidence_module
-from tasks.engine.evidence import Evidence, Observer, Spec, TooManyRacyFiles
+from tasks.engine import observe as observe_module
+from tasks.engine.evidence import Evidence, Spec
+from tasks.engine.observe import Observer, TooManyRacyFiles
 from tests.conftest import PROJECT
 from tests.test_incremental import ALL, build, doit_command, executed, stage
 from tests.trees import bash_recipes_tree
@@ -33,7 +34,7 @@ def tree(tmp_path):
 @pytest.fixture
 def trusted(monkeypatch):
     """Files written by the test count as old enough to be compared by stat (no racy window)."""
-    monkeypatch.setattr(evidence_module, "RACY_WINDOW_NS", -10_000_000_000)
+    monkeypatch.setattr(observe_module, "RACY_WINDOW_NS", -10_000_000_000)
 
 
 def write(path: Path, text: str) -> Path:
@@ -96,7 +97,7 @@ def test_evidence_holds_while_nothing_changes(zone, trusted):
     evidence = evidence_of(spec)
     assert evidence.changes() == []
     seen = evidence.seen
-    assert seen[bytes(zone / "plain/source/a.txt")] == evidence_module.stat_key(os.lstat(zone / "plain/source/a.txt"))
+    assert seen[bytes(zone / "plain/source/a.txt")] == observe_module.stat_key(os.lstat(zone / "plain/source/a.txt"))
     # The git source is known by its status and its dirty file, not by a walk of its clean files.
     assert f"\0git\0{zone / 'gitty/source'}" in seen and bytes(zone / "gitty/source/dirty.txt") in seen
     assert bytes(zone / "gitty/source/clean.txt") not in seen
@@ -114,7 +115,7 @@ def test_every_kind_of_change_is_seen(zone, trusted, change):
 def test_every_kind_of_change_is_seen_by_an_observer_that_knows_the_listings(zone, monkeypatch, change):
     """A directory whose stat is unchanged is not listed again (Observer._list): its entries come from the previous
     listing. Every change is still seen (a short racy window, waited out, so that the listings are trusted)."""
-    monkeypatch.setattr(evidence_module, "RACY_WINDOW_NS", 50_000_000)
+    monkeypatch.setattr(observe_module, "RACY_WINDOW_NS", 50_000_000)
     time.sleep(0.1)
     spec = Spec(indexes=[str(zone)], zones=[str(zone)])
     first = Observer()
@@ -191,7 +192,7 @@ def test_a_recently_written_file_is_compared_by_content(tmp_path):
 
 
 def test_too_many_recent_files_leave_no_evidence(tmp_path, monkeypatch):
-    monkeypatch.setattr(evidence_module, "RACY_READS", 3)
+    monkeypatch.setattr(observe_module, "RACY_READS", 3)
     for number in range(5):
         write(tmp_path / f"zone/{number}.txt", "x\n")
     with pytest.raises(TooManyRacyFiles):

@@ -5,19 +5,19 @@ the evidence compares (:mod:`tasks.engine.evidence`). Importing doit and buildin
 than that, so the project's ``doit`` entry point (:mod:`.main`) first reads a plain ``doit [run] [-f DODO] [-n N]
 [-s] [TARGET…] [NAME=VALUE…]`` itself (:func:`plain_run`) and asks the evidence here; anything else, and any run
 the evidence does not answer, goes to doit, whose loader (:mod:`.loader`) asks the same question of the same
-:class:`Invocation` before it loads dodo.py. Standard library and the evidence module only.
+:class:`Invocation` before it loads dodo.py. The standard library's lightest modules and
+:mod:`tasks.engine.observe` only: what is imported here is part of every no-op's cost.
 """
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
-from ..engine.evidence import Evidence, Spec
-from ..hashing import hash_value
+from ..engine.observe import look_again, read_kept
+from ..hashing import hash_text
 from ..variables import (
     NAMES,
     PROJECT_DIR,
@@ -28,6 +28,10 @@ from ..variables import (
     saved_settings,
     settings_file,
 )
+
+TYPE_CHECKING = False  # typing's, without importing typing (see above)
+if TYPE_CHECKING:
+    from ..engine.evidence import Evidence, Spec
 
 DEFAULT_TASKS = ["image"]  # what a bare `doit` builds, as a bare `make` builds upstream's image
 
@@ -43,6 +47,7 @@ def resolve_variables(given: dict[str, str]) -> dict[str, str]:
     be ignored), with the nearest known name."""
     for name in given:
         if name not in NAMES:
+            import difflib
             near = difflib.get_close_matches(name, NAMES, n=1)
             hint = f"did you mean {near[0]}=? " if near else ""
             raise VariableError(f"unknown variable {name}= ({hint}the variables: {', '.join(NAMES)}; "
@@ -60,15 +65,12 @@ def resolve_variables(given: dict[str, str]) -> dict[str, str]:
     return values
 
 
-@dataclass
 class Invocation:
     """One ``doit run``: its variables, targets and options that change which tasks are checked. ``cwd``: where
     doit runs the tasks (the dodo file's directory)."""
 
-    targets: list[str]
-    variables: dict[str, str]
-    single: bool
-    dodo: Path
+    def __init__(self, targets: list[str], variables: dict[str, str], single: bool, dodo: Path):
+        self.targets, self.variables, self.single, self.dodo = targets, variables, single, dodo
 
     @property
     def build(self) -> Path:
@@ -78,22 +80,24 @@ class Invocation:
     def evidence_path(self) -> Path:
         # root= and build= as the directories they name: `root=demo` and `root=$PWD/demo` are one invocation
         where = {**self.variables, "root": str(root_dir(self.variables)), "build": str(self.build)}
-        key = hash_value([sorted(where.items()), self.targets, self.single, str(self.dodo), os.getcwd()])
+        # repr, not hash_value: plain strings and lists, and the no-op need not import json
+        key = hash_text(repr([sorted(where.items()), self.targets, self.single, str(self.dodo), os.getcwd()]))
         return self.build / "cache" / "evidence" / f"{key}.marshal"
 
     def input_spec(self) -> Spec:
         """What loading the tasks reads, known before loading anything: the recipe files (wherever they are),
         the configs, and the build system's own code."""
+        from ..engine.evidence import Spec
         root = root_dir(self.variables)
         return Spec(indexes=[str(root / "recipes")], zones=[str(root / "config")],
                     code_zones=[str(PROJECT_DIR / "tasks")],
                     files=[str(self.dodo), str(PROJECT_DIR / "pyproject.toml")])
 
 
-def answered(invocation: Invocation, evidence: Evidence, started: float) -> None:
+def answered(invocation: Invocation, tasks: int, inputs: int, started: float) -> None:
     """Say that the evidence answered: the no-op's one line."""
-    print(f"nothing changed since the last run of `{' '.join(invocation.targets)}`: {tasks_text(evidence.tasks)} "
-          f"up to date ({len(evidence.seen):,} inputs compared in {(time.perf_counter() - started) * 1000:.0f} ms)")
+    print(f"nothing changed since the last run of `{' '.join(invocation.targets)}`: {tasks_text(tasks)} "
+          f"up to date ({inputs:,} inputs compared in {(time.perf_counter() - started) * 1000:.0f} ms)")
 
 
 def tasks_text(count: int) -> str:
@@ -138,14 +142,20 @@ def plain_run(args: list[str]) -> Invocation | None:
         if dodo.is_file() else None
 
 
-@dataclass
 class Observed:
     """What :func:`answer_before_doit` found when the evidence did not hold: the loader goes on from it instead of
     observing everything again."""
 
-    evidence_path: Path
-    evidence: Evidence
-    changed: list[bytes | str]
+    def __init__(self, evidence_path: Path, kept: tuple, changed: list[bytes | str], latest: dict, listings: dict):
+        self.evidence_path, self.kept, self.changed = evidence_path, kept, changed
+        self.latest, self.listings = latest, listings
+
+    def evidence(self) -> Evidence:
+        """The evidence, as :meth:`tasks.engine.evidence.Evidence.load` would give it, with what was observed."""
+        from ..engine.evidence import Evidence
+        evidence = Evidence.of_kept(self.kept, self.evidence_path)
+        evidence.latest, evidence.latest_listings = self.latest, self.listings
+        return evidence
 
 
 OBSERVED: Observed | None = None
@@ -161,16 +171,20 @@ def answer_before_doit(args: list[str]) -> bool:
     here = os.getcwd()
     os.chdir(invocation.dodo.parent)  # where doit runs the tasks, as the loader does
     path = invocation.evidence_path
-    evidence = Evidence.load(path)
-    try:
-        changed = None if evidence is None else evidence.changed_keys(exclude=[invocation.build])
-    except Exception:  # noqa: BLE001  (whatever it is, doit's loader meets it again and says it)
-        changed = None
-    if changed != []:
-        OBSERVED = Observed(path, evidence, changed) if changed else None
+    if (kept := read_kept(path)) is None:
         os.chdir(here)
         return False
-    answered(invocation, evidence, started)
+    spec, seen, tasks, listings, _ = kept
+    try:  # the spec as the observer reads it: attributes (tasks.engine.evidence.Spec, without importing it)
+        changed, latest, listed = look_again(SimpleNamespace(**spec), seen, listings, exclude=[invocation.build])
+    except Exception:  # noqa: BLE001  (whatever it is, doit's loader meets it again and says it)
+        os.chdir(here)
+        return False
+    if changed:
+        OBSERVED = Observed(path, kept, changed, latest, listed)
+        os.chdir(here)
+        return False
+    answered(invocation, tasks, len(seen), started)
     sys.stdout.flush()
     return True
 

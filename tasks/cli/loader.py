@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,19 +25,9 @@ from doit.exceptions import InvalidDodoFile
 from doit.reporter import ConsoleReporter
 from doit.task import Task
 
-from ..engine.evidence import (
-    GENERATION,
-    OUTPUTS,
-    Evidence,
-    Listings,
-    Observation,
-    Observer,
-    Spec,
-    TooManyRacyFiles,
-    described,
-    plan_path,
-)
+from ..engine.evidence import GENERATION, OUTPUTS, Evidence, Listings, Observation, Spec, described, plan_path
 from ..engine.narrow import Edit, NotNarrow, edit_of
+from ..engine.observe import Observer, TooManyRacyFiles
 from ..errors import BuildError, display_path
 from ..variables import SettingsFileError, build_dir, root_dir, saved_settings
 from . import interrupt
@@ -152,12 +141,12 @@ class Loader(DodoTaskLoader):
         if invocation is not None:
             started = time.perf_counter()
             if (before := observed(invocation)) is not None:  # the entry point observed it a moment ago
-                evidence, changes = before.evidence, before.changed
+                evidence, changes = before.evidence(), before.changed
             else:
                 evidence = Evidence.load(invocation.evidence_path)
                 changes = None if evidence is None else evidence.changed_or_why(exclude=[invocation.build])
             if changes == []:
-                answered(invocation, evidence, started)
+                answered(invocation, evidence.tasks, len(evidence.seen), started)
                 return [Task(name, None, doc=FROM_EVIDENCE, uptodate=[True]) for name in invocation.targets]
             edit = _edit(evidence, changes) if changes else None
             if changes and edit is None:
@@ -252,8 +241,7 @@ def _start_recording(invocation: Invocation, previous: Evidence | None) -> Recor
     observer = Observer(exclude=[invocation.build], listings=_known_listings(previous))
     try:
         observer.singles(spec, seen)
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            observer.directories(spec, seen, pool)
+        observer.directories(spec, seen)
     except (OSError, TooManyRacyFiles):
         return None
     return Recording(invocation, spec, seen, previous, listings=observer.listings)
@@ -276,8 +264,7 @@ def _add_build_inputs(recording: Recording) -> None:
         if recording.previous is not None and (seen := recording.previous.inputs_seen(spec)) is not None:
             recording.seen, recording.listings = seen, recording.previous.latest_listings
         else:
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                observer.directories(extra, recording.seen, pool)
+            observer.directories(extra, recording.seen)
             observer.singles(extra, recording.seen)
             recording.listings.update(observer.listings)
         recording.generation = state().generation()

@@ -51,16 +51,16 @@ def doit() -> None:
     if not Path("dodo.py").exists() and not any(arg.startswith(("-f", "--file")) for arg in sys.argv[1:]):
         main()  # rdoit
     elif answer_before_doit(sys.argv[1:]):
-        sys.exit(0)
+        interrupt.leave(0)
     else:
         from doit.__main__ import main as stock_main
-        sys.exit(stock_main())
+        interrupt.leave(stock_main())
 
 
 def main() -> None:
     args = absolute(sys.argv[1:], Path.cwd())
     os.chdir(PROJECT_DIR)
     if answer_before_doit(args):
-        sys.exit(0)
+        interrupt.leave(0)
     from doit.doit_cmd import DoitMain
-    sys.exit(DoitMain().run(args))
+    interrupt.leave(DoitMain().run(args))

@@ -10,7 +10,8 @@ what only a build needs (pydantic and jinja2 for stamps).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # typing's, without importing typing: the no-op imports this package
 
 _HOMES = {
     "Engine": "core", "BuildLock": "lock",

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-import jinja2
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import InputError
@@ -109,5 +108,6 @@ def read_stamp(artifact: Path) -> Stamp | None:
 
 def render_stamp(template: str, stamp: Stamp) -> str:
     """Render text carried by an artifact (``{{ stamp.built_at }}``, ``{{ stamp.git.main.revision }}`` …)."""
+    import jinja2  # here: loading the tasks (the check after an edit) renders nothing
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return environment.from_string(template).render(stamp=stamp)

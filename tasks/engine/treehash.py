@@ -31,7 +31,7 @@ import os
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,14 +39,12 @@ from pathlib import Path
 from ..errors import CommandError, InputError
 from ..hashing import CHUNK, hash_bytes, hash_value, new_hasher
 from ..process import child_env
+from .observe import RACY_WINDOW_NS, Exclusions, StatKey, scan, stat_key
 
 KIND_FILE, KIND_EXEC, KIND_LINK = b"f", b"x", b"l"
 Manifest = dict[bytes, tuple[bytes, str]]  # relative path -> (kind, content hash)
 
 CACHE_FORMAT = 2
-# A file whose mtime or ctime is this close to the moment we looked at it may still be changed within the same
-# timestamp tick without its stat changing ("racy git"); its cache entry is not trusted until it is older.
-RACY_WINDOW_NS = 2_000_000_000
 PARALLEL_MIN_FILES = 64
 BATCH_FILES = 32
 GIT_STATES_KEPT = 16
@@ -114,71 +112,6 @@ def read_hashes(root: bytes, jobs: list[tuple[bytes, bytes]], workers: int) -> l
     batches = [jobs[start:start + BATCH_FILES] for start in range(0, len(jobs), BATCH_FILES)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return [result for batch in pool.map(one_batch, batches) for result in batch]
-
-
-class Exclusions:
-    """What a source-tree hash leaves out: ``.git``, cargo's ``target`` directories, and the given paths."""
-
-    def __init__(self, root: bytes, paths: Iterable[Path] = (), *, source: bool = True):
-        self.root = root
-        self.source = source
-        self.paths = frozenset(os.fsencode(os.path.abspath(path)) for path in paths)
-        self._inside = any(path.startswith(root + b"/") for path in self.paths)
-        self._memo: dict[bytes, bool] = {}
-
-    def directory(self, path: bytes, name: bytes) -> bool:
-        """Whether the directory at absolute ``path`` (named ``name``) is left out."""
-        if not self.source:
-            return False
-        return name == b".git" or path in self.paths or (name == b"target" and _is_cargo_target(path))
-
-    def relative(self, rel: bytes) -> bool:
-        """Whether a path reported relative to the root lies in a left-out directory (or is one)."""
-        if not self.source or (not self._inside and b"target" not in rel):
-            return False
-        parts = rel.rstrip(b"/").split(b"/")
-        return any(self._prefix(b"/".join(parts[:end]), parts[end - 1]) for end in range(1, len(parts) + 1))
-
-    def _prefix(self, rel: bytes, name: bytes) -> bool:
-        if rel not in self._memo:
-            self._memo[rel] = self.directory(self.root + b"/" + rel, name)
-        return self._memo[rel]
-
-
-def _is_cargo_target(path: bytes) -> bool:
-    return os.path.exists(path + b"/CACHEDIR.TAG") or os.path.exists(path + b"/.rustc_info.json")
-
-
-def scan(top: bytes, listing: list | None = None, *, missing_ok: bool = False,
-         lister: Callable[[bytes], list | None] | None = None) -> Iterator[tuple[bytes, list | None, list[bytes]]]:
-    """The directory walk that the tree hash and the no-op evidence share: depth first, one listing per directory
-    (``os.scandir``'s entries, or what ``lister`` gives), yielding ``(path, entries, below)`` for ``top`` and then
-    for each directory the consumer chose.
-
-    What to do with each entry is the consumer's (the per-file work stays in its own loop): it appends to ``below``
-    the paths of the subdirectories to go into (``entry.path``; what it leaves out is pruned), and those are walked
-    next, the last appended first. ``listing``: ``top``'s entries, when the consumer has already listed it. With
-    ``missing_ok`` a directory that is gone (or no longer a directory) is yielded with ``entries`` None; without,
-    the error is raised (a ``lister`` answers None itself)."""
-    stack = [top]
-    while stack:
-        directory = stack.pop()
-        if listing is None:
-            listing = lister(directory) if lister is not None else _scandir(directory, missing_ok)
-        below: list[bytes] = []
-        yield directory, listing, below
-        stack += below
-        listing = None
-
-
-def _scandir(directory: bytes, missing_ok: bool) -> list[os.DirEntry] | None:
-    try:
-        with os.scandir(directory) as entries:
-            return list(entries)
-    except (FileNotFoundError, NotADirectoryError):
-        if not missing_ok:
-            raise
-        return None
 
 
 GITIGNORE = b".gitignore"
@@ -259,14 +192,6 @@ def _output_tree_digest(entries: list[tuple[bytes, os.stat_result]], contents: d
 def _output_kind(mode: int) -> bytes:
     kind = b"d" if stat.S_ISDIR(mode) else b"l" if stat.S_ISLNK(mode) else b"f"
     return b"%s%04o" % (kind, stat.S_IMODE(mode))
-
-
-StatKey = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, inode, mode
-
-
-def stat_key(st: os.stat_result) -> StatKey:
-    """What a cached answer about a file is keyed by: any write, rename or chmod changes one of these."""
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode
 
 
 StatEntry = tuple[StatKey, bytes, str, bool]  # stat key, kind, content hash, trusted

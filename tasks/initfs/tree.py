@@ -13,14 +13,17 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jinja2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..atomic import atomic_path
 from ..errors import InputError
 from ..process import run
 from ..templating import TEMPLATES_DIR
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = TEMPLATES_DIR / "initfs"
 LAYOUT_FILE = TEMPLATES / "layout.toml"
@@ -146,6 +149,7 @@ class BuildStamp(BaseModel):
 
 
 def _environment() -> jinja2.Environment:
+    import jinja2  # here: loading the tasks (the check after an edit) renders nothing
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
                                      keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                                      autoescape=False)
