@@ -317,6 +317,8 @@ def _is_source_dir(directory: bytes) -> bool:
 def _is_git_source(directory: bytes, entries: list[Entry], linked_source: bool = False) -> bool:
     """A recipe's ``source/`` (or, ``linked_source``, the directory a recipe's source link leads to) that the
     engine hashes the git way (tasks.engine.treehash.is_git_tree)."""
+    if not linked_source and not directory.endswith(b"/" + SOURCE_DIR):  # most directories: no names looked at
+        return False
     names = {name for name, _, _ in entries}
     return (b".git" in names and b".gitmodules" not in names
             and (linked_source or _is_source_dir(directory)))
@@ -332,6 +334,7 @@ class _Probe:
     whose cost is the point."""
 
     def __init__(self, argv: list[str]):
+        self._argv = tuple(argv)
         try:
             self._process: subprocess.Popen | str = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -342,7 +345,20 @@ class _Probe:
         if isinstance(self._process, str):
             return self._process
         output, _ = self._process.communicate()
+        if self._process.returncode == 0:
+            _PROBED[self._argv] = output
         return f"{self._process.returncode} {hash_bytes(output)}"
+
+
+_PROBED: dict[tuple[str, ...], bytes] = {}
+
+
+def probed(argv: list[str]) -> str | None:
+    """The output of ``argv`` if this process ran it as a probe and it succeeded (None: it did not): what a signature
+    reads of a command (the host's ``rustc -vV``) is what the observation saw of it a moment ago, and the run after
+    an edit need not run it again."""
+    output = _PROBED.get(tuple(argv))
+    return None if output is None else output.decode(errors="replace")
 
 
 def read_generation(path: str) -> int | None:

@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..engine.observe import probed
 from ..hashing import hash_text, hash_value
 from ..process import run
 from ..settings import PROJECT_DIR, host_triple
@@ -98,7 +99,8 @@ class SelectedToolchain:
     def fingerprint(self) -> str:
         """The toolchain's identity (rustc -vV, backend, target specs); for host builds the host compiler's."""
         if self.host_only:
-            return hash_text(run(self._host_compiler_argv(), capture=True))
+            argv = self._host_compiler_argv()
+            return hash_text(probed(argv) or run(argv, capture=True))
         return self._pinned_fingerprint()
 
     def files(self) -> list[Path]:
