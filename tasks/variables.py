@@ -134,18 +134,22 @@ class SettingsFileError(ValueError):
 
 def saved_settings(path: Path | None = None) -> dict[str, str]:
     """The settings file's values as command-line values would be (strings; paths made absolute)."""
-    import difflib
-    import tomllib
     path = path or settings_file()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        return {}  # the usual case: read on every run, tomllib imported only when there is a file to parse
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingsFileError(f"{path}: cannot be read: {error}") from None
+    import tomllib
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
         raise SettingsFileError(f"{path}: cannot be read: {error}") from None
     values = {}
     for name, value in data.items():
         if name not in SETTING:
+            import difflib
             near = difflib.get_close_matches(name, NAMES, n=1)
             hint = f" (did you mean {near[0]}?)" if near else ""
             raise SettingsFileError(f"{path}: {name}: not a setting{hint}; the settings: {', '.join(NAMES)}")

@@ -85,12 +85,13 @@ class Observer:
         self._git: ThreadPoolExecutor | None = None
 
     def observe(self, spec: Spec) -> Observation:
-        """Everything; the commands run while this process walks the directories."""
+        """Everything; the commands run, and the outputs are observed, while this process walks the directories."""
         seen: Observation = {}
         probes = {_probe_key(argv): _Probe(argv) for argv in spec.probes}
+        outputs = _OutputsMeanwhile(spec.outputs)
         self.directories(spec, seen)
         self._files_and_env(spec, seen)
-        self.outcome(spec, seen)
+        self.outcome(spec, seen, meanwhile=outputs)
         seen.update({key: probe.result() for key, probe in probes.items()})
         return seen
 
@@ -122,12 +123,14 @@ class Observer:
         seen.update({f"\0env\0{name}": os.environ.get(name) for name in spec.env})
 
     def outcome(self, spec: Spec, seen: Observation, earlier: tuple | None = None,
-                written: Container[int] = ()) -> None:
+                written: Container[int] = (), meanwhile: _OutputsMeanwhile | None = None) -> None:
         """What the run left: each output's stat, and the state's generation. Given what was observed of the outputs
         ``earlier``, only the outputs at the indexes ``written`` are observed again (the others are as they were
-        before anything read them)."""
-        if earlier is None:
-            seen[OUTPUTS] = tuple(_lstat_key(path) for path in spec.outputs)
+        before anything read them); ``meanwhile``: the outputs' observation, already under way."""
+        if meanwhile is not None:
+            seen[OUTPUTS] = meanwhile.result()
+        elif earlier is None:
+            seen[OUTPUTS] = _lstat_keys(spec.outputs)
         else:
             seen[OUTPUTS] = tuple(_lstat_key(path) if index in written else key
                                   for index, (path, key) in enumerate(zip(spec.outputs, earlier, strict=True)))
@@ -447,6 +450,52 @@ StatKey = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, inode, mod
 def stat_key(st: os.stat_result) -> StatKey:
     """What a cached answer about a file is keyed by: any write, rename or chmod changes one of these."""
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode
+
+
+class _OutputsMeanwhile:
+    """The outputs' :func:`_lstat_keys`, taken by a forked child while this process walks the directories: thousands
+    of ``lstat`` calls on the other core, where Python threads would queue for the interpreter lock and be slower
+    than one. Few outputs, no ``fork`` or other threads running (forking them is unsafe): taken here, when asked."""
+
+    FORK_FROM = 1000  # outputs: below, a fork costs more than it saves
+
+    def __init__(self, paths: list[str]):
+        self._paths, self._pid = paths, None
+        if len(paths) < self.FORK_FROM or not hasattr(os, "fork") or _other_threads():
+            return
+        self._read, write = os.pipe()
+        self._pid = os.fork()
+        if self._pid == 0:  # the child: observe, answer, and end without any of the parent's exit work
+            status = 1
+            try:
+                os.close(self._read)
+                with open(write, "wb") as stream:
+                    stream.write(marshal.dumps(_lstat_keys(paths)))
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write)
+
+    def result(self) -> tuple[StatKey | None, ...]:
+        if self._pid is None:
+            return _lstat_keys(self._paths)
+        with open(self._read, "rb") as stream:
+            data = stream.read()
+        _, status = os.waitpid(self._pid, 0)
+        try:
+            keys = marshal.loads(data) if status == 0 else None
+        except (EOFError, ValueError, TypeError):
+            keys = None
+        return keys if isinstance(keys, tuple) and len(keys) == len(self._paths) else _lstat_keys(self._paths)
+
+
+def _other_threads() -> bool:
+    import threading  # already imported with subprocess
+    return threading.active_count() > 1
+
+
+def _lstat_keys(paths: list[str]) -> tuple[StatKey | None, ...]:
+    return tuple(_lstat_key(path) for path in paths)
 
 
 def _lstat_key(path: str) -> StatKey | None:
