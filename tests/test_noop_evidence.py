@@ -6,10 +6,12 @@ root, exercise the same loader in every one of its scenarios).
 """
 from __future__ import annotations
 
+import ast
 import os
 import random
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -97,7 +99,7 @@ def test_evidence_holds_while_nothing_changes(zone, trusted):
     evidence = evidence_of(spec)
     assert evidence.changes() == []
     seen = evidence.seen
-    assert seen[bytes(zone / "plain/source/a.txt")] == observe_module.stat_key(os.lstat(zone / "plain/source/a.txt"))
+    assert seen[bytes(zone / "plain/source/a.txt")] == observe_module.stat_print(os.lstat(zone / "plain/source/a.txt"))
     # The git source is known by its status and its dirty file, not by a walk of its clean files.
     assert f"\0git\0{zone / 'gitty/source'}" in seen and bytes(zone / "gitty/source/dirty.txt") in seen
     assert bytes(zone / "gitty/source/clean.txt") not in seen
@@ -223,6 +225,34 @@ def test_files_environment_commands_outputs_and_state_are_observed(tmp_path, tru
         assert evidence.changes() == [], name
         change()
         assert evidence.changes() != [], name
+
+
+def test_a_command_a_signature_reads_is_taken_from_the_probe_observed_a_moment_ago(tmp_path):
+    """The host compiler's version (``rustc -vV``) is a probe of the evidence and an input of the host toolchain's
+    fingerprint: the run after an edit runs it once (observe.probed), and a failed probe is not taken."""
+    counter = tmp_path / "runs"
+    tool = write(tmp_path / "tool", f"#!/bin/sh\necho run >> {counter}\necho version 1\n")
+    tool.chmod(0o755)
+    failing = [sys.executable, "-c", "raise SystemExit(3)"]
+    Observer().observe(Spec(probes=[[str(tool)], failing]))
+    assert observe_module.probed([str(tool)]) == "version 1\n" and counter.read_text() == "run\n"
+    assert observe_module.probed(failing) is None and observe_module.probed(["never-run"]) is None
+
+
+def test_the_entry_points_answer_imports_only_light_modules(tree):
+    """A no-op's cost is its imports as much as its stats (issue 21): the answer before doit imports neither doit
+    nor the build's libraries nor the standard library's heavier modules."""
+    build(tree)
+    script = ("import sys\nfrom tasks.cli.invocation import answer_before_doit\n"
+              "assert answer_before_doit(sys.argv[1:])\nprint(sorted(sys.modules))")
+    result = subprocess.run([sys.executable, "-c", script, *doit_command(tree, "pkg")[1:]], cwd=PROJECT,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT)},
+                            timeout=120)
+    assert result.returncode == 0 and ANSWERED in result.stdout, result.stdout + result.stderr
+    imported = set(ast.literal_eval(result.stdout.splitlines()[-1]))
+    heavy = {"doit", "pydantic", "jinja2", "sh", "dataclasses", "typing", "json", "concurrent.futures", "inspect",
+             "tomllib", "difflib", "tasks.engine.evidence", "tasks.engine.treehash"}
+    assert imported & heavy == set()
 
 
 # --- through doit --------------------------------------------------------------------------------------------

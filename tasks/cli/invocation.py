@@ -10,6 +10,7 @@ the evidence does not answer, goes to doit, whose loader (:mod:`.loader`) asks t
 """
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -163,26 +164,38 @@ OBSERVED: Observed | None = None
 
 def answer_before_doit(args: list[str]) -> bool:
     """True when the evidence answered this command line, its line printed: doit need not run at all."""
-    global OBSERVED
     started = time.perf_counter()
     invocation = plain_run(args)
     if invocation is None:
         return False
+    gc.disable()  # the evidence and its observation are tens of thousands of objects, and none is garbage
+    try:
+        return _answer(invocation, started)
+    finally:
+        gc.enable()
+
+
+def _answer(invocation: Invocation, started: float) -> bool:
     here = os.getcwd()
     os.chdir(invocation.dodo.parent)  # where doit runs the tasks, as the loader does
+    if _evidence_holds(invocation, started):
+        return True
+    os.chdir(here)
+    return False
+
+
+def _evidence_holds(invocation: Invocation, started: float) -> bool:
+    global OBSERVED
     path = invocation.evidence_path
     if (kept := read_kept(path)) is None:
-        os.chdir(here)
         return False
     spec, seen, tasks, listings, _ = kept
     try:  # the spec as the observer reads it: attributes (tasks.engine.evidence.Spec, without importing it)
         changed, latest, listed = look_again(SimpleNamespace(**spec), seen, listings, exclude=[invocation.build])
     except Exception:  # noqa: BLE001  (whatever it is, doit's loader meets it again and says it)
-        os.chdir(here)
         return False
     if changed:
         OBSERVED = Observed(path, kept, changed, latest, listed)
-        os.chdir(here)
         return False
     answered(invocation, tasks, len(seen), started)
     sys.stdout.flush()

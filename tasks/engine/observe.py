@@ -14,9 +14,10 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Container, Iterable, Iterator
-from stat import S_ISDIR, S_ISREG
+from stat import S_ISDIR, S_ISLNK, S_ISREG, S_IXUSR
 
-from ..hashing import hash_bytes
+from ..errors import InputError
+from ..hashing import CHUNK, hash_bytes, new_hasher
 
 TYPE_CHECKING = False  # typing's, without importing typing: this module's imports are a no-op's cost
 if TYPE_CHECKING:
@@ -24,13 +25,15 @@ if TYPE_CHECKING:
 
     from .evidence import Spec
 
-FORMAT = 3  # 3: probes as "status hash"; 2: the plan (in a file of its own) and the listings
+FORMAT = 4  # 4: stats as one number (stat_print); 3: probes as "status hash"; 2: the plan and the listings
 # A file whose mtime or ctime is this close to the moment we looked at it may still be changed within the same
 # timestamp tick without its stat changing ("racy git"); its cache entry is not trusted until it is older.
 RACY_WINDOW_NS = 2_000_000_000
 RACY_READS = 256  # files read because their stat is too recent; beyond this no evidence is kept
 SOURCE_DIR = b"source"  # a recipe's source: hashed the git way when it is a work tree (tasks.model.recipe.SOURCE_DIR)
 RECIPE_FILE = b"recipe.toml"
+KIND_FILE, KIND_EXEC, KIND_LINK = b"f", b"x", b"l"  # a file's kind in a tree manifest (kind_of)
+_SOURCE_END = b"/" + SOURCE_DIR
 GENERATION, OUTPUTS = "\0generation", "\0outputs"
 
 Observation = dict[bytes | str, object]  # a path (bytes, as the file system has it) or "\0kind\0name" → value
@@ -85,13 +88,12 @@ class Observer:
         self._git: ThreadPoolExecutor | None = None
 
     def observe(self, spec: Spec) -> Observation:
-        """Everything; the commands run, and the outputs are observed, while this process walks the directories."""
+        """Everything; the commands run while this process walks the directories."""
         seen: Observation = {}
         probes = {_probe_key(argv): _Probe(argv) for argv in spec.probes}
-        outputs = _OutputsMeanwhile(spec.outputs)
         self.directories(spec, seen)
         self._files_and_env(spec, seen)
-        self.outcome(spec, seen, meanwhile=outputs)
+        self.outcome(spec, seen)
         seen.update({key: probe.result() for key, probe in probes.items()})
         return seen
 
@@ -123,14 +125,12 @@ class Observer:
         seen.update({f"\0env\0{name}": os.environ.get(name) for name in spec.env})
 
     def outcome(self, spec: Spec, seen: Observation, earlier: tuple | None = None,
-                written: Container[int] = (), meanwhile: _OutputsMeanwhile | None = None) -> None:
+                written: Container[int] = ()) -> None:
         """What the run left: each output's stat, and the state's generation. Given what was observed of the outputs
         ``earlier``, only the outputs at the indexes ``written`` are observed again (the others are as they were
-        before anything read them); ``meanwhile``: the outputs' observation, already under way."""
-        if meanwhile is not None:
-            seen[OUTPUTS] = meanwhile.result()
-        elif earlier is None:
-            seen[OUTPUTS] = _lstat_keys(spec.outputs)
+        before anything read them)."""
+        if earlier is None:
+            seen[OUTPUTS] = tuple(_lstat_key(path) for path in spec.outputs)
         else:
             seen[OUTPUTS] = tuple(_lstat_key(path) if index in written else key
                                   for index, (path, key) in enumerate(zip(spec.outputs, earlier, strict=True)))
@@ -164,17 +164,18 @@ class Observer:
             if listed is None:  # gone: that is what is observed
                 seen[directory] = None
                 continue
-            if _is_git_source(directory, listed, source and directory == top):
+            linked = source and directory == top
+            if (linked or directory.endswith(_SOURCE_END)) and _is_git_source(directory, listed, linked):
                 self._git_status(directory)  # pruned: git status says it
                 continue
-            for name, path, kind in listed:  # the hot loop of a no-op: _entry inlined for files with a trusted stat
+            for name, path, kind in listed:  # the hot loop of a no-op: _entry inlined for a trusted stat (stat_print)
                 if kind == DIRECTORY:
                     if not exclusions.directory(path, name) and not (code and name == b"__pycache__"):
                         below.append(path)
                 elif name != b".git" and not (kind == OTHER and path in seen):  # (a recipe file: seen by _index)
                     st = os.lstat(path)
                     if st.st_mtime_ns < trust_before_ns > st.st_ctime_ns and path not in by_content:
-                        seen[path] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+                        seen[path] = hash((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode))
                     else:
                         self._entry(path, st, seen)
                     if kind == LINK:
@@ -196,7 +197,7 @@ class Observer:
             return None
         if not S_ISDIR(st.st_mode):
             return None
-        identity = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+        identity = hash((st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev))
         trusted = st.st_mtime_ns < self.trust_before_ns > st.st_ctime_ns
         known = self._known.get(directory)
         if not (trusted and known is not None and known[0] == identity):
@@ -276,11 +277,10 @@ class Observer:
         if key in self.by_content or max(st.st_mtime_ns, st.st_ctime_ns) >= self.trust_before_ns:
             seen[key] = self._content(path, st)
         else:
-            seen[key] = stat_key(st)
+            seen[key] = stat_print(st)
 
     def _content(self, path: bytes, st: os.stat_result) -> tuple:
         """A file by its content (``st`` is its lstat, or its stat when read through a symlink)."""
-        from .treehash import kind_of, read_hash  # a file written in the last seconds: rare, and read anyway
         kind = kind_of(st.st_mode)
         if kind is None:
             return ("content", st.st_mode, None)
@@ -290,8 +290,8 @@ class Observer:
         return ("content", st.st_mode, read_hash(path, kind)[0])
 
 
-Listings = dict[bytes, tuple[tuple[int, int, int, int], tuple[tuple[bytes, str], ...]]]
-"""A directory → (its mtime, ctime, inode and device, its entries' names and kinds) when listed."""
+Listings = dict[bytes, tuple[int, tuple[tuple[bytes, str], ...]]]
+"""A directory → (the hash of its mtime, ctime, inode and device, its entries' names and kinds) when listed."""
 LINK, DIRECTORY, OTHER = "l", "d", "f"
 Entry = tuple[bytes, bytes, str]  # a directory entry: name, path, kind
 
@@ -320,8 +320,6 @@ def _is_source_dir(directory: bytes) -> bool:
 def _is_git_source(directory: bytes, entries: list[Entry], linked_source: bool = False) -> bool:
     """A recipe's ``source/`` (or, ``linked_source``, the directory a recipe's source link leads to) that the
     engine hashes the git way (tasks.engine.treehash.is_git_tree)."""
-    if not linked_source and not directory.endswith(b"/" + SOURCE_DIR):  # most directories: no names looked at
-        return False
     names = {name for name, _, _ in entries}
     return (b".git" in names and b".gitmodules" not in names
             and (linked_source or _is_source_dir(directory)))
@@ -452,54 +450,45 @@ def stat_key(st: os.stat_result) -> StatKey:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode
 
 
-class _OutputsMeanwhile:
-    """The outputs' :func:`_lstat_keys`, taken by a forked child while this process walks the directories: thousands
-    of ``lstat`` calls on the other core, where Python threads would queue for the interpreter lock and be slower
-    than one. Few outputs, no ``fork`` or other threads running (forking them is unsafe): taken here, when asked."""
-
-    FORK_FROM = 1000  # outputs: below, a fork costs more than it saves
-
-    def __init__(self, paths: list[str]):
-        self._paths, self._pid = paths, None
-        if len(paths) < self.FORK_FROM or not hasattr(os, "fork") or _other_threads():
-            return
-        self._read, write = os.pipe()
-        self._pid = os.fork()
-        if self._pid == 0:  # the child: observe, answer, and end without any of the parent's exit work
-            status = 1
-            try:
-                os.close(self._read)
-                with open(write, "wb") as stream:
-                    stream.write(marshal.dumps(_lstat_keys(paths)))
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write)
-
-    def result(self) -> tuple[StatKey | None, ...]:
-        if self._pid is None:
-            return _lstat_keys(self._paths)
-        with open(self._read, "rb") as stream:
-            data = stream.read()
-        _, status = os.waitpid(self._pid, 0)
-        try:
-            keys = marshal.loads(data) if status == 0 else None
-        except (EOFError, ValueError, TypeError):
-            keys = None
-        return keys if isinstance(keys, tuple) and len(keys) == len(self._paths) else _lstat_keys(self._paths)
+def stat_print(st: os.stat_result) -> int:
+    """What an observation keeps of a file's stat: the hash of its :func:`stat_key`, one number where the tuple is
+    six objects. An observation holds tens of thousands, made, compared and read back on every no-op; a change
+    that leaves the hash equal has a chance of one in 2⁶⁴. (Python's hash of a tuple of numbers is the same in
+    every process: no salt.)"""
+    return hash((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode))
 
 
-def _other_threads() -> bool:
-    import threading  # already imported with subprocess
-    return threading.active_count() > 1
-
-
-def _lstat_keys(paths: list[str]) -> tuple[StatKey | None, ...]:
-    return tuple(_lstat_key(path) for path in paths)
-
-
-def _lstat_key(path: str) -> StatKey | None:
+def _lstat_key(path: str) -> int | None:
     try:
-        return stat_key(os.lstat(path))
+        return stat_print(os.lstat(path))
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+def kind_of(mode: int) -> bytes | None:
+    """The manifest kind of a file mode; None for what does not count (directories, devices, sockets)."""
+    if S_ISLNK(mode):
+        return KIND_LINK
+    if S_ISREG(mode):
+        return KIND_EXEC if mode & S_IXUSR else KIND_FILE
+    return None
+
+
+def read_hash(path: bytes, kind: bytes) -> tuple[str, int]:
+    """Content hash and size of one file (a symlink's content is its target string)."""
+    if kind == KIND_LINK:
+        target = os.readlink(path)
+        return hash_bytes(target), len(target)
+    try:
+        with open(path, "rb", buffering=0) as stream:
+            data = stream.read(CHUNK)
+            if len(data) < CHUNK:
+                return hash_bytes(data), len(data)
+            hasher, size = new_hasher(), 0
+            while data:
+                hasher.update(data)
+                size += len(data)
+                data = stream.read(CHUNK)
+            return hasher.hexdigest(), size
+    except OSError as error:
+        raise InputError(f"cannot read while hashing the tree: {error.strerror}", path=os.fsdecode(path)) from None

@@ -22,9 +22,10 @@ from pathlib import Path
 from ..atomic import fresh_partial, move_into_place, remove_path, write_atomically
 from ..errors import CommandError, GraphError
 from ..hashing import hash_bytes, hash_text, hash_value
+from .observe import kind_of, read_hash
 from .stamp import Stamp, StampContext, build_time, collect_revisions, read_stamp, stamp_json, stamp_path
 from .state import Signature, StateStore
-from .treehash import hash_directory, kind_of, read_hash
+from .treehash import hash_directory
 
 
 def output_digest(path: Path) -> str:

@@ -37,11 +37,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CommandError, InputError
-from ..hashing import CHUNK, hash_bytes, hash_value, new_hasher
+from ..hashing import hash_bytes, hash_value
 from ..process import child_env
-from .observe import RACY_WINDOW_NS, Exclusions, StatKey, scan, stat_key
+from .observe import (
+    KIND_EXEC,
+    KIND_FILE,
+    KIND_LINK,
+    RACY_WINDOW_NS,
+    Exclusions,
+    StatKey,
+    kind_of,
+    read_hash,
+    scan,
+    stat_key,
+)
 
-KIND_FILE, KIND_EXEC, KIND_LINK = b"f", b"x", b"l"
 Manifest = dict[bytes, tuple[bytes, str]]  # relative path -> (kind, content hash)
 
 CACHE_FORMAT = 2
@@ -68,38 +78,9 @@ def default_workers() -> int:
     return min(8, 4 * (os.cpu_count() or 1))
 
 
-def kind_of(mode: int) -> bytes | None:
-    """The manifest kind of a file mode; None for what does not count (directories, devices, sockets)."""
-    if stat.S_ISLNK(mode):
-        return KIND_LINK
-    if stat.S_ISREG(mode):
-        return KIND_EXEC if mode & stat.S_IXUSR else KIND_FILE
-    return None
-
-
 def manifest_digest(manifest: Manifest) -> str:
     return hash_bytes(b"".join(kind + b" " + digest.encode() + b" " + path + b"\0"
                                for path, (kind, digest) in sorted(manifest.items())))
-
-
-def read_hash(path: bytes, kind: bytes) -> tuple[str, int]:
-    """Content hash and size of one file (a symlink's content is its target string)."""
-    if kind == KIND_LINK:
-        target = os.readlink(path)
-        return hash_bytes(target), len(target)
-    try:
-        with open(path, "rb", buffering=0) as stream:
-            data = stream.read(CHUNK)
-            if len(data) < CHUNK:
-                return hash_bytes(data), len(data)
-            hasher, size = new_hasher(), 0
-            while data:
-                hasher.update(data)
-                size += len(data)
-                data = stream.read(CHUNK)
-            return hasher.hexdigest(), size
-    except OSError as error:
-        raise InputError(f"cannot read while hashing the tree: {error.strerror}", path=os.fsdecode(path)) from None
 
 
 def read_hashes(root: bytes, jobs: list[tuple[bytes, bytes]], workers: int) -> list[tuple[str, int]]:
