@@ -53,8 +53,8 @@ def doit() -> None:
     elif answer_before_doit(sys.argv[1:]):
         interrupt.leave(0)
     else:
-        from doit.__main__ import main as stock_main
-        interrupt.leave(stock_main())
+        from doit.doit_cmd import DoitMain  # stock doit's main, which would sys.exit before leave()
+        interrupt.leave(DoitMain().run(sys.argv[1:]))
 
 
 def main() -> None:
