@@ -137,14 +137,11 @@ def saved_settings(path: Path | None = None) -> dict[str, str]:
     path = path or settings_file()
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        return {}  # the usual case: read on every run, tomllib imported only when there is a file to parse
-    except (OSError, UnicodeDecodeError) as error:
-        raise SettingsFileError(f"{path}: cannot be read: {error}") from None
-    import tomllib
-    try:
+        import tomllib  # here: the usual case is no file, and a no-op reads this on every run
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:  # UnicodeDecodeError and tomllib.TOMLDecodeError are ValueErrors
         raise SettingsFileError(f"{path}: cannot be read: {error}") from None
     values = {}
     for name, value in data.items():

@@ -38,7 +38,6 @@ from .observe import (
     Listings,
     Observation,
     TooManyRacyFiles,
-    content_paths,
     look_again,
     read_kept,
 )
@@ -125,9 +124,6 @@ class Evidence:
         if self.latest is None or replace(spec, outputs=[], state=None) != replace(self.spec, outputs=[], state=None):
             return None
         return {key: value for key, value in self.latest.items() if key not in (OUTPUTS, GENERATION)}
-
-    def content_paths(self) -> list[bytes]:
-        return content_paths(self.seen)
 
     def save(self, path: Path) -> None:
         """The evidence at ``path``, and its plan (unless the one it was loaded with) in a file beside it."""

@@ -4,8 +4,8 @@ The evidence of a run (:mod:`.evidence`) is checked by observing its spec again 
 outputs ``lstat``-ed, a few commands run — and comparing. The entry point does this before doit, or anything heavier
 than the standard library's lightest modules, is imported (:mod:`tasks.cli.invocation`), so this module keeps to
 them: the tree hash's module (:mod:`.treehash`) is imported only for what a no-op rarely meets (a git work-tree
-source, a file written in the last seconds), and the evidence is read here as marshal keeps it, without its classes.
-The walking primitives the tree hash shares live here too: :func:`scan`, :class:`Exclusions`, :func:`stat_key`.
+source), and the evidence is read here as marshal keeps it, without its classes. The primitives the tree hash
+shares live here too: :func:`scan`, :class:`Exclusions`, :func:`stat_key`, :func:`kind_of`, :func:`read_hash`.
 """
 from __future__ import annotations
 
@@ -130,9 +130,9 @@ class Observer:
         ``earlier``, only the outputs at the indexes ``written`` are observed again (the others are as they were
         before anything read them)."""
         if earlier is None:
-            seen[OUTPUTS] = tuple(_lstat_key(path) for path in spec.outputs)
+            seen[OUTPUTS] = tuple(_lstat_print(path) for path in spec.outputs)
         else:
-            seen[OUTPUTS] = tuple(_lstat_key(path) if index in written else key
+            seen[OUTPUTS] = tuple(_lstat_print(path) if index in written else key
                                   for index, (path, key) in enumerate(zip(spec.outputs, earlier, strict=True)))
         seen[GENERATION] = None if spec.state is None else read_generation(spec.state)
 
@@ -183,8 +183,8 @@ class Observer:
 
     def _scan(self, top: bytes, listing: list[Entry] | None = None
               ) -> Iterator[tuple[bytes, list[Entry] | None, list[bytes]]]:
-        """:func:`treehash.scan` with :meth:`_list`: entries as (name, path, kind), a directory unchanged since an
-        earlier observer listed it not listed again."""
+        """:func:`scan` with :meth:`_list`: entries as (name, path, kind), a directory unchanged since an earlier
+        observer listed it not listed again."""
         return scan(top, listing, lister=self._list)
 
     def _list(self, directory: bytes) -> list[Entry] | None:
@@ -455,10 +455,10 @@ def stat_print(st: os.stat_result) -> int:
     six objects. An observation holds tens of thousands, made, compared and read back on every no-op; a change
     that leaves the hash equal has a chance of one in 2⁶⁴. (Python's hash of a tuple of numbers is the same in
     every process: no salt.)"""
-    return hash((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode))
+    return hash(stat_key(st))
 
 
-def _lstat_key(path: str) -> int | None:
+def _lstat_print(path: str) -> int | None:
     try:
         return stat_print(os.lstat(path))
     except (FileNotFoundError, NotADirectoryError):
